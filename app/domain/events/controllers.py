@@ -1,0 +1,64 @@
+"""The beacon endpoint: batches of watch-time and impression events from the feed page."""
+
+from __future__ import annotations
+
+import json
+
+from litestar import Controller, Request, Response, post
+from sqlalchemy import select
+
+from app.db.models import Video
+from app.domain.events.schemas import EventValidationError, parse_beacon_batch
+from app.domain.events.writer import EventIn
+from app.server.services import services_of, web_session_of
+
+MAX_BEACON_BYTES = 256 * 1024
+
+
+def _problem(status: int, message: str, problems: list[str] | None = None) -> Response:
+    return Response({"error": message, "problems": problems or []}, status_code=status)
+
+
+class EventController(Controller):
+    path = "/api/events"
+
+    # sendBeacon cannot set headers, so the CSRF token travels inside the JSON body and is checked here.
+    @post("/", opt={"csrf_in_body": True}, request_max_body_size=MAX_BEACON_BYTES, status_code=202)
+    async def ingest(self, request: Request) -> Response:
+        services = services_of(request)
+        web_session = web_session_of(request)
+        try:
+            payload = json.loads(await request.body() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _problem(400, "The body is not valid JSON.")
+        try:
+            csrf, events = parse_beacon_batch(payload)
+        except EventValidationError as exc:
+            return _problem(422, "Some events are invalid; none were stored.", exc.problems)
+        if not web_session.csrf_matches(csrf):
+            return _problem(403, "Missing or invalid CSRF token.")
+        video_ids = {event.video_id for event in events}
+        async with services.db.read() as session:
+            rows = (await session.execute(select(Video.id, Video.creator_id).where(Video.id.in_(video_ids)))).all()
+        creators = dict(rows)
+        unknown = sorted(video_ids - set(creators))
+        if unknown:
+            return _problem(422, "Some events are invalid; none were stored.",
+                            [f"Unknown video id {vid!r}." for vid in unknown])
+        user = await services.accounts.ensure_visitor(web_session)
+        stored = await services.events.submit(
+            [
+                EventIn(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    user_id=user.id,
+                    video_id=event.video_id,
+                    creator_id=creators[event.video_id],
+                    watch_duration=event.watch_duration,
+                    additional_info=event.info,
+                )
+                for event in events
+            ]
+        )
+        new = sum(1 for item in stored if item.is_new)
+        return Response({"accepted": new, "duplicates": len(stored) - new}, status_code=202)

@@ -1,0 +1,33 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get
+from sqlalchemy import text
+
+from app.server.services import services_of
+
+
+class HealthController(Controller):
+    @get("/healthz", sync_to_thread=False)
+    def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz")
+    async def readyz(self, request: Request) -> Response:
+        """Ready when the database answers; LanceDB and models are reported (models may be missing)."""
+        services = services_of(request)
+        checks: dict[str, object] = {}
+        ready = True
+        try:
+            async with services.db.read() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - the probe reports any failure
+            checks["database"] = {"ok": False, "error": str(exc)}
+            ready = False
+        lancedb_dir = services.settings.lancedb_dir
+        checks["lancedb"] = {"ok": lancedb_dir.is_dir(), "path": str(lancedb_dir)}
+        ready = ready and lancedb_dir.is_dir()
+        checks["models"] = services.model_status() if hasattr(services, "model_status") else {}
+        return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

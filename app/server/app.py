@@ -1,0 +1,79 @@
+"""The app factory: settings in, a Litestar app out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.exceptions import HTTPException
+from litestar.static_files import create_static_files_router
+
+from app.config import PROJECT_ROOT, Settings, load_settings
+from app.db.migrate import upgrade
+from app.domain.accounts.controllers import AccountController
+from app.domain.events.controllers import EventController
+from app.domain.feed.controllers import FeedController
+from app.domain.system.controllers import HealthController
+from app.server.errors import http_exception_handler, internal_error_handler
+from app.server.logs import AccessLogMiddleware, configure_logging
+from app.server.security import SecurityHeadersMiddleware
+from app.server.services import Services
+from app.server.templating import make_environment
+from app.server.web_session import SessionMiddleware
+
+log = logging.getLogger("foryou")
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    settings.ensure_dirs()
+    services = Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.run_migrations_on_start:
+            # Alembic's environment runs its own event loop, so it gets a thread of its own.
+            await asyncio.to_thread(upgrade, settings)
+        await services.events.start()
+        log.info("foryou started", extra={"data_dir": str(settings.data_dir.resolve())})
+        try:
+            yield
+        finally:
+            await services.events.stop()
+            await services.db.dispose()
+
+    app = Litestar(
+        route_handlers=[
+            FeedController,
+            AccountController,
+            EventController,
+            HealthController,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], cache_control=None,
+                                       include_in_schema=False),
+        ],
+        middleware=[
+            SecurityHeadersMiddleware(),
+            AccessLogMiddleware(),
+            SessionMiddleware(services.sessions, settings.secure_cookies),
+        ],
+        exception_handlers={HTTPException: http_exception_handler, 500: internal_error_handler},
+        lifespan=[lifespan],
+        response_cache_config=ResponseCacheConfig(),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.services = services
+    app.state.jinja = make_environment()
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Entry point for ``uvicorn --factory``."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,54 @@
+"""Error pages that look like the app (HTML for pages, JSON for the API)."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from app.server.templating import render
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "That request didn't make sense",
+    401: "Please log in",
+    403: "You can't do that",
+    404: "Nothing here",
+    405: "Not allowed",
+    413: "That's too big",
+    429: "Slow down a little",
+    500: "Something broke on our side",
+}
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, detail: str) -> Response:
+    if _wants_json(request):
+        return Response({"error": detail, "status": status}, status_code=status)
+    title = TITLES.get(status, "Something went wrong")
+    context = {"status": status, "title": title, "detail": detail}
+    try:
+        return render(request, "error.html", context, status_code=status)
+    except Exception:  # noqa: BLE001 - never fail while reporting a failure
+        log.exception("error page failed to render")
+        return Response(f"{status} {title}", status_code=status, media_type="text/plain")
+
+
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    detail = exc.detail if exc.detail and exc.detail != TITLES.get(exc.status_code) else ""
+    if exc.status_code == 413 and not detail:
+        detail = "The request body is larger than allowed."
+    response = error_response(request, exc.status_code, detail or TITLES.get(exc.status_code, ""))
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, 500, "We've logged it and will look into it.")

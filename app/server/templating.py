@@ -1,0 +1,77 @@
+"""Page rendering: one Jinja environment; one URL serves a whole page or, for htmx, one named block of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response
+from litestar.enums import MediaType
+
+from app.config import PROJECT_ROOT
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["compact"] = compact_number
+    return env
+
+
+def compact_number(value: int | float) -> str:
+    """1234 -> 1.2K, the way counts are shown on a card."""
+    number = float(value or 0)
+    for unit, size in (("M", 1_000_000), ("K", 1_000)):
+        if number >= size:
+            text = f"{number / size:.1f}".rstrip("0").rstrip(".")
+            return f"{text}{unit}"
+    return str(int(number))
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render ``template``; for an htmx request with ``block`` given, only that block."""
+    env: Environment = request.app.state.jinja
+    full_context = {**base_context(request), **(context or {})}
+    page = env.get_template(template)
+    if block and is_htmx(request):
+        html = "".join(page.blocks[block](page.new_context(full_context)))
+    else:
+        html = page.render(full_context)
+    response_headers = {"Vary": "HX-Request", **(headers or {})}
+    return Response(html, media_type=MediaType.HTML, status_code=status_code, headers=response_headers)
+
+
+def render_block(request: Request, template: str, block: str, context: dict[str, Any] | None = None) -> str:
+    env: Environment = request.app.state.jinja
+    page = env.get_template(template)
+    return "".join(page.blocks[block](page.new_context({**base_context(request), **(context or {})})))
+
+
+def base_context(request: Request) -> dict[str, Any]:
+    web_session = request.scope.get("state", {}).get("web_session")
+    return {
+        "request": request,
+        "web_session": web_session,
+        "current_user": web_session.user if web_session else None,
+        "signed_in": bool(web_session and web_session.is_signed_in),
+        "csrf_token": web_session.csrf_token if web_session else "",
+        "settings": request.app.state.settings,
+    }

@@ -1,0 +1,131 @@
+import json
+import uuid
+
+from sqlalchemy import func, select
+
+from app.db.models import Event, User
+from tests.app.helpers import add_video, run, services
+from tests.app.test_accounts import login, signup
+from tests.conftest import csrf_of
+
+
+def beacon(client, events, csrf=None):
+    csrf = csrf if csrf is not None else csrf_of(client)
+    return client.post("/api/events", content=json.dumps({"csrf": csrf, "events": events}),
+                       headers={"content-type": "text/plain"})
+
+
+def view(video_id, seconds=3.0, event_id=None):
+    return {"event_id": event_id or uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": seconds}
+
+
+def stored_events(client, **where):
+    async def _query():
+        async with services(client).db.read() as session:
+            query = select(Event)
+            for key, value in where.items():
+                query = query.where(getattr(Event, key) == value)
+            return (await session.execute(query)).scalars().all()
+
+    return run(client, _query())
+
+
+def test_guest_events_are_stored_and_carried_over_at_signup(client):
+    video = add_video(client)
+    assert beacon(client, [view(video, 4.0), view(video, 1.0)]).status_code == 202
+    guest_events = stored_events(client)
+    assert len(guest_events) == 2
+    guest_id = guest_events[0].user_id
+    assert signup(client, username="erin").status_code == 200
+
+    async def _user():
+        async with services(client).db.read() as session:
+            return (await session.execute(select(User).where(User.username == "erin"))).scalar_one()
+
+    erin = run(client, _user())
+    assert erin.id == guest_id  # the guest became the account
+    assert {e.user_id for e in stored_events(client)} == {erin.id}
+
+
+def test_guest_events_move_to_an_existing_account_at_login(client):
+    video = add_video(client)
+    signup(client, username="frank")
+    client.post("/logout", data={"csrf_token": csrf_of(client)})
+    beacon(client, [view(video, 2.0)])
+    assert login(client, username="frank").status_code == 200
+
+    async def _frank_id():
+        async with services(client).db.read() as session:
+            return (await session.execute(select(User.id).where(User.username == "frank"))).scalar_one()
+
+    assert {e.user_id for e in stored_events(client)} == {run(client, _frank_id())}
+
+
+def test_duplicate_event_id_is_stored_once_and_watch_time_merges_with_max(client):
+    video = add_video(client)
+    event_id = uuid.uuid4().hex
+    first = beacon(client, [view(video, 2.0, event_id)])
+    assert first.json() == {"accepted": 1, "duplicates": 0}
+    again = beacon(client, [view(video, 5.5, event_id), view(video, 3.0, event_id)])
+    assert again.json() == {"accepted": 0, "duplicates": 2}  # both copies were already stored
+    late_and_shorter = beacon(client, [view(video, 1.0, event_id)])
+    assert late_and_shorter.json()["duplicates"] == 1
+    rows = stored_events(client, event_id=event_id)
+    assert len(rows) == 1
+    assert rows[0].watch_duration == 5.5
+
+
+def test_events_are_sessionized(client):
+    video = add_video(client)
+    beacon(client, [view(video), view(video)])
+    sessions = {e.session_id for e in stored_events(client)}
+    assert len(sessions) == 1 and None not in sessions
+
+
+def test_bad_beacons_get_clear_errors_and_store_nothing(client):
+    video = add_video(client)
+    csrf = csrf_of(client)
+    malformed = client.post("/api/events", content=b"{not json", headers={"content-type": "application/json"})
+    assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]
+
+    unknown = beacon(client, [view(video), {"event_id": uuid.uuid4().hex, "type": "teleport", "video_id": video}], csrf)
+    assert unknown.status_code == 422
+    assert any("teleport" in p for p in unknown.json()["problems"])
+
+    not_a_beacon = beacon(client, [{"event_id": uuid.uuid4().hex, "type": "like", "video_id": video}], csrf)
+    assert not_a_beacon.status_code == 422
+
+    missing_watch = beacon(client, [{"event_id": uuid.uuid4().hex, "type": "view", "video_id": video}], csrf)
+    assert missing_watch.status_code == 422
+
+    ghost_video = beacon(client, [view("v_doesnotexist")], csrf)
+    assert ghost_video.status_code == 422
+
+    no_csrf = beacon(client, [view(video)], csrf="")
+    assert no_csrf.status_code == 403
+
+    huge = client.post("/api/events", content=b"x" * (300 * 1024), headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+
+    assert stored_events(client) == []  # the valid event beside the unknown one was not half-written
+
+
+def test_concurrent_writes_do_not_fail_with_database_locked(client):
+    """Many write transactions at once: BEGIN IMMEDIATE plus busy_timeout makes them queue, not fail."""
+    import asyncio
+
+    from app.domain.events.writer import EventIn, write_events
+
+    video = add_video(client)
+    db = services(client).db
+
+    async def _burst():
+        await asyncio.gather(*[
+            write_events(db, [EventIn(event_id=uuid.uuid4().hex, event_type="view", user_id=None, video_id=video,
+                                      watch_duration=1.0)])
+            for _ in range(40)
+        ])
+        async with db.read() as session:
+            return (await session.execute(select(func.count()).select_from(Event))).scalar_one()
+
+    assert run(client, _burst()) == 40

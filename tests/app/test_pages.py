@@ -1,0 +1,31 @@
+from tests.app.helpers import add_video
+
+
+def test_empty_catalogue_shows_a_friendly_empty_state(client):
+    page = client.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "No videos yet" in page.text and "/upload" in page.text and "foryou seed" in page.text
+
+
+def test_pages_carry_security_headers(client):
+    page = client.get("/", headers={"accept": "text/html"})
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_missing_page_looks_like_the_app(client):
+    page = client.get("/no/such/page", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    assert "Back to the feed" in page.text and "For<span>You</span>" in page.text
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True
+    assert ready["checks"]["database"]["ok"] is True
+
+
+def test_catalogue_with_a_ready_video_has_no_empty_state(client):
+    add_video(client)
+    assert "No videos yet" not in client.get("/", headers={"accept": "text/html"}).text
