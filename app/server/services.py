@@ -10,7 +10,13 @@ from app.config import Settings
 from app.db.engine import Database
 from app.domain.accounts.services import AccountService, LoginRateLimiter
 from app.domain.events.writer import EventWriter
+from app.domain.feed.services import FeedService
+from app.domain.videos.services import VideoService
 from app.server.web_session import SessionStore, WebSession
+
+# The media pipeline's steps, in order (each one a durable job row per video).
+PIPELINE_STEPS = ("probe", "transcode", "frames", "visual_embed", "audio", "transcribe", "captions",
+                  "text_embed", "index", "publish")
 
 
 @dataclass
@@ -20,18 +26,23 @@ class Services:
     sessions: SessionStore
     accounts: AccountService
     events: EventWriter
+    feed: FeedService
+    videos: VideoService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.resolved_database_url)
         sessions = SessionStore(db, settings.session_days)
         limiter = LoginRateLimiter(settings.login_attempts_per_minute)
+        events = EventWriter(db, settings.event_batch_max, settings.event_flush_interval_ms / 1000)
         return cls(
             settings=settings,
             db=db,
             sessions=sessions,
             accounts=AccountService(db, sessions, limiter, settings.admin_usernames),
-            events=EventWriter(db, settings.event_batch_max, settings.event_flush_interval_ms / 1000),
+            events=events,
+            feed=FeedService(db, events, settings.feed_page_size),
+            videos=VideoService(settings, db, PIPELINE_STEPS),
         )
 
 

@@ -1,0 +1,75 @@
+"""Serving video files with HTTP Range support (Safari will not play a video without 206 responses)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+from litestar import Response
+from litestar.response import Stream
+
+CHUNK = 256 * 1024
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8"}
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """(start, end inclusive) for a single satisfiable range; None without one; "invalid" when unsatisfiable."""
+    if not header:
+        return None
+    match = RANGE_RE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # multi-range or malformed: ignore the header and send the whole file (RFC 9110 allows it)
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            return "invalid"
+        start, end = max(size - suffix, 0), size - 1
+    if start >= size or start > end:
+        return "invalid"
+    return start, end
+
+
+async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        await handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def file_response(path: Path, range_header: str | None, if_none_match: str | None = None,
+                  max_age: int = 3600) -> Response:
+    stat = os.stat(path)
+    size = stat.st_size
+    etag = '"' + hashlib.sha1(f"{stat.st_ino}-{stat.st_mtime_ns}-{size}".encode()).hexdigest()[:20] + '"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={max_age}",
+    }
+    media_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    if if_none_match == etag and not range_header:
+        return Response(b"", status_code=304, headers=headers)
+    wanted = parse_range(range_header, size)
+    if wanted == "invalid":
+        return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if wanted is None:
+        headers["Content-Length"] = str(size)
+        return Stream(_read(path, 0, size), media_type=media_type, headers=headers)
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return Stream(_read(path, start, end - start + 1), status_code=206, media_type=media_type, headers=headers)

@@ -1,0 +1,163 @@
+"""Accepting uploads, and the lifecycle of a video (retry, delete).
+
+An upload is streamed to a temporary file, probed, and only then stored for good: the file moves into the
+video's folder and the video row is written together with its pipeline's job rows in one transaction. If
+anything fails on the way, the temporary file and the folder are removed, so a bad upload leaves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.models import MediaJob, Video, new_id, utcnow
+from media.errors import MediaRejected
+from media.ffmpeg import FFmpegTools, locate
+from media.probe import MediaLimits, ProbeInfo, probe
+
+log = logging.getLogger(__name__)
+
+HASHTAG_RE = re.compile(r"#(\w{1,50})", re.UNICODE)
+MAX_CAPTION = 2200
+MAX_TOPIC = 48
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"The file is larger than the {limit_bytes // (1024 * 1024)} MB upload limit.")
+
+
+def parse_hashtags(caption: str) -> list[str]:
+    """TikTok-style hashtags from a caption: lowercased, unique, in order of appearance."""
+    seen: dict[str, None] = {}
+    for tag in HASHTAG_RE.findall(caption or ""):
+        seen.setdefault(tag.lower(), None)
+    return list(seen)
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    return MediaLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_duration_s=settings.max_video_seconds,
+        max_pixels=settings.max_pixels,
+        transcode_timeout_s=settings.subprocess_timeout_s,
+    )
+
+
+def ffmpeg_tools(settings: Settings) -> FFmpegTools:
+    return locate(settings.ffmpeg_path or None, settings.ffprobe_path or None)
+
+
+class VideoService:
+    def __init__(self, settings: Settings, db: Database, pipeline_steps: tuple[str, ...]) -> None:
+        self.settings = settings
+        self.db = db
+        self.pipeline_steps = pipeline_steps
+        self.limits = media_limits(settings)
+
+    def folder(self, video_id: str) -> Path:
+        return self.settings.media_dir / video_id
+
+    async def receive_stream(self, chunks: AsyncIterator[bytes]) -> Path:
+        """Stream a request body to a temporary file, refusing it past the size limit (never held in memory)."""
+        self.settings.uploads_tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.settings.uploads_tmp_dir / f"{secrets.token_hex(12)}.upload"
+        written = 0
+        try:
+            with open(tmp, "wb") as handle:
+                async for chunk in chunks:
+                    written += len(chunk)
+                    if written > self.settings.max_upload_bytes:
+                        raise UploadTooLarge(self.settings.max_upload_bytes)
+                    handle.write(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    async def accept(self, creator_id: str, tmp: Path, caption: str, topic: str | None) -> Video:
+        """Probe the upload; store it and queue its pipeline, or raise ``MediaRejected`` leaving nothing behind."""
+        caption = (caption or "").strip()[:MAX_CAPTION]
+        topic = (topic or "").strip().lower()[:MAX_TOPIC] or None
+        folder: Path | None = None
+        try:
+            info: ProbeInfo = await asyncio.to_thread(probe, tmp, self.limits, ffmpeg_tools(self.settings))
+            video_id = new_id("v_")
+            folder = self.folder(video_id)
+            folder.mkdir(parents=True)
+            os.replace(tmp, folder / "original")
+            async with self.db.write() as session:
+                video = Video(
+                    id=video_id, creator_id=creator_id, caption=caption, hashtags=parse_hashtags(caption),
+                    topic=topic, duration=info.duration_s, size_bytes=info.size_bytes, width=info.width,
+                    height=info.height, state="processing",
+                    metadata_={"tags": parse_hashtags(caption), "description": caption,
+                               "audio_id": f"a_{video_id}" if info.has_audio else None, "probe": info.to_dict()},
+                )
+                session.add(video)
+                session.add_all(
+                    MediaJob(video_id=video_id, step=step, position=index)
+                    for index, step in enumerate(self.pipeline_steps)
+                )
+            return video
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    async def retry(self, video_id: str) -> bool:
+        """Send a failed video through its pipeline again, from its first unfinished step."""
+        async with self.db.write() as session:
+            video = await session.get(Video, video_id)
+            if video is None or video.state != "failed":
+                return False
+            await session.execute(
+                update(MediaJob)
+                .where(MediaJob.video_id == video_id, MediaJob.status != "succeeded")
+                .values(status="pending", attempts=0, error=None, run_after=utcnow(), progress=0.0)
+            )
+            video.state = "processing"
+            video.failure_reason = None
+        return True
+
+    async def delete(self, video_id: str) -> None:
+        """Remove a video's rows (jobs, likes, comments... cascade) and its files."""
+        async with self.db.write() as session:
+            await session.execute(delete(Video).where(Video.id == video_id))
+        shutil.rmtree(self.folder(video_id), ignore_errors=True)
+
+    async def sweep_orphans(self, older_than_s: float = 3600.0) -> int:
+        """Remove temporary uploads and media folders that no video row owns (left by a crash mid-upload).
+
+        Only old leftovers: a younger one may belong to an upload in flight in another process."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for stale in self.settings.uploads_tmp_dir.glob("*.upload"):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink(missing_ok=True)
+                removed += 1
+        if self.settings.media_dir.is_dir():
+            async with self.db.read() as session:
+                known = set((await session.execute(select(Video.id))).scalars())
+            for folder in self.settings.media_dir.iterdir():
+                if folder.is_dir() and folder.name not in known and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+        return removed
+
+
+def rejection_message(exc: MediaRejected) -> dict[str, str]:
+    return {"error": exc.message, "code": exc.code}
+
