@@ -18,7 +18,7 @@ from app.domain.accounts.controllers import AccountController
 from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
 from app.domain.system.controllers import HealthController
-from app.domain.videos.controllers import MediaController
+from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
 from app.server.logs import AccessLogMiddleware, configure_logging
 from app.server.security import SecurityHeadersMiddleware
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             HealthController,
             MediaController,
+            StudioController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], cache_control=None,
                                        include_in_schema=False),
         ],

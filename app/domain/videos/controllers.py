@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get
-from litestar.exceptions import NotFoundException
+from urllib.parse import quote
 
-from app.db.models import Video
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect
+from sqlalchemy import select
+
+from app.db.models import MediaJob, User, Video
 from app.domain.videos.files import file_response
+from app.domain.videos.services import UploadTooLarge, rejection_message
 from app.server.services import services_of, web_session_of
+from app.server.templating import is_htmx, render
+from media.errors import MediaRejected
 
 # The files of a video that may be served, by public name.
 SERVABLE = {"video.mp4", "poster.jpg", "captions.vtt"}
@@ -37,3 +44,126 @@ class MediaController(Controller):
         if not path.is_file():
             raise NotFoundException()
         return file_response(path, request.headers.get("range"), request.headers.get("if-none-match"))
+
+
+def require_account(request: Request) -> User | Response:
+    """The signed-in user, or a redirect to log in (``HX-Redirect`` for htmx requests)."""
+    web_session = web_session_of(request)
+    if web_session.is_signed_in:
+        return web_session.user
+    target = f"/login?next={quote(request.url.path)}"
+    if is_htmx(request) or request.url.path.startswith("/api/"):
+        return Response({"error": "Please log in first.", "login": target}, status_code=401,
+                        headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+async def owned_video(request: Request, video_id: str, user: User) -> Video:
+    async with services_of(request).db.read() as session:
+        video = await session.get(Video, video_id)
+    if video is None or (video.creator_id != user.id and user.role != "admin"):
+        raise NotFoundException()
+    return video
+
+
+async def job_rows(request: Request, video_id: str) -> list[MediaJob]:
+    async with services_of(request).db.read() as session:
+        return list((await session.execute(
+            select(MediaJob).where(MediaJob.video_id == video_id).order_by(MediaJob.position))).scalars())
+
+
+class StudioController(Controller):
+    """Creators: upload, watch processing move step by step, and manage their videos."""
+
+    @get("/upload")
+    async def upload_page(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        settings = services_of(request).settings
+        return render(request, "videos/upload.html", {"max_upload_mb": settings.max_upload_mb,
+                                                       "topics": SUGGESTED_TOPICS})
+
+    # The file is the raw request body (streamed to disk, never held in memory); the caption and topic
+    # travel in the query string. Our own size check replaces Litestar's body limit.
+    @post("/api/uploads", request_max_body_size=None, status_code=201)
+    async def upload(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        services = services_of(request)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > services.settings.max_upload_bytes:
+            return Response({"error": str(UploadTooLarge(services.settings.max_upload_bytes)), "code": "too_large"},
+                            status_code=413)
+        try:
+            tmp = await services.videos.receive_stream(request.stream())
+        except UploadTooLarge as exc:
+            return Response({"error": str(exc), "code": "too_large"}, status_code=413)
+        try:
+            video = await services.videos.accept(
+                user.id, tmp, request.query_params.get("caption", ""), request.query_params.get("topic")
+            )
+        except MediaRejected as exc:
+            return Response(rejection_message(exc), status_code=422)
+        return Response({"id": video.id, "state": video.state, "status_url": f"/videos/{video.id}/status",
+                         "url": f"/v/{video.id}"}, status_code=201)
+
+    @get("/studio")
+    async def studio_page(self, request: Request) -> Response:
+        return await self.studio(request)
+
+    async def studio(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        async with services_of(request).db.read() as session:
+            videos = list((await session.execute(
+                select(Video).where(Video.creator_id == user.id).order_by(Video.created_at.desc()))).scalars())
+        return render(request, "videos/studio.html", {"videos": videos}, block="videos")
+
+    @get("/videos/{video_id:str}/status")
+    async def status(self, request: Request, video_id: str) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        video = await owned_video(request, video_id, user)
+        jobs = await job_rows(request, video_id)
+        return render(request, "videos/status.html", {"video": video, "jobs": jobs, "step_labels": STEP_LABELS},
+                      block="status")
+
+    @post("/videos/{video_id:str}/retry")
+    async def retry(self, request: Request, video_id: str) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        video = await owned_video(request, video_id, user)
+        await services_of(request).videos.retry(video.id)
+        if request.query_params.get("view") == "studio":
+            return await self.studio(request)
+        return await self.status(request, video_id)
+
+    @delete("/videos/{video_id:str}", status_code=200)
+    async def remove(self, request: Request, video_id: str) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        video = await owned_video(request, video_id, user)
+        await services_of(request).delete_video(video.id)
+        return Response("", status_code=200, headers={"HX-Trigger": "video-deleted"})
+
+
+SUGGESTED_TOPICS = ("comedy", "music", "dance", "food", "travel", "pets", "sports", "science", "tech", "art",
+                    "nature", "space", "learning", "fashion", "gaming")
+STEP_LABELS = {
+    "probe": "Checking the file",
+    "transcode": "Making it play everywhere",
+    "frames": "Picking key frames",
+    "visual_embed": "Understanding the picture",
+    "audio": "Extracting the sound",
+    "transcribe": "Transcribing speech",
+    "captions": "Writing captions",
+    "text_embed": "Understanding the words",
+    "index": "Adding to search",
+    "publish": "Publishing",
+}

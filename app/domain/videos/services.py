@@ -106,6 +106,7 @@ class VideoService:
                                "audio_id": f"a_{video_id}" if info.has_audio else None, "probe": info.to_dict()},
                 )
                 session.add(video)
+                await session.flush()  # no ORM relationship orders the inserts: the video row goes first
                 session.add_all(
                     MediaJob(video_id=video_id, step=step, position=index)
                     for index, step in enumerate(self.pipeline_steps)

@@ -1,0 +1,59 @@
+// The upload page: send the file as the raw request body with a progress bar, then show processing status.
+"use strict";
+(function () {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const bar = document.getElementById("upload-bar");
+  const percent = document.getElementById("upload-percent");
+  const progress = document.getElementById("upload-progress");
+  const errorBox = document.getElementById("upload-error");
+  const submit = document.getElementById("upload-submit");
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+    submit.disabled = false;
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const file = document.getElementById("upload-file").files[0];
+    if (!file) return showError("Choose a video file first.");
+    const maxBytes = Number(form.dataset.maxBytes);
+    if (file.size > maxBytes) return showError("That file is larger than the upload limit.");
+    if (file.size === 0) return showError("That file is empty.");
+    const params = new URLSearchParams({
+      caption: document.getElementById("upload-caption").value,
+      topic: document.getElementById("upload-topic").value,
+    });
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/uploads?" + params.toString());
+    xhr.setRequestHeader("X-CSRF-Token", window.ForYou.csrf());
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = function (e) {
+      if (!e.lengthComputable) return;
+      const value = Math.round((e.loaded / e.total) * 100);
+      bar.value = value;
+      percent.textContent = value + "%";
+    };
+    xhr.onload = function () {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (e) { /* non-JSON error page */ }
+      if (xhr.status === 201) {
+        bar.value = 100;
+        percent.textContent = "Uploaded";
+        form.hidden = true;
+        htmx.ajax("GET", body.status_url, { target: "#processing-status", swap: "innerHTML" });
+      } else if (xhr.status === 401 && body.login) {
+        window.location.href = body.login;
+      } else {
+        showError(body.error || "The upload failed (" + xhr.status + "). Please try again.");
+      }
+    };
+    xhr.onerror = function () { showError("The connection dropped during the upload. Please try again."); };
+    submit.disabled = true;
+    progress.hidden = false;
+    xhr.send(file);
+  });
+})();
