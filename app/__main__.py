@@ -1,37 +1,151 @@
-"""The ``foryou`` command line."""
+"""The ``foryou`` command line: serve, demo, db, models, upload, seed, jobs, recommend, eval."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
+from pathlib import Path
 
-from app.config import load_settings
+from app.config import Settings, load_settings
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.server.app import create_app
     from app.server.logs import configure_logging
 
-    settings = load_settings()
-    if args.host:
-        settings = settings.with_overrides(host=args.host)
-    if args.port:
-        settings = settings.with_overrides(port=args.port)
     configure_logging(settings.log_level, settings.log_json)
     print(f"ForYou is serving on http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_config=None)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)
     return 0
 
 
-def _db_upgrade(_args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    return _serve(settings.with_overrides(**overrides))
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything `make demo` promises: migrate, prepare models, queue the demo catalogue once, serve."""
+    from app.commands import running, seed
+    from app.db.migrate import upgrade
+    from app.server.services import model_settings
+    from media.models.registry import prepare
+
+    upgrade(settings)
+    print("Preparing models (converting Whisper weights once)...", flush=True)
+    report = prepare(model_settings(settings))
+    for name, info in report.get("whisper", {}).items():
+        print(f"  whisper {name}: {info.get('status')}")
+    print(f"  sentence encoder: {report.get('sentence', {}).get('status')}")
+    clip = report.get("clip", {})
+    print(f"  CLIP: {clip.get('status')} {clip.get('detail') or clip.get('location') or ''}".rstrip())
+
+    async def _seed() -> dict:
+        async with running(settings) as services:
+            return await seed(services, if_empty=True)
+
+    result = asyncio.run(_seed())
+    if result.get("seeded"):
+        print(f"Queued {result['seeded']} demo clips; they appear in the feed as processing finishes.")
+    return _serve(settings)
+
+
+def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrate import upgrade
 
-    settings = load_settings()
     upgrade(settings)
     print(f"database at head: {settings.resolved_database_url}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from app.server.services import model_settings
+    from media.models.registry import ModelRegistry, prepare
+
+    if args.models_command == "prepare":
+        _print_json(prepare(model_settings(settings)))
+    else:
+        _print_json(ModelRegistry(model_settings(settings)).status())
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands import running, upload_file, video_report, wait_until_done
+
+    async def _run() -> dict:
+        async with running(settings) as services:
+            video = await upload_file(services, Path(args.file), args.user, args.caption, args.topic)
+            if args.wait:
+                await wait_until_done(services, [video.id])
+                return await video_report(services, video.id)
+            return {"video_id": video.id, "state": video.state}
+
+    report = asyncio.run(_run())
+    _print_json(report)
+    return 0 if report.get("state") != "failed" else 1
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands import running, seed
+
+    async def _run() -> dict:
+        async with running(settings) as services:
+            return await seed(services, if_empty=args.if_empty, wait=args.wait, limit=args.limit)
+
+    _print_json(asyncio.run(_run()))
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands import running
+
+    async def _run() -> object:
+        async with running(settings) as services:
+            if args.jobs_command == "list":
+                return [{"name": job.name, "every_s": job.every_s, "description": job.description}
+                        for job in services.scheduled_jobs()]
+            if not args.name or args.name == "media_pipeline":
+                ran = await services.jobs.drain()
+                return {"job": "media_pipeline", "steps_run": ran, "pending": await services.jobs.pending_count()}
+            name = args.name.removeprefix("recommender:")
+            return {"job": name, "result": await services.recommender.run_job(name)}
+
+    _print_json(asyncio.run(_run()))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from app.commands import CommandError, running
+    from app.db.models import User
+
+    async def _run() -> list[dict]:
+        async with running(settings) as services:
+            async with services.db.read() as session:
+                user = (await session.execute(
+                    select(User).where((User.username == args.user) | (User.id == args.user)))).scalar_one_or_none()
+            if user is None:
+                raise CommandError(f"No user {args.user!r}")
+            picks = await services.recommender.recommend(user.id, args.k, frozenset(), "cli")
+            return [{"position": i, "video_id": p.video_id, "score": round(p.score, 4), "source": p.source,
+                     "reasons": p.reasons, "propensity": p.propensity} for i, p in enumerate(picks)]
+
+    results = asyncio.run(_run())
+    if args.json:
+        _print_json(results)
+    else:
+        for row in results:
+            print(f"{row['position']:>2}  {row['video_id']}  {row['score']:>7.3f}  {row['source']:<18} "
+                  f"{'; '.join(row['reasons'])}")
     return 0
 
 
@@ -42,17 +156,59 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web app")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.set_defaults(func=_serve)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("demo", help="migrate, prepare models, seed the demo catalogue once, and serve").set_defaults(
+        func=cmd_demo)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply migrations up to head").set_defaults(func=_db_upgrade)
+    db_sub.add_parser("upgrade", help="apply migrations up to head").set_defaults(func=cmd_db_upgrade)
+
+    models = sub.add_parser("models", help="model weights")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("prepare", help="convert Whisper weights, check the sentence encoder, find CLIP")
+    models_sub.add_parser("status", help="which models are loaded, available or missing, and why")
+    models.set_defaults(func=cmd_models)
+
+    upload = sub.add_parser("upload", help="upload a video through the same validation and pipeline")
+    upload.add_argument("file")
+    upload.add_argument("--user", required=True, help="the creator's username (created if new)")
+    upload.add_argument("--caption", default="")
+    upload.add_argument("--topic")
+    upload.add_argument("--wait", action="store_true", help="process it now and print the result as JSON")
+    upload.set_defaults(func=cmd_upload)
+
+    seed = sub.add_parser("seed", help="upload the demo catalogue (demo/manifest.json) as its creators")
+    seed.add_argument("--if-empty", action="store_true", help="only when there are no videos yet")
+    seed.add_argument("--wait", action="store_true", help="process the clips now instead of in the server")
+    seed.add_argument("--limit", type=int, help="only the first N clips")
+    seed.set_defaults(func=cmd_seed)
+
+    jobs = sub.add_parser("jobs", help="background jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_sub.add_parser("list", help="the schedule")
+    run = jobs_sub.add_parser("run", help="drain the media queue, or run one periodic job by name")
+    run.add_argument("name", nargs="?")
+    jobs.set_defaults(func=cmd_jobs)
+
+    recommend = sub.add_parser("recommend", help="what the For You feed would serve a user now")
+    recommend.add_argument("user", help="username or user id")
+    recommend.add_argument("-k", type=int, default=10)
+    recommend.add_argument("--json", action="store_true")
+    recommend.set_defaults(func=cmd_recommend)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.commands import CommandError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args, load_settings())
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

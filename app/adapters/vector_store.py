@@ -141,6 +141,12 @@ class VectorStore:
             return []
         return self.db.open_table(VIDEOS).to_arrow().to_pylist()
 
+    def vector_of(self, video_id: str) -> np.ndarray | None:
+        if VIDEOS not in self.db.table_names():
+            return None
+        rows = self.db.open_table(VIDEOS).search().where(f"id = {_quote(video_id)}").limit(1).to_list()
+        return np.asarray(rows[0]["vector"], dtype=np.float32) if rows else None
+
     def count(self, name: str = VIDEOS, where: str | None = None) -> int:
         if name not in self.db.table_names():
             return 0

@@ -10,8 +10,10 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from recommender import EVENT_TYPES as RECOMMENDER_EVENT_TYPES
 
 
 def utcnow() -> datetime:
@@ -26,13 +28,8 @@ def _json(default: Any) -> Any:
     return Field(default_factory=lambda: default.copy(), sa_column=Column(JSON, nullable=False))
 
 
-# ---- the seed's event taxonomy (§2.1), plus impression and two undo events -------------------------
-ENGAGEMENT_EVENTS = ("like", "comment", "share", "follow", "save")
-CONSUMPTION_EVENTS = ("view", "complete_view", "replay")
-NEGATIVE_EVENTS = ("skip", "hide", "report", "unfollow")
-CONTENT_EVENTS = ("content_upload",)
-APP_EVENTS = ("impression", "unlike", "unsave")
-EVENT_TYPES = ENGAGEMENT_EVENTS + CONSUMPTION_EVENTS + NEGATIVE_EVENTS + CONTENT_EVENTS + APP_EVENTS
+# The seed's event taxonomy (§2.1) plus impression and the undo events lives with the recommender.
+EVENT_TYPES = RECOMMENDER_EVENT_TYPES
 
 
 class User(SQLModel, table=True):
@@ -212,3 +209,19 @@ class MediaJob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = Field(default=None)
     finished_at: datetime | None = Field(default=None)
+
+
+class RankerVersion(SQLModel, table=True):
+    """Every trained ranker: the active one, retired ones (rollback targets) and rejected candidates."""
+
+    __tablename__ = "ranker_versions"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    created_at: float
+    status: str = Field(max_length=16)  # active | retired | rejected
+    parent_version: int | None = Field(default=None)
+    metrics: dict = _json({})
+    n_train: int = Field(default=0)
+    n_holdout: int = Field(default=0)
+    note: str = Field(default="", max_length=500)
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -17,6 +17,8 @@ from app.db.migrate import upgrade
 from app.domain.accounts.controllers import AccountController
 from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
+from app.domain.interactions.controllers import InteractionController
+from app.domain.pages.controllers import PagesController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
@@ -40,17 +42,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.run_migrations_on_start:
             # Alembic's environment runs its own event loop, so it gets a thread of its own.
             await asyncio.to_thread(upgrade, settings)
-        await services.events.start()
+        await services.start(scheduler=settings.run_scheduler)
         log.info("foryou started", extra={"data_dir": str(settings.data_dir.resolve())})
         try:
             yield
         finally:
-            await services.events.stop()
-            await services.db.dispose()
+            await services.stop()
 
     app = Litestar(
         route_handlers=[
             FeedController,
+            InteractionController,
+            PagesController,
             AccountController,
             EventController,
             HealthController,

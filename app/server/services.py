@@ -1,22 +1,43 @@
-"""The app's long-lived objects, built once at start-up and shared by every request."""
+"""The app's long-lived objects, built once at start-up and shared by every request, job and command."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
 
 from litestar import Request
 
+from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
 from app.domain.accounts.services import AccountService, LoginRateLimiter
 from app.domain.events.writer import EventWriter
+from app.domain.feed.recommender import RecommenderService
 from app.domain.feed.services import FeedService
+from app.domain.videos.jobs import JobRunner
+from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
 from app.domain.videos.services import VideoService
+from app.server.scheduler import ScheduledJob, Scheduler
 from app.server.web_session import SessionStore, WebSession
+from media.models.registry import ModelRegistry, ModelSettings
+from recommender import JOBS
 
-# The media pipeline's steps, in order (each one a durable job row per video).
-PIPELINE_STEPS = ("probe", "transcode", "frames", "visual_embed", "audio", "transcribe", "captions",
-                  "text_embed", "index", "publish")
+log = logging.getLogger(__name__)
+
+MEDIA_TICK_S = 2.0
+
+
+def model_settings(settings: Settings) -> ModelSettings:
+    return ModelSettings(
+        models_dir=str(settings.models_dir),
+        whisper=settings.whisper_model,
+        whisper_download=settings.allow_model_downloads,
+        clip_arch=settings.clip_arch,
+        clip_pretrained=settings.clip_weights or settings.clip_pretrained,
+        clip_download=settings.allow_model_downloads,
+    )
 
 
 @dataclass
@@ -28,22 +49,80 @@ class Services:
     events: EventWriter
     feed: FeedService
     videos: VideoService
+    models: ModelRegistry
+    vectors: VectorStore
+    recommender: RecommenderService
+    pipeline: MediaPipeline
+    jobs: JobRunner
+    scheduler: Scheduler | None = field(default=None)
+    _model_status: tuple[float, dict] | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, models: ModelRegistry | None = None) -> Services:
+        settings.ensure_dirs()
         db = Database(settings.resolved_database_url)
         sessions = SessionStore(db, settings.session_days)
-        limiter = LoginRateLimiter(settings.login_attempts_per_minute)
         events = EventWriter(db, settings.event_batch_max, settings.event_flush_interval_ms / 1000)
+        vectors = VectorStore(settings.lancedb_dir)
+        models = models or ModelRegistry(model_settings(settings))
+        recommender = RecommenderService(db, vectors, settings.resolved_database_url)
+        events.add_listener(recommender.on_events)
+        feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
+        pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video)
         return cls(
-            settings=settings,
-            db=db,
-            sessions=sessions,
-            accounts=AccountService(db, sessions, limiter, settings.admin_usernames),
-            events=events,
-            feed=FeedService(db, events, settings.feed_page_size),
-            videos=VideoService(settings, db, PIPELINE_STEPS),
+            settings=settings, db=db, sessions=sessions,
+            accounts=AccountService(db, sessions, LoginRateLimiter(settings.login_attempts_per_minute),
+                                    settings.admin_usernames),
+            events=events, feed=feed, videos=VideoService(settings, db, PIPELINE_STEPS), models=models,
+            vectors=vectors, recommender=recommender, pipeline=pipeline, jobs=JobRunner(db, pipeline.run_step),
         )
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    async def start(self, *, scheduler: bool) -> None:
+        """Start background work: the event writer, the recommender's state, and (in the server) the scheduler."""
+        await self.events.start()
+        await self.jobs.reclaim_abandoned(everything=True)
+        await self.videos.sweep_orphans()
+        await self.recommender.bootstrap()
+        if scheduler:
+            self.scheduler = Scheduler(self.scheduled_jobs())
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        await self.events.stop()
+        self.recommender.close()
+        await self.db.dispose()
+
+    def scheduled_jobs(self) -> list[ScheduledJob]:
+        """The one table of every periodic job: the media queue, then the recommender's own jobs."""
+        jobs = [ScheduledJob("media_pipeline", MEDIA_TICK_S, lambda: self.jobs.drain(max_seconds=60),
+                             "run due media pipeline steps")]
+        for spec in JOBS.values() if isinstance(JOBS, dict) else JOBS:
+            jobs.append(ScheduledJob(f"recommender:{spec.name}", spec.interval_seconds,
+                                     _job_runner(self.recommender, spec.name), spec.description))
+        return jobs
+
+    def model_status(self, max_age_s: float = 30.0) -> dict:
+        """The models' status, cached briefly: locating weights reads and hashes files (readiness probes poll)."""
+        now = time.monotonic()
+        if self._model_status is None or now - self._model_status[0] > max_age_s:
+            self._model_status = (now, self.models.status())
+        return self._model_status[1]
+
+    async def delete_video(self, video_id: str) -> None:
+        """Everywhere a video lives: its rows, its files, its vectors and the recommender's memory."""
+        await self.videos.delete(video_id)
+        await asyncio.to_thread(self.vectors.delete_video, video_id)
+        self.recommender.remove_video(video_id)
+
+
+def _job_runner(recommender: RecommenderService, name: str):  # noqa: ANN202
+    async def run() -> dict:
+        return await recommender.run_job(name)
+
+    return run
 
 
 def services_of(request: Request) -> Services:

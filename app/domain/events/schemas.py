@@ -14,7 +14,7 @@ BEACON_EVENT_TYPES = frozenset({"view", "complete_view", "replay", "skip", "shar
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_EVENTS_PER_BATCH = 100
 MAX_WATCH_SECONDS = 24 * 3600
-ALLOWED_INFO_KEYS = frozenset({"position", "source", "platform", "device", "feed", "watch_ratio", "client_ts",
+ALLOWED_INFO_KEYS = frozenset({"position", "source", "platform", "device", "feed", "watch_ratio", "client_ts", "final",
                                "video_duration", "replays", "variant", "request_id"})
 
 

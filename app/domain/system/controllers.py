@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
@@ -29,5 +31,5 @@ class HealthController(Controller):
         lancedb_dir = services.settings.lancedb_dir
         checks["lancedb"] = {"ok": lancedb_dir.is_dir(), "path": str(lancedb_dir)}
         ready = ready and lancedb_dir.is_dir()
-        checks["models"] = services.model_status() if hasattr(services, "model_status") else {}
+        checks["models"] = await asyncio.to_thread(services.model_status)
         return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.db.models import MediaJob, User, Video
 from app.domain.videos.files import file_response
+from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.services import UploadTooLarge, rejection_message
 from app.server.services import services_of, web_session_of
 from app.server.templating import is_htmx, render
@@ -155,15 +156,3 @@ class StudioController(Controller):
 
 SUGGESTED_TOPICS = ("comedy", "music", "dance", "food", "travel", "pets", "sports", "science", "tech", "art",
                     "nature", "space", "learning", "fashion", "gaming")
-STEP_LABELS = {
-    "probe": "Checking the file",
-    "transcode": "Making it play everywhere",
-    "frames": "Picking key frames",
-    "visual_embed": "Understanding the picture",
-    "audio": "Extracting the sound",
-    "transcribe": "Transcribing speech",
-    "captions": "Writing captions",
-    "text_embed": "Understanding the words",
-    "index": "Adding to search",
-    "publish": "Publishing",
-}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
@@ -25,10 +24,10 @@ from app.db.models import MediaJob, Video, new_id, utcnow
 from media.errors import MediaRejected
 from media.ffmpeg import FFmpegTools, locate
 from media.probe import MediaLimits, ProbeInfo, probe
+from media.text import parse_hashtags
 
 log = logging.getLogger(__name__)
 
-HASHTAG_RE = re.compile(r"#(\w{1,50})", re.UNICODE)
 MAX_CAPTION = 2200
 MAX_TOPIC = 48
 
@@ -36,14 +35,6 @@ MAX_TOPIC = 48
 class UploadTooLarge(Exception):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"The file is larger than the {limit_bytes // (1024 * 1024)} MB upload limit.")
-
-
-def parse_hashtags(caption: str) -> list[str]:
-    """TikTok-style hashtags from a caption: lowercased, unique, in order of appearance."""
-    seen: dict[str, None] = {}
-    for tag in HASHTAG_RE.findall(caption or ""):
-        seen.setdefault(tag.lower(), None)
-    return list(seen)
 
 
 def media_limits(settings: Settings) -> MediaLimits:

@@ -1,0 +1,199 @@
+"""Interaction endpoints: each changes its state table, records its seed event and answers htmx with the
+updated fragment (a button with its count, the comment thread), so counts change in place.
+
+Guests may like and hide ("Not interested"): a guest user row is created on their first action. Saving,
+following, commenting and reporting need an account: guests get ``HX-Redirect: /login?next=...``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.exceptions import NotFoundException
+
+from app.db.models import Video
+from app.domain.interactions.services import InteractionError, InteractionService, clean_context
+from app.domain.interactions.web import (
+    card_for,
+    go_back,
+    need_account,
+    request_params,
+    signed_in_user,
+    visible_video,
+)
+from app.server.services import services_of, web_session_of
+from app.server.templating import is_htmx, render
+
+
+def _error(request: Request, exc: InteractionError) -> Response:
+    if is_htmx(request):
+        # The toast shows the message; nothing on the page is swapped.
+        trigger = json.dumps({"foryou:toast": {"message": str(exc)}})
+        return Response("", status_code=exc.status_code, headers={"HX-Trigger": trigger, "HX-Reswap": "none"})
+    return Response(str(exc), status_code=exc.status_code, media_type="text/plain")
+
+
+class InteractionController(Controller):
+    # ---- like ------------------------------------------------------------------------------------------
+    @post("/videos/{video_id:str}/like", status_code=200)
+    async def like(self, request: Request, video_id: str) -> Response:
+        return await self._like(request, video_id, True)
+
+    @delete("/videos/{video_id:str}/like", status_code=200)
+    async def unlike(self, request: Request, video_id: str) -> Response:
+        return await self._like(request, video_id, False)
+
+    async def _like(self, request: Request, video_id: str, on: bool) -> Response:
+        services = services_of(request)
+        video = await visible_video(request, video_id)
+        context = clean_context(await request_params(request))
+        user = await services.accounts.ensure_visitor(web_session_of(request))
+        await InteractionService(services).set_like(user, video, on, context)
+        if not is_htmx(request):
+            return go_back(request, f"/v/{video.id}")
+        card = await card_for(request, video.id, context)
+        return render(request, "components/like_button.html", {"card": card})
+
+    # ---- save ------------------------------------------------------------------------------------------
+    @post("/videos/{video_id:str}/save", status_code=200)
+    async def save(self, request: Request, video_id: str) -> Response:
+        return await self._save(request, video_id, True)
+
+    @delete("/videos/{video_id:str}/save", status_code=200)
+    async def unsave(self, request: Request, video_id: str) -> Response:
+        return await self._save(request, video_id, False)
+
+    async def _save(self, request: Request, video_id: str, on: bool) -> Response:
+        video = await visible_video(request, video_id)
+        user = await signed_in_user(request)
+        if user is None:
+            return need_account(request, f"/v/{video.id}")
+        context = clean_context(await request_params(request))
+        await InteractionService(services_of(request)).set_save(user, video, on, context)
+        if not is_htmx(request):
+            return go_back(request, f"/v/{video.id}")
+        card = await card_for(request, video.id, context)
+        return render(request, "components/save_button.html", {"card": card})
+
+    # ---- follow ----------------------------------------------------------------------------------------
+    @post("/creators/{creator_id:str}/follow", status_code=200)
+    async def follow(self, request: Request, creator_id: str) -> Response:
+        return await self._follow(request, creator_id, True)
+
+    @delete("/creators/{creator_id:str}/follow", status_code=200)
+    async def unfollow(self, request: Request, creator_id: str) -> Response:
+        return await self._follow(request, creator_id, False)
+
+    async def _follow(self, request: Request, creator_id: str, on: bool) -> Response:
+        interactions = InteractionService(services_of(request))
+        creator = await interactions.user(creator_id)
+        if creator is None or creator.is_guest or not creator.username:
+            raise NotFoundException("No such creator.")
+        user = await signed_in_user(request)
+        if user is None:
+            return need_account(request, f"/@{creator.username}")
+        params = await request_params(request)
+        context = clean_context(params)
+        video_id = params.get("video_id") or None
+        try:
+            await interactions.set_follow(user, creator, on, context, video_id=video_id)
+        except InteractionError as exc:
+            return _error(request, exc)
+        if not is_htmx(request):
+            return go_back(request, f"/@{creator.username}")
+        followers, _ = await interactions.follow_counts(creator.id)
+        trigger = json.dumps({"foryou:follow": {"creator_id": creator.id, "following": on, "followers": followers}})
+        return render(request, "components/follow_button.html",
+                      {"creator": creator, "following": on, "variant": params.get("variant", "rail"),
+                       "video_id": video_id, "oob_followers": followers},
+                      headers={"HX-Trigger-After-Settle": trigger})
+
+    # ---- comments --------------------------------------------------------------------------------------
+    @get("/videos/{video_id:str}/comments")
+    async def comments(self, request: Request, video_id: str) -> Response:
+        video = await visible_video(request, video_id)
+        return await self._thread(request, video, clean_context(dict(request.query_params)))
+
+    @post("/videos/{video_id:str}/comments", status_code=200)
+    async def add_comment(self, request: Request, video_id: str) -> Response:
+        video = await visible_video(request, video_id)
+        user = await signed_in_user(request)
+        if user is None:
+            return need_account(request, f"/v/{video.id}?comments=1")
+        params = await request_params(request)
+        context = clean_context(params)
+        try:
+            await InteractionService(services_of(request)).add_comment(user, video, params.get("text", ""), context)
+        except InteractionError as exc:
+            if not is_htmx(request):
+                return _error(request, exc)
+            return await self._thread(request, video, context, error=str(exc), draft=params.get("text", ""),
+                                      status_code=exc.status_code)
+        if not is_htmx(request):
+            return go_back(request, f"/v/{video.id}")
+        return await self._thread(request, video, context)
+
+    @delete("/comments/{comment_id:int}", status_code=200)
+    async def delete_comment(self, request: Request, comment_id: int) -> Response:
+        user = await signed_in_user(request)
+        if user is None:
+            return need_account(request, "/")
+        interactions = InteractionService(services_of(request))
+        try:
+            comment = await interactions.delete_comment(user, comment_id)
+        except InteractionError as exc:
+            return _error(request, exc)
+        video = await interactions.video(comment.video_id)
+        if video is None or not is_htmx(request):
+            return go_back(request, f"/v/{comment.video_id}")
+        return await self._thread(request, video, clean_context(dict(request.query_params)))
+
+    async def _thread(self, request: Request, video: Video, context: dict[str, Any], *, error: str | None = None,
+                      draft: str = "", status_code: int = 200) -> Response:
+        interactions = InteractionService(services_of(request))
+        viewer = web_session_of(request).user
+        comments = await interactions.comments(video.id, viewer)
+        # htmx answers with the thread, plus the card's comment count swapped out of band.
+        return render(request, "components/comments.html",
+                      {"video": video, "comments": comments, "comment_count": len(comments),
+                       "context": context, "error": error, "draft": draft, "oob": is_htmx(request)},
+                      status_code=status_code)
+
+    # ---- not interested and report ---------------------------------------------------------------------
+    @post("/videos/{video_id:str}/hide", status_code=200)
+    async def hide(self, request: Request, video_id: str) -> Response:
+        services = services_of(request)
+        video = await visible_video(request, video_id)
+        params = await request_params(request)
+        creator_too = params.get("scope") == "creator"
+        user = await services.accounts.ensure_visitor(web_session_of(request))
+        await InteractionService(services).hide(user, video, creator_too, clean_context(params))
+        message = ("You won't see videos from this creator." if creator_too
+                   else "Got it: you'll see fewer videos like this.")
+        return self._gone(request, video, "creator" if creator_too else "video", message)
+
+    @post("/videos/{video_id:str}/report", status_code=200)
+    async def report(self, request: Request, video_id: str) -> Response:
+        video = await visible_video(request, video_id)
+        user = await signed_in_user(request)
+        if user is None:
+            return need_account(request, f"/v/{video.id}")
+        params = await request_params(request)
+        try:
+            await InteractionService(services_of(request)).report(
+                user, video, params.get("reason", ""), params.get("details", ""), clean_context(params))
+        except InteractionError as exc:
+            return _error(request, exc)
+        return self._gone(request, video, "video", "Thanks for reporting. We'll review this video.")
+
+    @staticmethod
+    def _gone(request: Request, video: Video, scope: str, message: str) -> Response:
+        """The video (or all of its creator's) leaves the page: the browser removes the cards and says why."""
+        if not is_htmx(request):
+            return go_back(request, "/")
+        trigger = {"foryou:hidden": {"video_id": video.id, "creator_id": video.creator_id, "scope": scope,
+                                     "message": message}}
+        return Response("", status_code=200, headers={"HX-Trigger": json.dumps(trigger), "HX-Reswap": "none"})
+

@@ -1,0 +1,232 @@
+"""What a viewer does to a video or a creator: like, save, follow, comment, hide, report.
+
+Every action changes its state table *and* records its seed event through the batched EventWriter, in that
+order, and only when the state really changed (liking twice is one like and one ``like`` event). Undo actions
+record their own events (``unlike``, ``unsave``, ``unfollow``). Shares are reported by the browser through the
+beacon endpoint (type ``share`` with ``info.platform``), so they are not here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from app.db.models import Comment, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User, Video, utcnow
+from app.domain.events.writer import EventIn, EventWriter
+
+if TYPE_CHECKING:
+    from app.server.services import Services
+
+MAX_COMMENT = 500
+REPORT_REASONS = {
+    "spam": "Spam or misleading",
+    "nudity": "Nudity or sexual content",
+    "violence": "Violence or dangerous acts",
+    "harassment": "Harassment or bullying",
+    "hate": "Hate speech",
+    "misinformation": "False information",
+    "self_harm": "Suicide or self-harm",
+    "other": "Something else",
+}
+# Where on the page an action happened: copied from the card into the event's additional_info.
+CONTEXT_KEYS = ("position", "source", "feed", "request_id")
+
+
+class InteractionError(ValueError):
+    """A request that cannot be done, with a message fit to show."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def event_id(kind: str) -> str:
+    return f"{kind[:4]}-{secrets.token_hex(12)}"
+
+
+def clean_context(raw: dict[str, Any]) -> dict[str, Any]:
+    """The card context a request carried (hx-vals), reduced to short scalar values."""
+    info: dict[str, Any] = {}
+    for key in CONTEXT_KEYS:
+        value = raw.get(key)
+        if value is None or value == "":
+            continue
+        if key == "position":
+            try:
+                info[key] = int(value)
+            except (TypeError, ValueError):
+                continue
+        else:
+            info[key] = str(value)[:64]
+    return info
+
+
+@dataclass
+class CommentView:
+    id: int
+    text: str
+    user_id: str
+    username: str | None
+    display_name: str
+    created_at: Any
+    mine: bool
+
+    @property
+    def ago(self) -> str:
+        return time_ago(self.created_at)
+
+
+def time_ago(when: datetime, now: datetime | None = None) -> str:
+    """1m, 3h, 2d, 5w: how long ago, the way comments show it."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = max(0, int(((now or utcnow()) - when).total_seconds()))
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return "now"
+
+
+class InteractionService:
+    """Built per request from the shared Services (it holds no state of its own)."""
+
+    def __init__(self, services: Services) -> None:
+        self.db = services.db
+        self.events: EventWriter = services.events
+
+    # ---- look-ups ---------------------------------------------------------------------------------
+    async def video(self, video_id: str) -> Video | None:
+        async with self.db.read() as session:
+            return await session.get(Video, video_id)
+
+    async def user(self, user_id: str) -> User | None:
+        async with self.db.read() as session:
+            return await session.get(User, user_id)
+
+    async def _record(self, kind: str, user: User, video_id: str | None, creator_id: str | None,
+                      info: dict[str, Any]) -> None:
+        await self.events.submit([EventIn(event_id=event_id(kind), event_type=kind, user_id=user.id,
+                                          video_id=video_id, creator_id=creator_id, additional_info=info)])
+
+    # ---- likes and saves --------------------------------------------------------------------------
+    async def set_like(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
+        return await self._toggle(Like, "like" if on else "unlike", user, video, on, info)
+
+    async def set_save(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
+        return await self._toggle(Save, "save" if on else "unsave", user, video, on, info)
+
+    async def _toggle(self, table: Any, kind: str, user: User, video: Video, on: bool,
+                      info: dict[str, Any]) -> bool:
+        async with self.db.write() as session:
+            row = await session.get(table, (user.id, video.id))
+            changed = (row is None) if on else (row is not None)
+            if on and row is None:
+                session.add(table(user_id=user.id, video_id=video.id))
+            elif not on and row is not None:
+                await session.delete(row)
+        if changed:
+            await self._record(kind, user, video.id, video.creator_id, info)
+        return changed
+
+    # ---- follows -------------------------------------------------------------------------------------
+    async def set_follow(self, user: User, creator: User, on: bool, info: dict[str, Any],
+                         video_id: str | None = None) -> bool:
+        if creator.id == user.id:
+            raise InteractionError("You can't follow yourself.")
+        async with self.db.write() as session:
+            row = await session.get(Follow, (user.id, creator.id))
+            changed = (row is None) if on else (row is not None)
+            if on and row is None:
+                session.add(Follow(follower_id=user.id, creator_id=creator.id))
+            elif not on and row is not None:
+                await session.delete(row)
+        if changed:
+            await self._record("follow" if on else "unfollow", user, video_id, creator.id, info)
+        return changed
+
+    async def follow_counts(self, user_id: str) -> tuple[int, int]:
+        """(followers, following) of a user."""
+        async with self.db.read() as session:
+            followers = (await session.execute(
+                select(func.count()).select_from(Follow).where(Follow.creator_id == user_id))).scalar_one()
+            following = (await session.execute(
+                select(func.count()).select_from(Follow).where(Follow.follower_id == user_id))).scalar_one()
+        return followers, following
+
+    async def is_following(self, viewer_id: str | None, creator_id: str) -> bool:
+        if not viewer_id:
+            return False
+        async with self.db.read() as session:
+            return await session.get(Follow, (viewer_id, creator_id)) is not None
+
+    # ---- comments ------------------------------------------------------------------------------------
+    async def comments(self, video_id: str, viewer: User | None, limit: int = 200) -> list[CommentView]:
+        async with self.db.read() as session:
+            rows = (await session.execute(
+                select(Comment, User).join(User, User.id == Comment.user_id)
+                .where(Comment.video_id == video_id).order_by(Comment.created_at.desc(), Comment.id.desc())
+                .limit(limit)
+            )).all()
+        viewer_id = viewer.id if viewer else None
+        return [CommentView(c.id, c.text, u.id, u.username, u.display_name or u.username or "Guest",
+                            c.created_at, c.user_id == viewer_id) for c, u in rows]
+
+    async def comment_count(self, video_id: str) -> int:
+        async with self.db.read() as session:
+            return (await session.execute(
+                select(func.count()).select_from(Comment).where(Comment.video_id == video_id))).scalar_one()
+
+    async def add_comment(self, user: User, video: Video, text: str, info: dict[str, Any]) -> Comment:
+        text = " ".join((text or "").split())  # one line, no runs of whitespace
+        if not text:
+            raise InteractionError("Write something first.")
+        if len(text) > MAX_COMMENT:
+            raise InteractionError(f"Comments are at most {MAX_COMMENT} characters.")
+        async with self.db.write() as session:
+            comment = Comment(video_id=video.id, user_id=user.id, text=text)
+            session.add(comment)
+            await session.flush()
+        await self._record("comment", user, video.id, video.creator_id,
+                           {**info, "text": text, "comment_id": comment.id})
+        return comment
+
+    async def delete_comment(self, user: User, comment_id: int) -> Comment:
+        async with self.db.write() as session:
+            comment = await session.get(Comment, comment_id)
+            if comment is None:
+                raise InteractionError("That comment is gone.", 404)
+            if comment.user_id != user.id and user.role != "admin":
+                raise InteractionError("You can only delete your own comments.", 403)
+            await session.delete(comment)
+        return comment
+
+    # ---- not interested and reports ------------------------------------------------------------------
+    async def hide(self, user: User, video: Video, creator_too: bool, info: dict[str, Any]) -> None:
+        async with self.db.write() as session:
+            if await session.get(HiddenVideo, (user.id, video.id)) is None:
+                session.add(HiddenVideo(user_id=user.id, video_id=video.id))
+            if creator_too and video.creator_id != user.id and \
+                    await session.get(HiddenCreator, (user.id, video.creator_id)) is None:
+                session.add(HiddenCreator(user_id=user.id, creator_id=video.creator_id))
+        await self._record("hide", user, video.id, video.creator_id,
+                           {**info, "scope": "creator" if creator_too else "video"})
+
+    async def report(self, user: User, video: Video, reason: str, details: str, info: dict[str, Any]) -> bool:
+        if reason not in REPORT_REASONS:
+            raise InteractionError("Pick a reason for the report.")
+        details = (details or "").strip()[:500]
+        async with self.db.write() as session:
+            row = (await session.execute(
+                select(Report).where(Report.user_id == user.id, Report.video_id == video.id))).scalar_one_or_none()
+            is_new = row is None
+            if row is None:
+                session.add(Report(user_id=user.id, video_id=video.id, reason=reason, details=details))
+            else:
+                row.reason, row.details = reason, details or row.details
+        if is_new:
+            await self._record("report", user, video.id, video.creator_id, {**info, "reason": reason})
+        return is_new

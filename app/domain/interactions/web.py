@@ -1,0 +1,97 @@
+"""Request helpers shared by the feed, interaction and page controllers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from litestar import Request, Response
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect
+
+from app.db.models import User, Video
+from app.domain.accounts.controllers import safe_next
+from app.domain.feed.services import Card, Pick
+from app.domain.videos.controllers import can_view
+from app.server.services import services_of, web_session_of
+from app.server.templating import is_htmx
+
+# The candidate sources a card can come from, in plain words ("Why this video?").
+SOURCE_WORDS = {
+    "fresh": "It's new on ForYou",
+    "following": "You follow this creator",
+    "permalink": "Someone shared the link with you",
+    "popular": "It's popular right now",
+    "trending": "It's trending right now",
+    "similar": "It's similar to videos you watched to the end",
+    "content": "It's similar to videos you liked",
+    "collaborative": "People with similar taste enjoyed it",
+    "cf": "People with similar taste enjoyed it",
+    "topic": "It matches topics you watch",
+    "creator": "You've enjoyed this creator's videos",
+    "explore": "We're trying something new to learn your taste",
+    "exploration": "We're trying something new to learn your taste",
+    "search": "It matched your search",
+}
+
+
+def source_words(source: str) -> str:
+    return SOURCE_WORDS.get(source, f"Picked by the {source.replace('_', ' ')} recommender")
+
+
+async def request_params(request: Request) -> dict[str, str]:
+    """Query parameters plus, for a form post, its fields (htmx sends DELETE parameters in the query)."""
+    params = {key: value for key, value in request.query_params.items()}
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        params.update({key: value for key, value in form.items() if isinstance(value, str)})
+    return params
+
+
+def need_account(request: Request, next_path: str) -> Response:
+    """Guests asked for something that needs an account: to the login page, and back here afterwards."""
+    target = f"/login?next={quote(safe_next(next_path), safe='/')}"
+    if is_htmx(request):
+        return Response("", status_code=200, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+def go_back(request: Request, default: str) -> Response:
+    """A non-htmx form post is answered with a redirect to the page it came from."""
+    referer = request.headers.get("referer") or ""
+    parts = urlsplit(referer)
+    same_site = referer and parts.netloc == request.headers.get("host", "")
+    target = safe_next(parts.path + (f"?{parts.query}" if parts.query else "")) if same_site else default
+    return Redirect(target, status_code=303)
+
+
+async def signed_in_user(request: Request) -> User | None:
+    web_session = web_session_of(request)
+    return web_session.user if web_session.is_signed_in else None
+
+
+async def visible_video(request: Request, video_id: str) -> Video:
+    """The video, if this viewer may see it; 404 otherwise (never reveal unpublished videos)."""
+    async with services_of(request).db.read() as session:
+        video = await session.get(Video, video_id)
+    user = web_session_of(request).user
+    if video is None or not can_view(video, user.id if user else None, user.role if user else None):
+        raise NotFoundException("That video doesn't exist or isn't available any more.")
+    return video
+
+
+async def card_for(request: Request, video_id: str, context: dict[str, Any] | None = None,
+                   source: str = "permalink") -> Card:
+    """One video hydrated as a card (counts and the viewer's own state) with the card's original context."""
+    services = services_of(request)
+    context = context or {}
+    viewer = web_session_of(request).user
+    cards = await services.feed.hydrate(viewer, [Pick(video_id, context.get("source") or source, [])],
+                                        start_position=int(context.get("position") or 0))
+    if not cards:
+        raise NotFoundException("That video doesn't exist.")
+    card = cards[0]
+    if context.get("request_id"):
+        card.request_id = str(context["request_id"])
+    return card

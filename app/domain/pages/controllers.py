@@ -1,0 +1,117 @@
+"""Pages beyond the feed: a video's permalink, creator profiles, hashtags, saved videos and search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+from sqlalchemy import func, select
+
+from app.db.models import Like, Save, User, Video
+from app.domain.feed.controllers import player_context
+from app.domain.feed.services import hidden_for
+from app.domain.interactions.services import InteractionService
+from app.domain.interactions.web import card_for, need_account, visible_video
+from app.domain.pages.search import PUBLISHED, hashtag_videos, popular_hashtags, search, tiles_for
+from app.server.services import services_of, web_session_of
+from app.server.templating import render
+
+Query = Annotated[str, Parameter(query="q", default="", max_length=200)]
+
+
+def absolute(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
+
+
+class PagesController(Controller):
+    # ---- a video's own page: the same player and actions, then the For You feed continues -----------------
+    @get("/v/{video_id:str}")
+    async def video(self, request: Request, video_id: str) -> Response:
+        services = services_of(request)
+        web_session = web_session_of(request)
+        video = await visible_video(request, video_id)
+        await services.accounts.ensure_visitor(web_session)
+        card = await card_for(request, video.id, source="permalink")
+        # The feed that follows must not bring this video back.
+        services.feed.served.get(web_session.token_hash, "foryou").add(video.id)
+        handle = f"@{card.creator.username}" if card.creator.username else "ForYou"
+        context = {
+            **player_context(request, "foryou"),
+            "cards": [card], "caught_up": False, "following_prompt": False, "next_cursor": 1,
+            "card": card, "handle": handle,
+            "open_comments": request.query_params.get("comments") == "1",
+            "og": {
+                "title": f"{card.creator.display_name or handle} ({handle}) on ForYou",
+                "description": video.caption or f"A video by {handle}",
+                "url": absolute(request, f"/v/{video.id}"),
+                "image": absolute(request, card.poster_url),
+                "video": absolute(request, card.video_url),
+                "width": video.width, "height": video.height,
+            },
+        }
+        return render(request, "pages/video.html", context)
+
+    # ---- creator profile: /@username (Litestar path parameters cannot carry a literal prefix) ------------
+    @get("/{handle:str}")
+    async def profile(self, request: Request, handle: str) -> Response:
+        if not handle.startswith("@") or len(handle) < 2:
+            raise NotFoundException()
+        services = services_of(request)
+        username = handle[1:].lower()
+        async with services.db.read() as session:
+            creator = (await session.execute(
+                select(User).where(User.username == username, User.is_guest.is_(False)))).scalar_one_or_none()
+            if creator is None or creator.status == "banned":
+                raise NotFoundException("No creator by that name.")
+            videos = (await session.execute(
+                select(Video).where(Video.creator_id == creator.id, *PUBLISHED)
+                .order_by(Video.created_at.desc()).limit(120))).scalars().all()
+            likes_received = (await session.execute(
+                select(func.count()).select_from(Like).join(Video, Video.id == Like.video_id)
+                .where(Video.creator_id == creator.id))).scalar_one()
+        interactions = InteractionService(services)
+        followers, following = await interactions.follow_counts(creator.id)
+        viewer = web_session_of(request).user
+        context = {
+            "creator": creator, "followers": followers, "following_count": following,
+            "likes_received": likes_received, "tiles": await tiles_for(services.db, videos),
+            "is_following": await interactions.is_following(viewer.id if viewer else None, creator.id),
+            "own": bool(viewer and viewer.id == creator.id),
+        }
+        return render(request, "pages/profile.html", context)
+
+    @get("/tag/{tag:str}")
+    async def hashtag(self, request: Request, tag: str) -> Response:
+        services = services_of(request)
+        tag = tag.lstrip("#").lower()[:50]
+        viewer = web_session_of(request).user
+        hidden, _ = await hidden_for(services.db, viewer.id if viewer else None)
+        tiles = await tiles_for(services.db, await hashtag_videos(services.db, tag), hidden)
+        return render(request, "pages/tag.html", {"tag": tag, "tiles": tiles})
+
+    @get("/saved")
+    async def saved(self, request: Request) -> Response:
+        web_session = web_session_of(request)
+        if not web_session.is_signed_in:
+            return need_account(request, "/saved")
+        services = services_of(request)
+        async with services.db.read() as session:
+            videos = (await session.execute(
+                select(Video).join(Save, Save.video_id == Video.id)
+                .where(Save.user_id == web_session.user_id, *PUBLISHED)
+                .order_by(Save.created_at.desc()).limit(300))).scalars().all()
+        return render(request, "pages/saved.html", {"tiles": await tiles_for(services.db, videos)})
+
+    @get("/search")
+    async def search(self, request: Request, q: Query) -> Response:
+        services = services_of(request)
+        viewer = web_session_of(request).user
+        hidden, _ = await hidden_for(services.db, viewer.id if viewer else None)
+        # The semantic-search hook (see app/domain/pages/search.py): set app.state.semantic_search to use it.
+        semantic = getattr(request.app.state, "semantic_search", None)
+        results = await search(services.db, q, hidden, semantic)
+        context = {"results": results, "q": results.query,
+                   "hashtags": [] if results.query else await popular_hashtags(services.db)}
+        return render(request, "pages/search.html", context, block="results")
