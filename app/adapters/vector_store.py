@@ -45,6 +45,9 @@ class VectorStore:
         self.db = lancedb.connect(str(path))
         self._lock = threading.Lock()  # LanceDB tables tolerate concurrent readers; we serialise our writers
 
+    def _tables(self) -> list[str]:
+        return list(self.db.list_tables().tables)
+
     # ---- schema -----------------------------------------------------------------------------------
     @staticmethod
     def _videos_schema(content_dim: int, visual_dim: int) -> pa.Schema:
@@ -100,7 +103,7 @@ class VectorStore:
 
     def _existing_or_new(self, name: str, schema: pa.Schema):  # noqa: ANN202
         # A video without a visual vector must not force a rebuild of a table that has them.
-        if name in self.db.table_names():
+        if name in self._tables():
             table = self.db.open_table(name)
             current = table.schema
             if current.field("vector").type == schema.field("vector").type and (
@@ -114,7 +117,7 @@ class VectorStore:
     def replace_segments(self, video_id: str, segments: list[dict], vectors: np.ndarray, model: str) -> None:
         """Store a video's transcript lines (deleting any earlier copy first, so re-runs don't duplicate)."""
         with self._lock:
-            if SEGMENTS in self.db.table_names():
+            if SEGMENTS in self._tables():
                 self.db.open_table(SEGMENTS).delete(f"video_id = {_quote(video_id)}")
             if not segments:
                 return
@@ -131,33 +134,33 @@ class VectorStore:
     def delete_video(self, video_id: str) -> None:
         with self._lock:
             for name in (VIDEOS, SEGMENTS):
-                if name in self.db.table_names():
+                if name in self._tables():
                     column = "id" if name == VIDEOS else "video_id"
                     self.db.open_table(name).delete(f"{column} = {_quote(video_id)}")
 
     # ---- reads ------------------------------------------------------------------------------------
     def all_videos(self) -> list[dict]:
-        if VIDEOS not in self.db.table_names():
+        if VIDEOS not in self._tables():
             return []
         return self.db.open_table(VIDEOS).to_arrow().to_pylist()
 
     def vector_of(self, video_id: str) -> np.ndarray | None:
-        if VIDEOS not in self.db.table_names():
+        if VIDEOS not in self._tables():
             return None
         rows = self.db.open_table(VIDEOS).search().where(f"id = {_quote(video_id)}").limit(1).to_list()
         return np.asarray(rows[0]["vector"], dtype=np.float32) if rows else None
 
     def count(self, name: str = VIDEOS, where: str | None = None) -> int:
-        if name not in self.db.table_names():
+        if name not in self._tables():
             return 0
         return self.db.open_table(name).count_rows(where)
 
     def search_videos(self, vector: np.ndarray, k: int = 20) -> list[dict]:
-        if VIDEOS not in self.db.table_names():
+        if VIDEOS not in self._tables():
             return []
         return self.db.open_table(VIDEOS).search(np.asarray(vector, dtype=np.float32)).limit(k).to_list()
 
     def search_segments(self, vector: np.ndarray, k: int = 20) -> list[dict]:
-        if SEGMENTS not in self.db.table_names():
+        if SEGMENTS not in self._tables():
             return []
         return self.db.open_table(SEGMENTS).search(np.asarray(vector, dtype=np.float32)).limit(k).to_list()

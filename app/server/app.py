@@ -27,15 +27,17 @@ from app.server.security import SecurityHeadersMiddleware
 from app.server.services import Services
 from app.server.templating import make_environment
 from app.server.web_session import SessionMiddleware
+from media.models.registry import ModelRegistry
 
 log = logging.getLogger("foryou")
 STATIC_DIR = PROJECT_ROOT / "static"
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, models: ModelRegistry | None = None) -> Litestar:
+    """``models`` lets tests install a registry (e.g. with a tiny random CLIP) instead of the configured one."""
     settings = settings or load_settings()
     settings.ensure_dirs()
-    services = Services.build(settings)
+    services = Services.build(settings, models=models)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
