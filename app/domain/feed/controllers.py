@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 from sqlalchemy import func, select
 
@@ -22,8 +22,8 @@ from app.domain.interactions.web import source_words
 from app.server.services import services_of, web_session_of
 from app.server.templating import is_htmx, render
 
-Tab = Annotated[str, Parameter(query="tab", default="foryou")]
-Cursor = Annotated[int, Parameter(query="cursor", default=0, ge=0)]
+Tab = Annotated[str, QueryParameter(name="tab")]
+Cursor = Annotated[int, QueryParameter(name="cursor", ge=0)]
 
 
 def player_context(request: Request, tab: str) -> dict[str, Any]:
@@ -54,7 +54,7 @@ async def next_cards(request: Request, tab: str, cursor: int = 0) -> dict[str, A
 
 class FeedController(Controller):
     @get("/")
-    async def feed(self, request: Request, tab: Tab) -> Response:
+    async def feed(self, request: Request, tab: Tab = "foryou") -> Response:
         tab = tab if tab in TABS else "foryou"
         services = services_of(request)
         async with services.db.read() as session:
@@ -67,13 +67,13 @@ class FeedController(Controller):
         return render(request, "feed/index.html", context)
 
     @get("/feed/cards")
-    async def cards(self, request: Request, tab: Tab, cursor: Cursor) -> Response:
+    async def cards(self, request: Request, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:
         tab = tab if tab in TABS else "foryou"
         context = {**player_context(request, tab), **await next_cards(request, tab, cursor), "catalogue_size": 1}
         return render(request, "feed/index.html", context, block="cards")
 
     @post("/feed/restart", status_code=200)
-    async def restart(self, request: Request, tab: Tab) -> Response:
+    async def restart(self, request: Request, tab: Tab = "foryou") -> Response:
         """Caught up: forget what this session was served, so the feed can start again from the top."""
         tab = tab if tab in TABS else "foryou"
         services_of(request).feed.served.reset(web_session_of(request).token_hash, tab)

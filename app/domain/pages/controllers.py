@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from sqlalchemy import func, select
 
 from app.db.models import Like, Save, User, Video
@@ -18,7 +18,7 @@ from app.domain.pages.search import PUBLISHED, hashtag_videos, popular_hashtags,
 from app.server.services import services_of, web_session_of
 from app.server.templating import render
 
-Query = Annotated[str, Parameter(query="q", default="", max_length=200)]
+Query = Annotated[str, QueryParameter(name="q", max_length=200)]
 
 
 def absolute(request: Request, path: str) -> str:
@@ -105,7 +105,7 @@ class PagesController(Controller):
         return render(request, "pages/saved.html", {"tiles": await tiles_for(services.db, videos)})
 
     @get("/search")
-    async def search(self, request: Request, q: Query) -> Response:
+    async def search(self, request: Request, q: Query = "") -> Response:
         services = services_of(request)
         viewer = web_session_of(request).user
         hidden, _ = await hidden_for(services.db, viewer.id if viewer else None)

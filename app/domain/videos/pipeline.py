@@ -75,7 +75,8 @@ class MediaPipeline:
         folder = self.settings.media_dir / video.id
         return media_steps.StepContext(
             work_dir=folder, source=folder / "original", caption=video.caption, limits=self.limits,
-            transcode=TranscodeOptions(max_long_side=self.settings.max_long_side),
+            transcode=TranscodeOptions(max_long_side=self.settings.max_long_side,
+                                       preset=self.settings.transcode_preset),
             n_frames=self.settings.frames_per_video, tools=ffmpeg_tools(self.settings),
         )
 
