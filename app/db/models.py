@@ -225,3 +225,5 @@ class RankerVersion(SQLModel, table=True):
     n_holdout: int = Field(default=0)
     note: str = Field(default="", max_length=500)
     blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+from app.db import admin_models  # noqa: E402, F401  (operator tables: experiments, moderation, alerts)

@@ -15,10 +15,13 @@ from litestar.static_files import create_static_files_router
 from app.config import PROJECT_ROOT, Settings, load_settings
 from app.db.migrate import upgrade
 from app.domain.accounts.controllers import AccountController
+from app.domain.admin.controllers import AdminController
+from app.domain.analytics.controllers import CreatorAnalyticsController
 from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
 from app.domain.interactions.controllers import InteractionController
 from app.domain.pages.controllers import PagesController
+from app.domain.privacy.controllers import SettingsController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
@@ -61,6 +64,9 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             HealthController,
             MediaController,
             StudioController,
+            AdminController,
+            CreatorAnalyticsController,
+            SettingsController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], cache_control=None,
                                        include_in_schema=False),
         ],

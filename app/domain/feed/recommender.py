@@ -142,6 +142,11 @@ class RecommenderService:
             user = await session.get(User, user_id)
         muted = list((user.preferences or {}).get("muted_words", [])) if user else []
         self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
+        # Promoted defaults, then the user's A/B variant (app.domain.experiments), then the caller's own.
+        from app.domain.experiments.service import registry_for
+
+        assignment = await registry_for(self.db).assignment(user_id)
+        overrides = {**assignment.overrides, **(overrides or {})} or None
         context = FeedContext(session_id=session_key, exclude=frozenset(exclude | hidden_videos),
                               overrides=overrides)
         results = await asyncio.to_thread(self.engine.recommend, user_id, k, context)

@@ -192,6 +192,13 @@ class FeedService:
 
     async def _log_impressions(self, user_id: str, cards: list[Card], tab: str) -> None:
         now = time.time()
+        # The user's A/B variant (deterministic, see app.domain.experiments) goes on every impression.
+        from app.domain.experiments.service import registry_for
+
+        assignment = await registry_for(self.db).assignment(user_id)
+        variant = {"experiment": assignment.experiment, "variant": assignment.variant} if assignment.variant else {}
+        for card in cards:
+            card.variant = assignment.variant
         await self.events.submit([
             EventIn(
                 event_id=f"imp-{card.request_id}-{card.position}",
@@ -200,7 +207,7 @@ class FeedService:
                 video_id=card.video.id,
                 creator_id=card.video.creator_id,
                 additional_info={"position": card.position, "source": card.source, "feed": tab,
-                                 "request_id": card.request_id, "server_ts": now},
+                                 "request_id": card.request_id, "server_ts": now, **variant},
             )
             for card in cards
         ])

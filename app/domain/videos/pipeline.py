@@ -142,10 +142,18 @@ class MediaPipeline:
                 "visual_model": (visual or {}).get("model_id"), "text_model": (text or {}).get("model_id")}
 
     async def _publish(self, video: Video, ctx: media_steps.StepContext) -> dict:
+        # Automated moderation first: a flagged video is published as "flagged" and stays out of every feed
+        # until an operator approves it (app.domain.moderation).
+        from app.domain.moderation.screening import screen_upload
+        from app.domain.moderation.service import record_flags
+
+        flags = await screen_upload(self.db, self.models, video.id, ctx)
         async with self.db.write() as session:
             row = await session.get(Video, video.id)
             if row is None:
                 return {"state": "gone"}
+            if flags:
+                record_flags(session, row, flags)
             row.state = "ready"
             row.ready_at = row.ready_at or utcnow()
             creator_id, caption, hashtags = row.creator_id, row.caption, list(row.hashtags)
@@ -158,7 +166,7 @@ class MediaPipeline:
         await asyncio.to_thread(media_steps.remove_intermediates, ctx)
         if self.on_published is not None:
             await self.on_published(video.id)
-        return {"state": "ready"}
+        return {"state": "ready", **({"moderation": "flagged"} if flags else {})}
 
 
 def _summary(result: dict) -> dict:

@@ -1,0 +1,92 @@
+"""/settings: muted words, blocked creators, data export and account deletion."""
+
+from __future__ import annotations
+
+import re
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Redirect, Stream
+
+from app.domain.accounts.services import verify_password
+from app.domain.admin.guard import back, form_of
+from app.domain.privacy import service as privacy
+from app.domain.videos.controllers import require_account
+from app.server.services import replace_web_session, services_of, web_session_of
+from app.server.templating import render
+
+
+def _messages(request: Request) -> dict:
+    return {"flash": request.query_params.get("msg"), "flash_error": request.query_params.get("error")}
+
+
+class SettingsController(Controller):
+    path = "/settings"
+
+    @get("/")
+    async def page(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        services = services_of(request)
+        context = {"muted": (user.preferences or {}).get("muted_words", []),
+                   "blocked": await privacy.blocked_creators(services, user), **_messages(request)}
+        return render(request, "privacy/settings.html", context)
+
+    @post("/muted")
+    async def muted(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        words = await privacy.set_muted_words(services_of(request), user, (await form_of(request)).get("words", ""))
+        return back("/settings#muted", f"{len(words)} muted word(s) saved.")
+
+    @post("/blocked")
+    async def block(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        creator = await privacy.block_creator(services_of(request), user, (await form_of(request)).get("username"))
+        if creator is None:
+            return back("/settings#blocked", "No creator by that name.", error=True)
+        return back("/settings#blocked", f"@{creator.username} is blocked.")
+
+    @post("/blocked/{creator_id:str}/remove")
+    async def unblock(self, request: Request, creator_id: str) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        await privacy.unblock_creator(services_of(request), user, creator_id)
+        return back("/settings#blocked", "Unblocked.")
+
+    @get("/export")
+    async def export(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        path = await privacy.build_export(services_of(request), user)
+        name = re.sub(r"[^a-z0-9_.-]", "", user.username or "account")
+        return Stream(privacy.stream_and_remove(path), media_type="application/zip",
+                      headers={"Content-Disposition": f'attachment; filename="foryou-{name}-data.zip"',
+                               "Content-Length": str(path.stat().st_size), "Cache-Control": "no-store"})
+
+    @get("/delete")
+    async def confirm_delete(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        return render(request, "privacy/delete.html", _messages(request))
+
+    @post("/delete")
+    async def delete(self, request: Request) -> Response:
+        user = require_account(request)
+        if isinstance(user, Response):
+            return user
+        form = await form_of(request)
+        services = services_of(request)
+        if form.get("confirm", "").strip().lstrip("@").lower() != (user.username or ""):
+            return back("/settings/delete", "Type your username exactly to confirm.", error=True)
+        if not user.password_hash or not await verify_password(user.password_hash, form.get("password", "")):
+            return back("/settings/delete", "That password is not right.", error=True)
+        await privacy.delete_account(services, user)
+        replace_web_session(request, await services.sessions.rotate(web_session_of(request), None))
+        return Redirect("/?msg=account-deleted", status_code=303)

@@ -1,0 +1,221 @@
+"""The public facade: one object the app holds for the life of the process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from .config import RecommenderConfig
+from .events import sorted_events
+from .features.items import item_statistics
+from .filters import normalize_muted
+from .ingest import apply_event
+from .jobs import JOBS
+from .pipeline import build_feed
+from .ports import ModelStore
+from .state import EngineState
+from .stores import InMemoryModelStore
+from .training.examples import ExampleBuffer
+from .training.registry import RankerRegistry
+from .types import Event, FeedContext, Item, Recommendation, normalize_tag
+
+TOP_N = 5
+
+
+class Recommender:
+    """Thread-safe: every public method takes the state lock (jobs only briefly, see ``jobs``)."""
+
+    def __init__(
+        self,
+        config: RecommenderConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        model_store: ModelStore | None = None,
+    ) -> None:
+        self.config = config or RecommenderConfig()
+        self.clock = clock
+        self._state = EngineState(
+            config=self.config,
+            ranker=RankerRegistry(model_store or InMemoryModelStore(), self.config.affinity_gain),
+            examples=ExampleBuffer(self.config.max_training_examples),
+        )
+
+    # ----- catalogue ------------------------------------------------------------------------
+    def upsert_item(self, item: Item) -> None:
+        with self._state.lock:
+            self._state.catalog.upsert(item)
+
+    def upsert_items(self, items: Iterable[Item]) -> int:
+        count = 0
+        with self._state.lock:
+            for item in items:
+                self._state.catalog.upsert(item)
+                count += 1
+        return count
+
+    def remove_item(self, item_id: str) -> bool:
+        with self._state.lock:
+            return self._state.catalog.remove(item_id)
+
+    # ----- events ---------------------------------------------------------------------------
+    def record_event(self, event: Event) -> bool:
+        """Apply one event now (short-term interests and topic scores update immediately).
+        False for a duplicate event id."""
+        with self._state.lock:
+            return apply_event(self._state, event)
+
+    def record_events(self, events: Iterable[Event]) -> int:
+        """Bulk replay (startup, backfill), in time order. Ranking features for training are logged only for
+        the most recent ``training_window_seconds`` of the batch. Returns how many were new."""
+        ordered = sorted_events(events)
+        if not ordered:
+            return 0
+        horizon = ordered[-1].timestamp - self.config.training_window_seconds
+        applied = 0
+        with self._state.lock:
+            for event in ordered:
+                applied += apply_event(self._state, event, log_features=event.timestamp >= horizon)
+        return applied
+
+    # ----- user settings --------------------------------------------------------------------
+    def set_follows(self, user_id: str, creator_ids: Iterable[str]) -> None:
+        with self._state.lock:
+            self._state.user(user_id).follows = set(creator_ids)
+
+    def set_user_filters(
+        self,
+        user_id: str,
+        blocked_creators: Iterable[str] | None = None,
+        muted_words: Iterable[str] | None = None,
+    ) -> None:
+        """Replace the user's blocked creators and/or muted words (None leaves one unchanged)."""
+        with self._state.lock:
+            user = self._state.user(user_id)
+            if blocked_creators is not None:
+                user.blocked_creators = set(blocked_creators)
+            if muted_words is not None:
+                user.muted_words = normalize_muted(muted_words)
+
+    def set_declared_interests(self, user_id: str, topics: Iterable[str]) -> None:
+        """"Pick a few interests" onboarding: seeds topic scores and adds topic vectors to the interests."""
+        now = self.clock()
+        with self._state.lock:
+            user = self._state.user(user_id)
+            user.declared_topics = tuple(dict.fromkeys(t.strip() for t in topics if t.strip()))
+            weight = self.config.declared_interest_weight
+            for topic in user.declared_topics:
+                user.long_positive.add(("topic", topic), weight, now)
+                user.long_positive.add(("hashtag", normalize_tag(topic)), weight, now)
+
+    # ----- feed -----------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, context: FeedContext | None = None) -> list[Recommendation]:
+        context = context or FeedContext()
+        now = context.now if context.now is not None else self.clock()
+        with self._state.lock:
+            return build_feed(self._state, user_id, k, context, now)
+
+    # ----- jobs -----------------------------------------------------------------------------
+    def job_names(self) -> list[str]:
+        return list(JOBS)
+
+    def run_job(self, name: str, now: float | None = None) -> dict:
+        spec = JOBS.get(name)
+        if spec is None:
+            raise KeyError(f"unknown job {name!r}; known: {', '.join(JOBS)}")
+        at = self.clock() if now is None else now
+        started = time.perf_counter()
+        summary = spec.run(self._state, at)
+        summary = {"job": name, "at": at, "seconds": round(time.perf_counter() - started, 4), **summary}
+        with self._state.lock:
+            self._state.job_runs[name] = summary
+        return summary
+
+    def last_job_runs(self) -> dict[str, dict]:
+        with self._state.lock:
+            return dict(self._state.job_runs)
+
+    # ----- ranker versions ------------------------------------------------------------------
+    def ranker_versions(self) -> list[dict]:
+        """Every ranker version (the prior is version 0) with status, metrics and lineage."""
+        with self._state.lock:
+            return self._state.ranker.history()
+
+    def rollback_ranker(self, version: int) -> dict:
+        with self._state.lock:
+            return self._state.ranker.rollback(version).to_dict()
+
+    # ----- inspection -----------------------------------------------------------------------
+    def metric_history(self) -> list[dict]:
+        with self._state.lock:
+            return list(self._state.metric_history)
+
+    def inspect_item(self, item_id: str) -> dict | None:
+        with self._state.lock:
+            state = self._state
+            row = state.catalog.row_of.get(item_id)
+            if row is None:
+                return None
+            item = state.catalog.items[row]
+            return {
+                "item_id": item_id,
+                "creator_id": item.creator_id,
+                "topic": item.category,
+                "hashtags": list(item.hashtags),
+                "available": item.available,
+                "has_vector": bool(state.catalog.has_vector[row]),
+                "trend": float(state.catalog.trend[row]),
+                "cold_start_level": int(state.catalog.cold_level[row]),
+                "stats": item_statistics(
+                    state.catalog.counts[row], state.global_rates, self.config.rate_prior_strength
+                ),
+                "neighbors": state.neighbors.get(item_id, [])[:10],
+            }
+
+    def inspect_user(self, user_id: str) -> dict:
+        """Interest profile (short- vs long-term topics, hashtags, creators; what the user avoids) and the
+        trace of the last recommend() call for this user."""
+        now = self.clock()
+        with self._state.lock:
+            state = self._state
+            user = state.users.get(user_id)
+            if user is None:
+                return {"user_id": user_id, "known": False, "last_recommendation": None}
+
+            def top(scores):
+                return {
+                    kind + "s": [(name, round(v, 3)) for name, v in scores.top(now, TOP_N, kind=kind)]
+                    for kind in ("topic", "hashtag", "creator")
+                }
+
+            return {
+                "user_id": user_id,
+                "known": True,
+                "events": user.n_events,
+                "positive_events": user.n_positive,
+                "exposures": user.n_exposures,
+                "cold_user": user.is_cold(self.config),
+                "suspicious": user_id in state.suspicious_users,
+                "session": {
+                    "id": user.session.session_id,
+                    "started_at": user.session.started_at,
+                    "depth": user.session.depth,
+                    "served": len(user.session.served),
+                },
+                "interests": {
+                    "short_term": top(user.short_scores),
+                    "long_term": top(user.long_positive),
+                    "avoided": top(user.long_negative),
+                },
+                "interest_vectors": {
+                    name: [round(float(w), 3) for w in profile.current(now)[1]]
+                    for name, profile in (("short_term", user.short_term), ("mid_term", user.mid_term),
+                                          ("long_term", user.long_term), ("negative", user.negative))
+                },
+                "declared_topics": list(user.declared_topics),
+                "follows": sorted(user.follows),
+                "blocked_creators": sorted(user.blocked_creators),
+                "muted_words": list(user.muted_words),
+                "hidden_items": len(user.hidden_items),
+                "hidden_creators": sorted(user.hidden_creators),
+                "reported_items": len(user.reported_items),
+                "last_recommendation": state.traces.get(user_id),
+            }

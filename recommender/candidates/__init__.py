@@ -1,0 +1,67 @@
+"""Candidate generation: named sources, each with a quota, merged into one pool.
+
+Every candidate keeps the name of the source that produced it (and of any other source that also found
+it), so reasons, inspection and evaluation can attribute results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ann, explore, following, fresh, item_to_item, popular, trending
+from .base import CandidateRequest, Scored
+
+# Priority order: when several sources find the same item, the first one here is its source.
+SOURCE_ORDER: tuple[str, ...] = (
+    following.NAME,
+    ann.SHORT_TERM,
+    item_to_item.NAME,
+    ann.LONG_TERM,
+    trending.NAME,
+    fresh.NAME,
+    explore.NAME,
+    popular.NAME,
+)
+_SIMPLE_SOURCES = {
+    item_to_item.NAME: item_to_item.generate,
+    trending.NAME: trending.generate,
+    fresh.NAME: fresh.generate,
+    following.NAME: following.generate,
+    popular.NAME: popular.generate,
+    explore.NAME: explore.generate,
+}
+
+
+@dataclass
+class Candidate:
+    row: int
+    item_id: str
+    source: str
+    source_score: float
+    also_from: list[str] = field(default_factory=list)
+
+
+def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Candidate], dict[str, list]]:
+    """Run every source within its quota; returns merged candidates and per-source results for the trace."""
+    by_source: dict[str, Scored] = dict(ann.generate(request, quotas))
+    for name, generate in _SIMPLE_SOURCES.items():
+        if quotas.get(name, 0) > 0:
+            by_source[name] = generate(request, quotas[name])
+    merged: dict[int, Candidate] = {}
+    for name in SOURCE_ORDER:
+        for row, score in by_source.get(name, ()):
+            existing = merged.get(row)
+            if existing is None:
+                item_id = request.state.catalog.items[row].item_id
+                merged[row] = Candidate(row, item_id, name, score)
+            else:
+                existing.also_from.append(name)
+    trace = {
+        name: [request.state.catalog.items[row].item_id for row, _ in by_source.get(name, ())]
+        for name in SOURCE_ORDER
+        if name in by_source
+    }
+    return list(merged.values()), trace
+
+
+__all__ = ["SOURCE_ORDER", "Candidate", "CandidateRequest", "gather"]

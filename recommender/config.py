@@ -1,0 +1,170 @@
+"""Every tunable of the recommender in one dataclass, with per-request overrides for experiments."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY = 86_400.0
+HOUR = 3_600.0
+
+
+def _event_weights() -> dict[str, float]:
+    # How much each event says about interest; views are scaled by watch ratio in events.engagement_weight.
+    return {
+        "like": 1.0,
+        "unlike": -1.0,
+        "comment": 1.5,
+        "share": 2.0,
+        "save": 1.5,
+        "unsave": -1.5,
+        "follow": 2.0,
+        "unfollow": -2.0,
+        "view": 0.6,
+        "complete_view": 1.0,
+        "replay": 1.5,
+        "skip": -1.0,
+        "hide": -3.0,
+        "report": -5.0,
+        "impression": 0.0,
+        "content_upload": 0.0,
+    }
+
+
+def _candidate_quotas() -> dict[str, int]:
+    return {
+        "ann/short_term": 80,
+        "ann/long_term": 120,
+        "item2item": 80,
+        "trending": 40,
+        "fresh": 30,
+        "following": 40,
+        "popular": 80,
+        "explore": 40,
+    }
+
+
+def _value_weights() -> dict[str, float]:
+    # Σ w·P(action). Negative feedback is weighted far more heavily than any single positive action.
+    return {
+        "watch": 1.0,
+        "complete": 0.6,
+        "like": 1.0,
+        "share": 1.5,
+        "comment": 1.0,
+        "follow": 1.5,
+        "skip": -1.5,
+        "negative": -12.0,
+    }
+
+
+@dataclass(frozen=True)
+class RecommenderConfig:
+    # --- sessions, history --------------------------------------------------------------
+    session_gap_seconds: float = 30 * 60
+    seen_window_seconds: float = 3 * DAY
+    exposure_gap_seconds: float = 30 * 60  # a pair shown again after this long counts as a new exposure
+    max_events: int = 500_000  # in-memory event log (the app's database stays the source of truth)
+
+    # --- user interest profiles ---------------------------------------------------------
+    short_term_centroids: int = 3
+    short_term_half_life: float = 15 * 60
+    mid_term_centroids: int = 4
+    mid_term_half_life: float = 3 * DAY
+    long_term_centroids: int = 5
+    long_term_half_life: float = 30 * DAY
+    negative_centroids: int = 3
+    negative_half_life: float = 7 * DAY
+    centroid_merge_similarity: float = 0.75
+    short_scores_half_life: float = 1 * HOUR  # topic/hashtag/creator scores, short-term
+    long_scores_half_life: float = 14 * DAY
+    declared_interest_weight: float = 2.0
+    recent_positive_items: int = 10
+    cold_user_max_positive_events: int = 5
+    event_weights: dict[str, float] = field(default_factory=_event_weights)
+
+    # --- candidates -----------------------------------------------------------------------
+    candidate_quotas: dict[str, int] = field(default_factory=_candidate_quotas)
+    min_candidates_per_centroid: int = 15
+    ann_index_min_items: int = 5_000  # below this, nearest-neighbour search is exact over all vectors
+    ann_probe_lists: int = 6  # coarse lists (of ~2√N) scanned per interest centroid when the index is on
+    fresh_window_seconds: float = 2 * DAY
+    following_window_seconds: float = 14 * DAY
+    neighbors_per_item: int = 40
+    cf_max_items_per_user: int = 200
+    cf_shrinkage: float = 5.0
+    cf_min_co_users: int = 2
+
+    # --- ranking --------------------------------------------------------------------------
+    value_weights: dict[str, float] = field(default_factory=_value_weights)
+    rate_prior_strength: float = 20.0  # pseudo-exposures when smoothing an item's rates toward the global rate
+    affinity_gain: float = 1.25  # logits per unit of user-item affinity in the prior probabilities
+    freshness_half_life: float = 1 * DAY
+
+    # --- re-ranking ----------------------------------------------------------------------
+    mmr_lambda: float = 0.75
+    cold_user_mmr_lambda: float = 0.5
+    mmr_pool_size: int = 120
+    max_topic_share: float = 0.5
+    trend_boost: float = 0.3  # β in score × (1 + β·trend)
+    explore_slots: int = 1
+    cold_user_explore_slots: int = 3
+    bandit_propensity_samples: int = 200
+    fresh_slots: int = 1
+    cohort_size: int = 20
+    expansion_factor: float = 4.0
+    max_expansion_level: int = 3
+
+    # --- trends ---------------------------------------------------------------------------
+    trend_window_seconds: float = 1 * HOUR
+    trend_baseline_seconds: float = 24 * HOUR
+    trend_min_engagement: float = 5.0
+    trend_list_size: int = 200
+
+    # --- engagement farming ---------------------------------------------------------------
+    farming_window_seconds: float = 10 * 60
+    farming_new_account_seconds: float = 1 * DAY
+    farming_min_burst: int = 8
+    farming_max_likes_per_minute: int = 20
+
+    # --- ranker training ------------------------------------------------------------------
+    label_window_seconds: float = 30 * 60
+    training_window_seconds: float = 7 * DAY  # bulk replays log ranking features only for this recent span
+    train_min_examples: int = 200
+    train_batch_size: int = 256
+    train_epochs: int = 3
+    learning_rate: float = 0.05
+    learning_rate_decay: float = 1e-3  # η_t = η0 / (1 + decay·t), t counts steps over the model's lifetime
+    l2: float = 1e-4
+    holdout_fraction: float = 0.2
+    promotion_min_logloss_gain: float = 1e-4
+    promotion_auc_tolerance: float = 0.005
+    max_training_examples: int = 200_000
+
+    random_seed: int = 7
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> RecommenderConfig:
+        """A copy with fields replaced. Dict fields accept dotted keys: ``{"value_weights.like": 2.0}``."""
+        if not overrides:
+            return self
+        names = {f.name for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            name, _, sub = key.partition(".")
+            if name not in names:
+                raise ValueError(f"unknown recommender setting {key!r}")
+            current = changes.get(name, getattr(self, name))
+            if sub:
+                if not isinstance(current, dict):
+                    raise ValueError(f"setting {name!r} is not a mapping; cannot override {key!r}")
+                current = {**current, sub: value}
+                changes[name] = current
+            else:
+                expected = type(getattr(self, name))
+                if expected is float and isinstance(value, int):
+                    value = float(value)
+                elif not isinstance(value, expected):
+                    raise ValueError(f"setting {name!r} expects {expected.__name__}, got {value!r}")
+                changes[name] = value
+        return dataclasses.replace(self, **changes)

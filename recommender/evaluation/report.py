@@ -1,0 +1,281 @@
+"""Markdown + matplotlib (Agg) report of evaluation results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["save_results", "write_report"]
+
+_OFFLINE_COLUMNS = ["ndcg@10", "recall@20", "precision@10", "auc", "coverage@10", "ild@10", "novelty@10"]
+
+
+def save_results(results: dict[str, Any], path: str | Path) -> Path:
+    """Write results as one JSON object (NaN written as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(results), indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return _clean(obj.item())
+    return obj
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _cell(entry: dict[str, Any] | None, digits: int = 4) -> str:
+    if not entry:
+        return "n/a"
+    value = entry.get("value", entry.get("diff"))
+    ci = entry.get("ci")
+    if ci and None not in ci:
+        return f"{_fmt(value, digits)} [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+    return _fmt(value, digits)
+
+
+def _split_parts(results: dict[str, Any]) -> tuple[dict | None, dict | None, dict | None]:
+    kind = results.get("kind")
+    if kind == "offline":
+        return results, None, None
+    if kind == "simulation":
+        return None, results, None
+    if kind == "tuning":
+        return None, None, results
+    return results.get("offline"), results.get("simulation"), results.get("tuning")
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path = "benchmarks/results") -> Path:
+    """Write ``eval.md`` (+ ``eval_*.png`` plots, + ``eval.json``) into ``out_dir``; return the md path.
+
+    ``results`` is what :func:`run_offline`, :func:`run_simulation` or :func:`run_tuning` returned,
+    or a dict combining them under ``offline`` / ``simulation`` / ``tuning``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    offline, simulation, tuning = _split_parts(results)
+    lines = ["# ForYou recommender evaluation", ""]
+    if offline:
+        lines += _offline_section(offline, out)
+    if tuning:
+        lines += _tuning_section(tuning)
+    if simulation:
+        lines += _simulation_section(simulation, out)
+    path = out / "eval.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    save_results(results, out / "eval.json")
+    return path
+
+
+# -- offline -----------------------------------------------------------------------------------
+
+
+def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
+    lines = [
+        f"## Offline: {res.get('dataset')}",
+        "",
+        f"{res.get('n_users')} users, {res.get('n_items')} items, {res.get('n_interactions')} interactions; "
+        f"{res.get('positive_rule', '')}. Embedder: `{res.get('embedder', 'n/a')}`. "
+        f"Bootstrap: {res.get('n_boot')} user resamples, 95% percentile intervals. "
+        f"Tuning budget: {res.get('tuning_budget')} configs per method on a validation split carved from "
+        f"training. Quick: {res.get('quick')}. Run time: {_fmt(res.get('seconds'), 1)} s.",
+        "",
+    ]
+    for split_name, split in res.get("splits", {}).items():
+        lines += [
+            f"### Split `{split_name}` ({split.get('n_eval_users')} evaluated users, "
+            f"{split.get('n_train')} train / {split.get('n_test')} test events)",
+            "",
+            "| method | " + " | ".join(_OFFLINE_COLUMNS) + " |",
+            "|---|" + "---|" * len(_OFFLINE_COLUMNS),
+        ]
+        for method, metrics in split["methods"].items():
+            lines.append(f"| {method} | " + " | ".join(_cell(metrics.get(c)) for c in _OFFLINE_COLUMNS) + " |")
+        lines.append("")
+        if split.get("comparisons"):
+            lines += [
+                "Paired bootstrap of **foryou - baseline** (95% CI; ✔ = lower bound above zero):",
+                "",
+                "| baseline | Δ ndcg@10 | Δ recall@20 | Δ auc | Δ coverage@10 |",
+                "|---|---|---|---|---|",
+            ]
+            for method, comp in split["comparisons"].items():
+                cells = []
+                for c in ("ndcg@10", "recall@20", "auc", "coverage@10"):
+                    entry = comp.get(c, {})
+                    mark = " ✔" if entry.get("ci") and entry["ci"][0] is not None and entry["ci"][0] > 0 else ""
+                    cells.append(_cell(entry) + mark)
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append("")
+        png = _plot_offline(split_name, split, out)
+        lines += [f"![{split_name}]({png.name})", ""]
+    if res.get("kfold"):
+        kf = res["kfold"]
+        lines += [f"### Per-user random {kf['k']}-fold ({kf['metric']}, mean ± sd over folds)", ""]
+        lines += ["| method | mean | sd |", "|---|---|---|"]
+        for m, v in kf["methods"].items():
+            lines.append(f"| {m} | {_fmt(v['mean'])} | {_fmt(v['std'])} |")
+        lines.append("")
+    if res.get("tuning"):
+        lines += ["### Tuning (validation NDCG@10 per config; best refitted on full training)", ""]
+        lines += ["| method | best config | trials (ndcg@10) |", "|---|---|---|"]
+        for m, t in res["tuning"].items():
+            trials = ", ".join(_fmt(x["ndcg@10"]) for x in t["trials"])
+            lines.append(f"| {m} | `{json.dumps(t['best'])}` | {trials} |")
+        lines.append("")
+    if res.get("notes"):
+        lines += ["### Notes", ""] + [f"- {n}" for n in res["notes"]] + [""]
+    return lines
+
+
+def _plot_offline(split_name: str, split: dict[str, Any], out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    metrics = ["ndcg@10", "recall@20", "precision@10", "auc"]
+    methods = list(split["methods"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    for ax, metric in zip(axes, metrics, strict=True):
+        vals = [split["methods"][m][metric]["value"] for m in methods]
+        cis = [split["methods"][m][metric]["ci"] for m in methods]
+        lo = [max(v - c[0], 0) if c[0] is not None else 0 for v, c in zip(vals, cis, strict=True)]
+        hi = [max(c[1] - v, 0) if c[1] is not None else 0 for v, c in zip(vals, cis, strict=True)]
+        colors = ["tab:red" if m == "foryou" else "tab:gray" for m in methods]
+        ax.bar(range(len(methods)), vals, yerr=[lo, hi], color=colors, capsize=3)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)
+        ax.set_title(metric)
+    fig.suptitle(f"Offline metrics by method ({split_name}, 95% bootstrap CI)")
+    fig.tight_layout()
+    path = out / f"eval_offline_{split_name}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# -- tuning ------------------------------------------------------------------------------------
+
+
+def _tuning_section(res: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Tuning our recommender (validation split carved from training only)",
+        "",
+        f"Validation: `{res.get('validation')}`, {res.get('n_eval_users')} users. Differences are paired "
+        "bootstrap 95% CIs against the default config.",
+        "",
+        "| variant | overrides | ndcg@10 | Δ ndcg@10 vs default | recall@20 | coverage@10 | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in res.get("variants", []):
+        lines.append(
+            f"| {v['name']} | `{json.dumps(v['overrides'])}` | {_fmt(v['ndcg@10'])} | "
+            f"{_cell(v.get('delta_ndcg@10'))} | {_fmt(v.get('recall@20'))} | {_fmt(v.get('coverage@10'))} | "
+            f"{_fmt(v.get('seconds'), 1)} |"
+        )
+    lines.append("")
+    if res.get("findings"):
+        lines += ["What moved the numbers:", ""] + [f"- {f}" for f in res["findings"]] + [""]
+    return lines
+
+
+# -- simulation --------------------------------------------------------------------------------
+
+
+def _simulation_section(res: dict[str, Any], out: Path) -> list[str]:
+    lines = ["## Swipe simulator", ""]
+    worlds = res.get("worlds", {res.get("world", "world"): res} if "methods" in res else {})
+    lines.append(
+        f"Embedder: `{res.get('embedder', 'n/a')}`. Quick: {res.get('quick')}. "
+        f"Run time: {_fmt(res.get('seconds'), 1)} s. Gap share = (policy - random) / (oracle - random) "
+        "watch time per session; 95% bootstrap CIs over simulated users."
+    )
+    lines.append("")
+    for name, w in worlds.items():
+        lines += [
+            f"### World `{name}` ({w.get('n_users')} users x {w.get('swipes')} swipes, "
+            f"{w.get('n_items')} items, {w.get('n_topics')} topics, taste shift at swipe {w.get('shift_at')})",
+            "",
+            "| policy | watch s/session | gap share | likes/session | skip rate | swipes to half (median) "
+            "| reached half | feed ILD | topics/session | creator coverage |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m, v in w["methods"].items():
+            ad = v.get("adaptation", {})
+            lines.append(
+                f"| {m} | {_cell(v['watch_time_per_session'], 1)} | {_cell(v.get('gap_share'), 3)} | "
+                f"{_cell(v['likes_per_session'], 2)} | {_fmt(v['skip_rate'], 3)} | "
+                f"{_fmt(ad.get('swipes_to_half_median'), 1)} / {ad.get('horizon', 'n/a')} | "
+                f"{_fmt(ad.get('reached_half'), 2)} | {_fmt(v['feed_diversity']['ild'], 3)} | "
+                f"{_fmt(v['feed_diversity']['distinct_topics_per_session'], 1)} | "
+                f"{_fmt(v['creator_coverage'], 3)} |"
+            )
+        lines.append("")
+        if w.get("comparisons"):
+            lines += ["Paired Δ watch time per session, foryou - policy (95% CI):", ""]
+            lines += ["| policy | Δ seconds |", "|---|---|"]
+            for m, c in w["comparisons"].items():
+                lines.append(f"| {m} | {_cell(c['watch_time_per_session'], 1)} |")
+            lines.append("")
+        for png in _plot_simulation(name, w, out):
+            lines += [f"![{png.stem}]({png.name})", ""]
+    if res.get("notes"):
+        lines += ["### Notes", ""] + [f"- {n}" for n in res["notes"]] + [""]
+    return lines
+
+
+def _plot_simulation(name: str, w: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, v in w["methods"].items():
+        ax.plot(range(1, len(v["watch_curve"]) + 1), v["watch_curve"], label=m,
+                lw=2.5 if m == "foryou" else 1.2, ls="--" if m in {"oracle", "random"} else "-")
+    if w.get("shift_at"):
+        ax.axvline(w["shift_at"], color="k", lw=0.8, ls=":")
+    ax.set_xlabel("swipe")
+    ax.set_ylabel("cumulative watch time (s)")
+    ax.set_title(f"Watch time per swipe ({name})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / f"eval_sim_{name}_watch.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, v in w["methods"].items():
+        curve = v.get("adaptation", {}).get("curve")
+        if curve:
+            xs = v["adaptation"].get("curve_swipes") or list(range(len(curve)))
+            ax.plot(xs, curve, marker="o", ms=3, label=m, lw=2.5 if m == "foryou" else 1.2,
+                    ls="--" if m in {"oracle", "random"} else "-")
+    ax.axhline(0.5, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("swipes since the user started liking a new topic")
+    ax.set_ylabel("share of next page from the new topic")
+    ax.set_title(f"Adaptation ({name})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / f"eval_sim_{name}_adaptation.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    paths.append(path)
+    return paths

@@ -1,0 +1,1 @@
+"""User, item and context features."""

@@ -1,0 +1,453 @@
+"""Periodic jobs, each a named function of (state, now) returning a summary of what it changed.
+
+The app's scheduler calls ``Recommender.run_job(name, now)`` on the intervals in ``JOBS``. Heavy jobs read a
+snapshot under the lock, compute without it (feeds keep being served) and apply the result under the lock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metrics, vector_index
+from .candidates import popular as popular_source
+from .config import HOUR
+from .events import EXPOSURE_EVENTS, engagement_weight
+from .features import items as item_features
+from .features.interests import spherical_kmeans
+from .reranking.cold_start import update_cohorts
+from .state import EngineState
+from .training.trainer import evaluate, train_incremental
+from .types import Event
+
+DAY_LOOKBACK = 86_400.0  # how far back the farming detector and metric windows look, per day
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    interval_seconds: float
+    run: Callable[[EngineState, float], dict]
+    description: str
+
+
+# ----------------------------------------------------------------------------------------------
+# engagement farming
+
+
+def detect_engagement_farming(state: EngineState, now: float) -> dict:
+    """Flag accounts behind like bursts: many likes on one item from brand-new accounts within a short
+    window, or one account liking faster than a person can watch. Flagged accounts' events are ignored by
+    statistics, trends and item-to-item CF from then on (both are recomputed right away)."""
+    config = state.config
+    with state.lock:
+        recent = [e for e in state.events.since_time(now - DAY_LOOKBACK) if e.event_type == "like" and e.item_id]
+        created = {
+            user_id: (u.account_created_at if u.account_created_at is not None else u.first_seen_at)
+            for user_id, u in state.users.items()
+        }
+        already = set(state.suspicious_users)
+
+    def is_new(e: Event) -> bool:
+        at = created.get(e.user_id)
+        return at is not None and e.timestamp - at < config.farming_new_account_seconds
+
+    flagged: set[str] = set()
+    burst_items: list[str] = []
+    by_item: dict[str, list[Event]] = defaultdict(list)
+    for e in recent:
+        if is_new(e):
+            by_item[e.item_id].append(e)
+    for item_id, likes in by_item.items():
+        likes.sort(key=lambda e: e.timestamp)
+        start = 0
+        for end in range(len(likes)):
+            while likes[end].timestamp - likes[start].timestamp > config.farming_window_seconds:
+                start += 1
+            window = likes[start : end + 1]
+            accounts = {e.user_id for e in window}
+            if len(accounts) >= config.farming_min_burst:
+                flagged |= accounts
+                if item_id not in burst_items:
+                    burst_items.append(item_id)
+    by_user: dict[str, list[float]] = defaultdict(list)
+    for e in recent:
+        by_user[e.user_id].append(e.timestamp)
+    for user_id, times in by_user.items():
+        times.sort()
+        start = 0
+        for end in range(len(times)):
+            while times[end] - times[start] > 60.0:
+                start += 1
+            if end - start + 1 > config.farming_max_likes_per_minute:
+                flagged.add(user_id)
+                break
+    new_flags = sorted(flagged - already)
+    summary = {"newly_flagged": new_flags, "burst_items": burst_items}
+    if new_flags:
+        with state.lock:
+            state.suspicious_users |= set(new_flags)
+        summary["recomputed"] = {"video_stats": update_video_stats(state, now), "trends": detect_trends(state, now)}
+    summary["suspicious_users"] = len(state.suspicious_users)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# video statistics
+
+
+def _recount(events: list[Event], durations: dict[str, float], suspicious: set[str], gap: float) -> dict:
+    counts: dict[str, np.ndarray] = {}
+    last_exposure: dict[tuple[str, str], float] = {}
+    for e in events:
+        if e.item_id is None or e.item_id not in durations or e.user_id in suspicious:
+            continue
+        new_exposure = False
+        if e.event_type in EXPOSURE_EVENTS:
+            key = (e.user_id, e.item_id)
+            last = last_exposure.get(key)
+            new_exposure = last is None or e.timestamp - last > gap
+            last_exposure[key] = e.timestamp
+        row = counts.get(e.item_id)
+        if row is None:
+            row = counts[e.item_id] = np.zeros(len(item_features.COUNTERS))
+        item_features.apply_event(row, e, durations[e.item_id], new_exposure)
+    return counts
+
+
+def update_video_stats(state: EngineState, now: float) -> dict:
+    """Recount every item's statistics from the log (ignoring flagged accounts), refresh the catalogue
+    baseline rates, per-topic rates, the popular list and the cold-start cohorts."""
+    config = state.config
+    with state.lock:
+        events = state.events.snapshot()
+        sequence = state.events.appended
+        durations = {item.item_id: item.duration for item in state.catalog.items}
+        suspicious = set(state.suspicious_users)
+    counts = _recount(events, durations, suspicious, config.exposure_gap_seconds)
+    with state.lock:
+        catalog = state.catalog
+        before = catalog.counts[: len(catalog)].copy()
+        catalog.counts[: len(catalog)] = 0
+        for item_id, row_counts in counts.items():
+            row = catalog.row_of.get(item_id)
+            if row is not None:
+                catalog.counts[row] = row_counts
+        _catch_up(state, state.events.since_sequence(sequence))
+        n = len(catalog)
+        changed = int(np.any(np.abs(catalog.counts[:n] - before[:n]) > 1e-9, axis=1).sum()) if n else 0
+        state.global_rates = item_features.global_rates(catalog.counts[:n])
+        state.category_rates = _category_rates(state)
+        popular_source.refresh(state)
+        cohorts = update_cohorts(catalog, state.global_rates, config, now)
+    return {
+        "items_with_stats": len(counts),
+        "items_changed": changed,
+        "global_rates": {k: round(v, 4) for k, v in state.global_rates.items()},
+        "popular_top": state.popular[:5],
+        "cold_start": cohorts,
+    }
+
+
+def _catch_up(state: EngineState, events: list[Event]) -> None:
+    """Apply counter updates for events that arrived while a job computed from its snapshot."""
+    for e in events:
+        if e.user_id in state.suspicious_users:
+            continue
+        row = state.catalog.row_of.get(e.item_id) if e.item_id else None
+        if row is None:
+            continue
+        user = state.users.get(e.user_id)
+        seen_at = user.seen.get(e.item_id) if user else None
+        new_exposure = e.event_type in EXPOSURE_EVENTS and seen_at == e.timestamp
+        # Approximation: an event opened an exposure if it is still the pair's latest exposure event.
+        item_features.apply_event(state.catalog.counts[row], e, state.catalog.items[row].duration, new_exposure)
+
+
+def _category_rates(state: EngineState) -> dict[str, float]:
+    """Per topic: share of exposures that turned into a like, share or completed view (bandit priors)."""
+    catalog = state.catalog
+    C = item_features.C
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row in range(len(catalog)):
+        category = catalog.items[row].category
+        if category:
+            c = catalog.counts[row]
+            totals[category][0] += c[C["likes"]] + c[C["shares"]] + c[C["completes"]]
+            totals[category][1] += c[C["exposures"]]
+    return {name: min(1.0, pos / exposures) for name, (pos, exposures) in totals.items() if exposures >= 10}
+
+
+# ----------------------------------------------------------------------------------------------
+# trends
+
+TREND_WEIGHTS = {"view": 0.2, "complete_view": 0.5, "replay": 0.5, "like": 1.0, "comment": 1.5, "share": 2.0,
+                 "save": 1.0, "hide": -2.0, "report": -3.0}
+
+
+def detect_trends(state: EngineState, now: float) -> dict:
+    """Engagement growth: the last ``trend_window`` against the rate over the ``trend_baseline`` before it.
+    trend = clip(log2(growth) / 3, 0, 1), only for items with enough recent engagement."""
+    config = state.config
+    window, baseline_span = config.trend_window_seconds, config.trend_baseline_seconds
+    with state.lock:
+        events = state.events.since_time(now - window - baseline_span)
+        suspicious = set(state.suspicious_users)
+    recent: dict[str, float] = defaultdict(float)
+    before: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e.item_id is None or e.user_id in suspicious or e.timestamp >= now:
+            continue
+        weight = TREND_WEIGHTS.get(e.event_type, 0.0)
+        if e.timestamp >= now - window:
+            recent[e.item_id] += weight
+        else:
+            before[e.item_id] += weight
+    factors: dict[str, float] = {}
+    for item_id, amount in recent.items():
+        if amount < config.trend_min_engagement:
+            continue
+        expected = max(before.get(item_id, 0.0), 0.0) * window / baseline_span
+        growth = (amount + 1.0) / (expected + 1.0)
+        factor = min(1.0, max(0.0, math.log2(growth) / 3.0))
+        if factor > 0:
+            factors[item_id] = factor
+    with state.lock:
+        catalog = state.catalog
+        catalog.trend[: len(catalog)] = 0.0
+        for item_id, factor in factors.items():
+            row = catalog.row_of.get(item_id)
+            if row is not None:
+                catalog.trend[row] = factor
+        ranked = sorted((i for i in factors if i in catalog.row_of), key=lambda i: -factors[i])
+        state.trending = ranked[: config.trend_list_size]
+    return {"trending": len(state.trending), "top": [(i, round(factors[i], 3)) for i in state.trending[:5]]}
+
+
+# ----------------------------------------------------------------------------------------------
+# item-to-item neighbours
+
+
+def compute_item_neighbors(state: EngineState, now: float) -> dict:
+    """Co-engagement CF: cosine over users who engaged positively with both items, shrunk toward 0 for
+    small overlaps: sim(i, j) = co(i, j) / (sqrt(n_i · n_j) + shrinkage). Top neighbours per item."""
+    config = state.config
+    with state.lock:
+        events = state.events.snapshot()
+        suspicious = set(state.suspicious_users)
+        durations = {item.item_id: item.duration for item in state.catalog.items}
+    per_user: dict[str, dict[str, float]] = defaultdict(dict)
+    for e in events:
+        if e.item_id is None or e.user_id in suspicious or e.item_id not in durations:
+            continue
+        if engagement_weight(e, durations[e.item_id], config.event_weights) > 0:
+            liked = per_user[e.user_id]
+            liked.pop(e.item_id, None)
+            liked[e.item_id] = e.timestamp  # re-insert: dict order = recency
+    index: dict[str, int] = {}
+    baskets: list[np.ndarray] = []
+    for liked in per_user.values():
+        recent = list(liked)[-config.cf_max_items_per_user :]
+        if len(recent) >= 2:
+            baskets.append(np.array([index.setdefault(i, len(index)) for i in recent], dtype=np.int64))
+    neighbors: dict[str, list[tuple[str, float]]] = {}
+    pairs = 0
+    if baskets:
+        n_items = len(index)
+        item_users = np.bincount(np.concatenate(baskets), minlength=n_items).astype(np.float64)
+        codes = np.concatenate([(b[:, None] * n_items + b[None, :]).ravel() for b in baskets])
+        codes, co = np.unique(codes, return_counts=True)
+        left, right = codes // n_items, codes % n_items
+        keep = (left != right) & (co >= config.cf_min_co_users)
+        left, right, co = left[keep], right[keep], co[keep]
+        similarity = co / (np.sqrt(item_users[left] * item_users[right]) + config.cf_shrinkage)
+        order = np.lexsort((-similarity, left))
+        ids = list(index)
+        pairs = len(order)
+        for position in order:
+            neighbor_list = neighbors.setdefault(ids[left[position]], [])
+            if len(neighbor_list) < config.neighbors_per_item:
+                neighbor_list.append((ids[right[position]], round(float(similarity[position]), 5)))
+    with state.lock:
+        state.neighbors = neighbors
+    return {"items_with_neighbors": len(neighbors), "pairs": pairs, "users": len(baskets)}
+
+
+# ----------------------------------------------------------------------------------------------
+# long-term interests
+
+
+def update_long_term_interests(state: EngineState, now: float) -> dict:
+    """Cluster each user's positively engaged item vectors (recency-weighted) into a few centroids."""
+    config = state.config
+    rate = math.log(2.0) / config.long_term_half_life
+    with state.lock:
+        events = state.events.snapshot()
+        catalog = state.catalog
+        rows_of = dict(catalog.row_of)
+        durations = {item.item_id: item.duration for item in catalog.items}
+    per_user: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for e in events:
+        if e.item_id not in rows_of:
+            continue
+        weight = engagement_weight(e, durations[e.item_id], config.event_weights)
+        if weight > 0:
+            per_user[e.user_id][e.item_id] += weight * math.exp(-rate * max(0.0, now - e.timestamp))
+    updated, centroid_counts = 0, []
+    for user_id, weights_by_item in per_user.items():
+        with state.lock:
+            rows, weights_list = [], []
+            for item_id, weight in weights_by_item.items():
+                row = catalog.row_of.get(item_id)
+                if row is not None and catalog.has_vector[row]:
+                    rows.append(row)
+                    weights_list.append(weight)
+            if not rows:
+                continue
+            vectors = catalog.vectors[rows].astype(np.float64)
+        weights = np.array(weights_list)
+        centroids, totals = spherical_kmeans(vectors, weights, config.long_term_centroids, seed=len(user_id))
+        with state.lock:
+            user = state.user(user_id)
+            user.long_term.set(centroids, totals, now)
+            cutoff = now - max(config.seen_window_seconds, config.exposure_gap_seconds)
+            user.seen = {i: at for i, at in user.seen.items() if at >= cutoff}
+            for scores in (user.short_scores, user.long_positive, user.long_negative):
+                scores.prune(now)
+        updated += 1
+        centroid_counts.append(len(totals))
+    return {
+        "users_updated": updated,
+        "mean_centroids": round(float(np.mean(centroid_counts)), 2) if centroid_counts else 0.0,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# ranker training and promotion
+
+
+def train_and_promote_ranker(state: EngineState, now: float) -> dict:
+    """Train a candidate from the active ranker on examples since the last run, evaluate both on the most
+    recent held-out examples, and promote the candidate only if its log loss is lower and its AUC is not
+    worse (within tolerance)."""
+    config = state.config
+    registry = state.ranker
+    with state.lock:
+        closed = state.examples.close_before(now - config.label_window_seconds)
+        times, X, Y = state.examples.since(registry.trained_until)
+        active_version = registry.active_version
+        active = registry.active
+    summary: dict = {"closed_examples": closed, "new_examples": len(times), "active_version": active_version}
+    if len(times) < config.train_min_examples:
+        summary["skipped"] = f"fewer than {config.train_min_examples} new examples"
+        return summary
+    split = int(len(times) * (1.0 - config.holdout_fraction))
+    candidate = train_incremental(
+        active,
+        X[:split],
+        Y[:split],
+        batch_size=config.train_batch_size,
+        epochs=config.train_epochs,
+        learning_rate=config.learning_rate,
+        decay=config.learning_rate_decay,
+        l2=config.l2,
+        seed=config.random_seed + len(registry.records),
+    )
+    baseline = evaluate(active, X[split:], Y[split:])
+    trained = evaluate(candidate, X[split:], Y[split:])
+    better_loss = trained.log_loss < baseline.log_loss - config.promotion_min_logloss_gain
+    auc_ok = trained.auc is None or baseline.auc is None or trained.auc >= baseline.auc - config.promotion_auc_tolerance
+    promote = better_loss and auc_ok
+    metrics_ = {
+        "candidate": {"log_loss": trained.log_loss, "auc": trained.auc},
+        "baseline": {"version": active_version, "log_loss": baseline.log_loss, "auc": baseline.auc},
+        "per_task": trained.per_task,
+        "trained_until": float(times[split - 1]),
+    }
+    with state.lock:
+        record = registry.add_candidate(
+            candidate, promote=promote, now=now, metrics=metrics_, n_train=split, n_holdout=len(times) - split,
+            note="promoted" if promote else ("log loss not lower" if not better_loss else "AUC worse"),
+        )
+        registry.trained_until = float(times[split - 1])
+    summary.update(
+        {
+            "candidate_version": record.version,
+            "promoted": promote,
+            "active_version": registry.active_version,
+            "candidate": metrics_["candidate"],
+            "baseline": metrics_["baseline"],
+            "n_train": split,
+            "n_holdout": len(times) - split,
+        }
+    )
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# vector index
+
+
+def rebuild_vector_index(state: EngineState, now: float) -> dict:
+    """Build the coarse index once the catalogue is large, rebuild after it grew by half; drop it when the
+    catalogue shrinks below the threshold (exact search is then fast enough)."""
+    config = state.config
+    with state.lock:
+        catalog = state.catalog
+        n = len(catalog)
+        built = catalog.coarse_built_size
+        if n < config.ann_index_min_items or not catalog.dim:
+            if catalog.coarse_centroids is not None:
+                catalog.set_coarse_index(None, None)
+                return {"index": "removed", "items": n}
+            return {"index": "exact search", "items": n}
+        if catalog.coarse_centroids is not None and n <= 1.5 * built:
+            return {"index": "up to date", "items": n, "lists": len(catalog.coarse_centroids)}
+        version = catalog.version
+        with_vectors = np.flatnonzero(catalog.has_vector[:n])
+        rng = np.random.default_rng(config.random_seed)
+        picked = rng.choice(with_vectors, size=min(len(with_vectors), vector_index.TRAINING_SAMPLE), replace=False)
+        sample = catalog.vectors[np.sort(picked)].copy()
+    centroids = vector_index.train_centroids(sample, vector_index.default_list_count(n), config.random_seed)
+    lists = vector_index.assign(catalog.vectors[:n], centroids)  # reads rows without the lock ...
+    with state.lock:
+        if catalog.version != version or len(catalog) != n:  # ... so redo it if the catalogue moved
+            lists = vector_index.assign(catalog.active_vectors(), centroids)
+        catalog.set_coarse_index(centroids, lists)
+    return {"index": "built", "items": n, "lists": len(centroids)}
+
+
+# ----------------------------------------------------------------------------------------------
+# metric snapshots
+
+
+def snapshot_metrics(state: EngineState, now: float) -> dict:
+    with state.lock:
+        events = state.events.since_time(now - 9 * DAY_LOOKBACK)
+    result = metrics.snapshot(events, now)
+    with state.lock:
+        state.metric_history.append(result)
+        del state.metric_history[:-500]
+    return result
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec("engagement_farming", 5 * 60, detect_engagement_farming,
+                "flag like bursts from brand-new accounts; their signals stop counting"),
+        JobSpec("video_stats", 5 * 60, update_video_stats,
+                "recount item statistics, baselines, popular list, cold-start cohorts"),
+        JobSpec("trends", 5 * 60, detect_trends, "engagement growth over time windows -> trending"),
+        JobSpec("item_neighbors", 30 * 60, compute_item_neighbors, "item-to-item co-engagement neighbours"),
+        JobSpec("long_term_interests", HOUR, update_long_term_interests, "long-term interest centroids per user"),
+        JobSpec("ranker_training", 15 * 60, train_and_promote_ranker,
+                "incremental ranker training, held-out evaluation, promotion"),
+        JobSpec("vector_index", HOUR, rebuild_vector_index, "coarse nearest-neighbour index for large catalogues"),
+        JobSpec("metrics_snapshot", HOUR, snapshot_metrics, "DAU, retention, session length, CTR, engagement"),
+    )
+}

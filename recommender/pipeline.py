@@ -1,0 +1,248 @@
+"""build_feed: candidates → filters → ranking → re-ranking → page with reasons, plus a trace of each stage.
+
+A fallback chain keeps the feed from ever being empty: sources → a deeper popular scan → the same scan
+with the "seen" and "served this session" filters relaxed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .candidates import Candidate, CandidateRequest, gather
+from .candidates import fresh as fresh_source
+from .candidates import popular as popular_source
+from .config import RecommenderConfig
+from .features.users import UserState
+from .filters import RELAXABLE, FilterContext, first_failing, known_exclusions
+from .ranking.features import InterestQueries, build_features, interest_queries
+from .ranking.model import TASKS
+from .ranking.value import trend_boosted, value_scores
+from .reasons import reasons_for
+from .reranking import exploration
+from .reranking.diversity import Placed, Ranked, assemble_page
+from .state import EngineState
+from .types import FeedContext, Recommendation
+
+TRACE_CANDIDATES = 40  # scored candidates kept in the trace
+
+
+@dataclass
+class _Request:
+    state: EngineState
+    config: RecommenderConfig
+    user: UserState
+    k: int
+    now: float
+    context: FeedContext
+    rng: np.random.Generator
+
+
+def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, now: float) -> list[Recommendation]:
+    config = state.config.with_overrides(context.overrides)
+    user = state.user(user_id)
+    user.touch_session(now, context.session_id, config.session_gap_seconds)
+    seed = [config.random_seed, zlib.crc32(user_id.encode()), int(now * 1000) % (2**32), len(user.session.served)]
+    request = _Request(state, config, user, k, now, context, np.random.default_rng(seed))
+    trace: dict = {"at": now, "k": k, "overrides": dict(context.overrides or {}), "cold_user": user.is_cold(config)}
+
+    candidates, queries = _candidates(request, trace)
+    if not candidates:
+        trace["final"] = []
+        state.traces[user_id] = trace
+        return []
+    ranked = _rank(request, candidates, queries, trace)
+    page = _rerank(request, ranked, trace)
+    recommendations = _finish(request, page, trace)
+    state.traces[user_id] = trace
+    return recommendations
+
+
+def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], InterestQueries]:
+    state, config, user = request.state, request.config, request.user
+    catalog = state.catalog
+    queries = interest_queries(user, catalog, request.now, config.declared_interest_weight)
+    filter_ctx = FilterContext(user, catalog, config, request.now, request.context.exclude)
+    excluded = known_exclusions(filter_ctx)
+    quotas = dict(config.candidate_quotas)
+    source_request = CandidateRequest(state, config, user, queries, request.now, excluded, request.rng)
+    candidates, by_source = gather(source_request, quotas)
+    trace["candidates_by_source"] = {name: {"count": len(ids), "items": ids[:20]} for name, ids in by_source.items()}
+
+    kept: list[Candidate] = []
+    removed: dict[str, int] = {}
+    for candidate in candidates:
+        reason = first_failing(filter_ctx, candidate.row)
+        if reason is None:
+            kept.append(candidate)
+        else:
+            removed[reason] = removed.get(reason, 0) + 1
+    trace["filtered_out"] = removed
+
+    # Fallback chain: never serve an empty feed while anything at all may be shown.
+    if len(kept) < request.k:
+        have = {c.row for c in kept}
+        relax: frozenset[str] = frozenset()
+        for step in ("popular_scan", *RELAXABLE):
+            if step != "popular_scan":
+                relax = relax | {step}
+            extra = _popular_scan(state, filter_ctx, have, request.k * 3, relax)
+            kept += extra
+            have |= {c.row for c in extra}
+            if extra:
+                trace.setdefault("fallbacks", []).append({"step": step, "added": len(extra)})
+            if len(kept) >= request.k:
+                break
+    return kept, queries
+
+
+def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozenset[str]) -> list[Candidate]:
+    catalog = state.catalog
+    if state.popular_version != catalog.version:
+        popular_source.refresh(state)
+    found: list[Candidate] = []
+    for rank, item_id in enumerate(state.popular):
+        row = catalog.row_of.get(item_id)
+        if row is None or row in have or first_failing(filter_ctx, row, relax) is not None:
+            continue
+        found.append(Candidate(row, item_id, popular_source.NAME, 1.0 / (1 + rank)))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueries, trace: dict) -> list[Ranked]:
+    state, config, user = request.state, request.config, request.user
+    catalog = state.catalog
+    rows = np.array([c.row for c in candidates], dtype=np.int64)
+    X = build_features(config, catalog, state.global_rates, user, queries, rows, request.now, request.context.device)
+    probabilities = state.ranker.active.predict(X)
+    value = value_scores(probabilities, config.value_weights)
+    scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
+    ranked = []
+    for i, candidate in enumerate(candidates):
+        item = catalog.items[candidate.row]
+        ranked.append(
+            Ranked(
+                row=candidate.row,
+                item_id=candidate.item_id,
+                creator_id=item.creator_id,
+                category=item.category,
+                source=candidate.source,
+                score=float(scores[i]),
+                value=float(value[i]),
+                vector=catalog.vectors[candidate.row] if catalog.has_vector[candidate.row] else None,
+                probabilities=probabilities[i],
+                also_from=candidate.also_from,
+            )
+        )
+    ranked.sort(key=lambda r: -r.score)
+    trace["ranker_version"] = state.ranker.active_version
+    trace["scored"] = [
+        {
+            "item_id": r.item_id,
+            "source": r.source,
+            "also_from": r.also_from,
+            "value": round(r.value, 4),
+            "trend": round(float(catalog.trend[r.row]), 4),
+            "score": round(r.score, 4),
+            "probabilities": _as_dict(r.probabilities),
+        }
+        for r in ranked[:TRACE_CANDIDATES]
+    ]
+    return ranked
+
+
+def _as_dict(probabilities: np.ndarray) -> dict[str, float]:
+    return dict(zip(TASKS, np.round(probabilities, 4).tolist(), strict=True))
+
+
+def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed]:
+    state, config, user, k = request.state, request.config, request.user, request.k
+    cold = user.is_cold(config)
+    reserved: dict[int, Placed] = {}
+    taken: set[int] = set()
+
+    # Exploration slots (bandit over topics of the explore candidates), evenly spread over the page.
+    slots = min(config.cold_user_explore_slots if cold else config.explore_slots, k // 3)
+    explorable = [r for r in ranked if r.source == "explore"]
+    if slots > 0 and explorable:
+        picks, arms = exploration.choose(
+            [r.category for r in explorable],
+            np.array([r.score for r in explorable]),
+            user,
+            state.category_rates,
+            slots,
+            request.now,
+            request.rng,
+            config.bandit_propensity_samples,
+        )
+        positions = [min(k - 1, (i + 1) * k // (len(picks) + 1)) for i in range(len(picks))]
+        for position, pick in zip(positions, picks, strict=True):
+            entry = explorable[pick.index]
+            reserved[position] = Placed(entry, "explore", pick.propensity)
+            taken.add(entry.row)
+        trace["exploration"] = {
+            "slots": slots,
+            "arms": arms,
+            "picks": [{"item_id": explorable[p.index].item_id, "arm": p.arm, "propensity": p.propensity}
+                      for p in picks],
+        }
+
+    # Cold-start cohort slots: the best-scoring new upload still inside its guaranteed exposure cohort.
+    pool = set(fresh_source.pool_rows(state.catalog, config, request.now).tolist())
+    cohort = [r for r in ranked if r.row in pool and r.row not in taken]
+    position = min(k - 1, 2)
+    for entry in cohort[: config.fresh_slots]:
+        while position in reserved and position < k - 1:
+            position += 1
+        if position in reserved:
+            break
+        reserved[position] = Placed(entry, "cold_start")
+        taken.add(entry.row)
+    trace["cold_start_slots"] = [p.entry.item_id for p in reserved.values() if p.kind == "cold_start"]
+
+    remaining = [r for r in ranked if r.row not in taken][: config.mmr_pool_size]
+    mmr_lambda = config.cold_user_mmr_lambda if cold else config.mmr_lambda
+    page, decisions = assemble_page(
+        remaining, reserved, k, mmr_lambda, config.max_topic_share, user.session.last_served_creator
+    )
+    trace["reranking"] = decisions
+    return page
+
+
+def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommendation]:
+    state, user = request.state, request.user
+    catalog = state.catalog
+    recommendations = []
+    for position, placed in enumerate(page):
+        entry = placed.entry
+        item = catalog.items[entry.row]
+        source = entry.source
+        reasons = reasons_for(item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now)
+        if placed.kind == "explore" and "Something new to explore" not in reasons:
+            reasons.insert(0, "Something new to explore")
+        if placed.kind == "cold_start" and source != "fresh":
+            reasons.append("A new upload looking for its first viewers")
+        recommendations.append(
+            Recommendation(
+                item_id=entry.item_id,
+                score=round(entry.score, 6),
+                source=source,
+                reasons=reasons[:3],
+                probabilities=_as_dict(entry.probabilities),
+                propensity=placed.propensity,
+                position=position,
+            )
+        )
+    user.session.served.update(r.item_id for r in recommendations)
+    if page:
+        user.session.last_served_creator = page[-1].entry.creator_id
+    trace["final"] = [
+        {"position": r.position, "item_id": r.item_id, "source": r.source, "score": r.score, "reasons": r.reasons,
+         "propensity": r.propensity}
+        for r in recommendations
+    ]
+    return recommendations

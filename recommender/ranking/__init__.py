@@ -1,0 +1,1 @@
+"""Outcome probabilities (prior + learned correction) and the value model that combines them."""

@@ -1,0 +1,198 @@
+"""User × item × context feature rows for the ranker. Every column is scaled to roughly [-1, 1] by
+construction, so one feature set serves the hand-set prior and the learned model without a scaler."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..config import RecommenderConfig
+from ..features.context import device_one_hot, time_of_day
+from ..features.items import RATE_NAMES, C, freshness, rate_matrix
+from ..features.users import UserState
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "bias",
+    "sim_short",
+    "sim_long",
+    "sim_negative",
+    "topic_short",
+    "topic_long",
+    "hashtag",
+    "creator",
+    "follows_creator",
+    "log_exposures",
+    "rate_watch",
+    "rate_complete",
+    "rate_like",
+    "rate_share",
+    "rate_comment",
+    "rate_follow",
+    "rate_skip",
+    "rate_negative",
+    "trend",
+    "freshness",
+    "log_duration",
+    "hour_sin",
+    "hour_cos",
+    "device_mobile",
+    "device_desktop",
+    "device_tablet",
+    "session_depth",
+    "user_activity",
+    "user_skip_rate",
+    "has_vector",
+)
+F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+RATE_COLUMNS = {task: F[f"rate_{task}"] for task in RATE_NAMES}
+_RATE_SLICE = slice(RATE_COLUMNS[RATE_NAMES[0]], RATE_COLUMNS[RATE_NAMES[-1]] + 1)
+if list(RATE_COLUMNS.values()) != list(range(_RATE_SLICE.start, _RATE_SLICE.stop)):
+    raise AssertionError("rate columns must be contiguous and in RATE_NAMES order")
+
+
+@dataclass(frozen=True)
+class InterestQueries:
+    """A user's interest vectors at one moment, each with the similarity a random item would have to it."""
+
+    short: np.ndarray  # (a, d)
+    short_weights: np.ndarray
+    long: np.ndarray  # (b, d): long-term centroids, mid-term centroids, declared-topic vectors
+    long_weights: np.ndarray
+    negative: np.ndarray  # (c, d)
+    baseline: np.ndarray  # (a + b + c,) cos(query, catalogue mean)
+
+    @property
+    def all(self) -> np.ndarray:
+        return np.vstack([self.short, self.long, self.negative])
+
+    @property
+    def empty(self) -> bool:
+        return not (len(self.short) or len(self.long) or len(self.negative))
+
+
+QUERY_CACHE_SECONDS = 300.0  # centroid weights decay slowly; vectors only change with a version bump
+
+
+def interest_queries(user: UserState, catalog: Catalog, now: float, declared_weight: float) -> InterestQueries:
+    """The user's query vectors, cached until a profile or the catalogue changes (or a few minutes pass)."""
+    key = (
+        user.short_term.version, user.mid_term.version, user.long_term.version, user.negative.version,
+        user.declared_topics, catalog.version, int(now // QUERY_CACHE_SECONDS), declared_weight,
+    )
+    cached = user.query_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    queries = _interest_queries(user, catalog, now, declared_weight)
+    user.query_cache = (key, queries)
+    return queries
+
+
+def _interest_queries(user: UserState, catalog: Catalog, now: float, declared_weight: float) -> InterestQueries:
+    dim = catalog.dim or 0
+    short, short_w = _as_rows(user.short_term.current(now), dim)
+    long_parts = [_as_rows(user.long_term.current(now), dim), _as_rows(user.mid_term.current(now), dim)]
+    for topic in user.declared_topics:
+        vector = catalog.category_vector(topic)
+        if vector is not None:
+            long_parts.append((vector[None, :].astype(np.float32), np.array([declared_weight])))
+    long = np.vstack([p[0] for p in long_parts]) if long_parts else np.zeros((0, dim), np.float32)
+    long_w = np.concatenate([p[1] for p in long_parts]) if long_parts else np.zeros(0)
+    negative, negative_w = _as_rows(user.negative.current(now), dim)
+    mean = catalog.mean_vector()
+    stacked = np.vstack([short, long, negative]) if dim else np.zeros((0, 0), np.float32)
+    baseline = stacked @ mean if mean is not None and len(stacked) else np.zeros(len(stacked))
+    return InterestQueries(short, short_w, long, long_w, negative, baseline.astype(np.float32))
+
+
+def _as_rows(pair: tuple[np.ndarray, np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    vectors, weights = pair
+    if not len(weights):
+        return np.zeros((0, dim), dtype=np.float32), np.zeros(0)
+    return vectors.astype(np.float32, copy=False), weights
+
+
+def build_features(
+    config: RecommenderConfig,
+    catalog: Catalog,
+    global_rates: dict[str, float],
+    user: UserState,
+    queries: InterestQueries,
+    rows: np.ndarray,
+    now: float,
+    device: str | None,
+) -> np.ndarray:
+    """Feature matrix (len(rows), len(FEATURE_NAMES)) as float32."""
+    n = len(rows)
+    X = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
+    if n == 0:
+        return X
+    X[:, F["bias"]] = 1.0
+
+    has_vector = catalog.has_vector[rows]
+    X[:, F["has_vector"]] = has_vector
+    if catalog.dim and not queries.empty:
+        sims = catalog.vectors[rows] @ queries.all.T - queries.baseline[None, :]
+        sims[~has_vector] = 0.0
+        a, b = len(queries.short), len(queries.long)
+        for name, block in (("sim_short", sims[:, :a]), ("sim_long", sims[:, a : a + b]),
+                            ("sim_negative", sims[:, a + b :])):
+            if block.shape[1]:
+                X[:, F[name]] = block.max(axis=1)
+
+    # Candidates share topics, hashtags and creators: look each profile score up once per call.
+    short_cache: dict[tuple[str, str], float] = {}
+    long_cache: dict[tuple[str, str], float] = {}
+
+    def short(key: tuple[str, str]) -> float:
+        value = short_cache.get(key)
+        if value is None:
+            value = short_cache[key] = user.short_scores.get(key, now)
+        return value
+
+    def long(key: tuple[str, str]) -> float:
+        value = long_cache.get(key)
+        if value is None:
+            value = long_cache[key] = user.long_score(key, now)
+        return value
+
+    columns = np.zeros((n, 6), dtype=np.float64)  # topic_short, topic_long, hashtag, creator, follows, duration
+    for i, row in enumerate(rows.tolist()):
+        item = catalog.items[row]
+        category = item.category
+        if category:
+            key = ("topic", category)
+            columns[i, 0] = short(key)
+            columns[i, 1] = long(key)
+        if item.hashtags:
+            total = sum(long(("hashtag", tag)) + short(("hashtag", tag)) for tag in item.hashtags)
+            columns[i, 2] = total / len(item.hashtags)
+        key = ("creator", item.creator_id)
+        columns[i, 3] = long(key) + short(key)
+        columns[i, 4] = item.creator_id in user.follows
+        columns[i, 5] = item.duration
+    X[:, F["topic_short"]] = np.tanh(columns[:, 0] / 2.0)
+    X[:, F["topic_long"]] = np.tanh(columns[:, 1] / 3.0)
+    X[:, F["hashtag"]] = np.tanh(columns[:, 2] / 3.0)
+    X[:, F["creator"]] = np.tanh(columns[:, 3] / 3.0)
+    X[:, F["follows_creator"]] = columns[:, 4]
+    X[:, F["log_duration"]] = np.log1p(np.maximum(columns[:, 5], 0.0)) / 5.0
+
+    counts = catalog.counts[rows]
+    X[:, F["log_exposures"]] = np.log1p(counts[:, C["exposures"]]) / 10.0
+    X[:, _RATE_SLICE] = rate_matrix(counts, global_rates, config.rate_prior_strength)
+    X[:, F["trend"]] = catalog.trend[rows]
+    X[:, F["freshness"]] = freshness(catalog.uploaded_at[rows], now, config.freshness_half_life)
+
+    hour_sin, hour_cos = time_of_day(now)
+    X[:, F["hour_sin"]] = hour_sin
+    X[:, F["hour_cos"]] = hour_cos
+    for name, value in zip(("device_mobile", "device_desktop", "device_tablet"), device_one_hot(device),
+                           strict=True):
+        X[:, F[name]] = value
+    X[:, F["session_depth"]] = math.log1p(user.session.depth) / 4.0
+    X[:, F["user_activity"]] = math.log1p(user.n_events) / 8.0
+    X[:, F["user_skip_rate"]] = user.skip_rate()
+    return X

@@ -1,0 +1,1 @@
+"""Ranker training data (logged at exposure time), incremental training, evaluation and versioning."""

@@ -1,0 +1,58 @@
+from recommender import Event, FeedContext, Recommendation
+
+from .conftest import NOW, ev
+
+
+def test_duplicate_events_are_ignored(rec):
+    event = Event("same-id", "u", "like", NOW, "cats-1")
+    assert rec.record_event(event) is True
+    assert rec.record_event(event) is False
+    assert rec.record_events([event, ev("u", "like", NOW + 1, "cats-2")]) == 1
+    assert rec.inspect_item("cats-1")["stats"]["likes"] == 1
+
+
+def test_unlike_undoes_a_like(rec):
+    rec.record_event(ev("u", "like", NOW, "cats-1"))
+    rec.record_event(ev("u", "unlike", NOW + 1, "cats-1"))
+    assert rec.inspect_item("cats-1")["stats"]["likes"] == 0
+    assert rec.inspect_user("u")["interests"]["long_term"]["topics"] == []
+
+
+def test_removed_and_unavailable_items_are_never_recommended(rec):
+    first = rec.recommend("u", k=10, context=FeedContext(now=NOW))
+    gone = first[0].item_id
+    assert rec.remove_item(gone) and not rec.remove_item(gone)
+    assert rec.inspect_item(gone) is None
+    later = [r.item_id for n in range(10) for r in rec.recommend(f"x{n}", k=10, context=FeedContext(now=NOW))]
+    assert gone not in later
+
+
+def test_recommendations_carry_everything_the_app_needs(rec):
+    page = rec.recommend("u", k=4, context=FeedContext(now=NOW, device="desktop"))
+    assert all(isinstance(r, Recommendation) for r in page)
+    record = page[0].to_dict()
+    assert set(record) == {"item_id", "score", "source", "reasons", "probabilities", "propensity", "position"}
+
+
+def test_inspect_user_returns_the_last_trace(rec):
+    assert rec.inspect_user("nobody") == {"user_id": "nobody", "known": False, "last_recommendation": None}
+    rec.record_event(ev("u", "like", NOW, "cats-1"))
+    page = rec.recommend("u", k=6, context=FeedContext(now=NOW + 1))
+    trace = rec.inspect_user("u")["last_recommendation"]
+    assert [f["item_id"] for f in trace["final"]] == [r.item_id for r in page]
+    assert trace["candidates_by_source"]["ann/short_term"]["count"] > 0
+    assert {"probabilities", "value", "score", "source"} <= set(trace["scored"][0])
+    assert len(trace["reranking"]) >= len(page)
+    assert trace["ranker_version"] == 0
+
+
+def test_same_inputs_same_feed(clock, items):
+    from recommender import Recommender
+
+    pages = []
+    for _ in range(2):
+        rec = Recommender(clock=clock)
+        rec.upsert_items(items)
+        rec.record_event(Event("e1", "u", "like", NOW, "cars-2"))
+        pages.append([(r.item_id, r.propensity) for r in rec.recommend("u", k=10, context=FeedContext(now=NOW + 5))])
+    assert pages[0] == pages[1]

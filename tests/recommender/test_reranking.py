@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+from recommender import FeedContext, Item
+from recommender.reranking import exploration
+from recommender.reranking.cold_start import GRADUATED, normalized_performance
+from recommender.reranking.diversity import Placed, Ranked, assemble_page
+
+from .conftest import NOW, ev, topic_vectors
+
+
+def _ranked(item_id, creator, category, score, vector=None):
+    return Ranked(0, item_id, creator, category, "ann/long_term", score, vector)
+
+
+def test_never_two_in_a_row_from_the_same_creator():
+    ranked = [_ranked(f"a{i}", "alice", f"t{i}", 10 - i) for i in range(5)] + [_ranked("b0", "bob", "x", 1.0),
+                                                                               _ranked("b1", "bob", "y", 0.5)]
+    page, decisions = assemble_page(ranked, {}, k=6, mmr_lambda=1.0, max_topic_share=1.0, previous_creator=None)
+    creators = [p.entry.creator_id for p in page]
+    assert creators == ["alice", "bob", "alice", "bob", "alice"]  # stops rather than repeat alice
+    assert decisions[-1]["stopped"]
+    assert any(s["why"] == "same creator as the previous video" for d in decisions for s in d.get("passed_over", []))
+
+
+def test_previous_page_creator_is_not_repeated_across_pages():
+    ranked = [_ranked("a0", "alice", "t", 5.0), _ranked("b0", "bob", "u", 1.0)]
+    page, _ = assemble_page(ranked, {}, k=1, mmr_lambda=1.0, max_topic_share=1.0, previous_creator="alice")
+    assert page[0].entry.item_id == "b0"
+    only_alice, _ = assemble_page(ranked[:1], {}, k=1, mmr_lambda=1.0, max_topic_share=1.0, previous_creator="alice")
+    assert only_alice[0].entry.item_id == "a0"  # a page of one beats an empty feed
+
+
+def test_topic_cap_limits_one_topic_per_page():
+    ranked = [_ranked(f"c{i}", f"cr{i}", "cats", 10.0 - i) for i in range(8)]
+    ranked += [_ranked(f"d{i}", f"dr{i}", "dogs", 1.0 - i / 10) for i in range(4)]
+    page, decisions = assemble_page(ranked, {}, k=10, mmr_lambda=1.0, max_topic_share=0.4, previous_creator=None)
+    cats = [p for p in page[:8] if p.entry.category == "cats"]
+    assert len(page) == 10
+    assert sum(p.entry.category == "cats" for p in page[:8]) == 4 == len(cats)  # 4 = 40% of 10, until dogs run out
+    assert any(d.get("relaxed") == "topic cap" for d in decisions)
+
+
+def test_mmr_prefers_a_diverse_item_over_a_near_duplicate():
+    centers = topic_vectors()
+    near = centers["cats"] + 0.01
+    near /= np.linalg.norm(near)
+    ranked = [_ranked("cat1", "a", None, 1.0, centers["cats"]), _ranked("cat2", "b", None, 0.95, near),
+              _ranked("car1", "c", None, 0.8, centers["cars"])]
+    diverse, decisions = assemble_page(ranked, {}, k=2, mmr_lambda=0.5, max_topic_share=1.0, previous_creator=None)
+    assert [p.entry.item_id for p in diverse] == ["cat1", "car1"]
+    assert decisions[1]["passed_over"][0] == {"item_id": "cat2", "why": "diversity (too similar)"}
+    greedy, _ = assemble_page(ranked, {}, k=2, mmr_lambda=1.0, max_topic_share=1.0, previous_creator=None)
+    assert [p.entry.item_id for p in greedy] == ["cat1", "cat2"]
+
+
+def test_reserved_slots_land_on_their_positions():
+    ranked = [_ranked(f"r{i}", f"c{i}", None, 5.0 - i) for i in range(6)]
+    explore = Placed(_ranked("x", "cx", None, -1.0), "explore", 0.25)
+    page, _ = assemble_page(ranked, {3: explore}, k=5, mmr_lambda=1.0, max_topic_share=1.0, previous_creator=None)
+    assert page[3].entry.item_id == "x" and page[3].propensity == 0.25 and page[3].kind == "explore"
+
+
+def test_thompson_propensities_are_probabilities_that_favour_better_arms(rec):
+    user = rec._state.user("u")
+    for i in range(6):
+        rec.record_event(ev("u", "like", NOW + i, f"music-{i}"))
+    picks, arms = exploration.choose(["music", "cars", "cars", "cooking"], np.array([0.1, 0.2, 0.3, 0.1]), user,
+                                     {}, slots=3, now=NOW + 10, rng=np.random.default_rng(0), samples=2000)
+    assert len(picks) == 3 and len({p.arm for p in picks}) == 3
+    assert all(0.0 < p.propensity <= 1.0 for p in picks)
+    first = {a["arm"]: a for a in arms}
+    assert first["music"]["alpha"] > first["cars"]["alpha"]
+    assert picks[0].arm == "music" and picks[0].propensity > 0.5
+    assert next(p for p in picks if p.arm == "cars").index == 2  # best-scored candidate within the arm
+
+
+def test_exploration_propensity_is_logged_on_results(rec):
+    page = rec.recommend("u", k=10, context=FeedContext(now=NOW))
+    trace = rec.inspect_user("u")["last_recommendation"]
+    logged = {p["item_id"]: p["propensity"] for p in trace["exploration"]["picks"]}
+    assert {r.item_id: r.propensity for r in page if r.propensity is not None} == logged
+
+
+def test_cold_start_cohort_guarantees_exposure_then_expands_or_graduates(rec):
+    for name in ("good-new", "bad-new"):
+        rec.upsert_item(Item(name, f"unknown-{name}", topic_vectors()["cars"], topic="cars", duration=20.0,
+                             uploaded_at=NOW - 600))
+    page = rec.recommend("someone", k=10, context=FeedContext(now=NOW))
+    assert {"good-new", "bad-new"} & {r.item_id for r in page}
+    assert any("first viewers" in reason for r in page for reason in r.reasons)
+
+    cohort = rec.config.cohort_size
+    for v in range(cohort):
+        user, t = f"viewer{v}", NOW + 10 * v
+        rec.record_event(ev(user, "impression", t, "good-new"))
+        rec.record_event(ev(user, "view", t + 5, "good-new", watch_duration=20.0))
+        rec.record_event(ev(user, "complete_view", t + 5, "good-new"))
+        rec.record_event(ev(user, "impression", t, "bad-new"))
+        rec.record_event(ev(user, "skip", t + 1, "bad-new", watch_duration=1.0))
+        for other in range(3):  # the catalogue baseline: ordinary half-watched videos
+            rec.record_event(ev(user, "impression", t, f"cats-{other}"))
+            rec.record_event(ev(user, "view", t + 2, f"cats-{other}", watch_duration=8.0))
+    summary = rec.run_job("video_stats", NOW + 1000)
+    assert summary["cold_start"]["expanded"] == ["good-new"]
+    assert "bad-new" in summary["cold_start"]["graduated"]
+    assert rec.inspect_item("good-new")["cold_start_level"] == 1
+    assert rec.inspect_item("bad-new")["cold_start_level"] == GRADUATED
+
+
+def test_normalized_performance_is_one_at_the_baseline():
+    baseline = {"watch": 0.4, "complete": 0.2, "skip": 0.3}
+    rates = {name: np.array([value]) for name, value in baseline.items()}
+    assert normalized_performance(rates, baseline)[0] == pytest.approx(1.0)
+    rates["complete"] = np.array([0.4])
+    assert normalized_performance(rates, baseline)[0] > 1.0
