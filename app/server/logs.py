@@ -34,6 +34,8 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # APScheduler warns on every tick that finds the previous run still going: by design (max_instances=1).
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     for noisy in ("uvicorn.access", "httpx", "numba", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

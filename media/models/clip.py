@@ -64,6 +64,33 @@ def _register_test_arch(arch: str) -> None:
         open_clip.add_model_config(_CONFIG_DIR)
 
 
+_REACHABILITY_TTL_S = 300.0
+_reachability: dict[str, tuple[float, bool]] = {}
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the weights host answers at all, checked at most every few minutes. Offline, open_clip's download
+    retries for most of a minute before failing; this answers at once, so a model load never stalls the
+    pipeline waiting for a network that isn't there."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    checked_at, reachable = _reachability.get(host, (0.0, False))
+    if time.monotonic() - checked_at < _REACHABILITY_TTL_S:
+        return reachable
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    _reachability[host] = (time.monotonic(), reachable)
+    return reachable
+
+
 def _file_id(path: str) -> str:
     return sha256_file(path)[:12]
 
@@ -104,7 +131,7 @@ def locate_weights(config: ClipConfig) -> ClipWeights:
         cached = _hf_cached_file(repo, config.cache_dir)
         if cached:
             return ClipWeights("cache", cached, model_id)
-    if config.allow_download:
+    if config.allow_download and _hub_reachable():
         return ClipWeights("download", tag, model_id)
     where = f"{Path(config.models_dir) / 'clip' / config.arch / tag}/" if config.models_dir else "a models dir"
     return ClipWeights("missing", tag, "", f"no CLIP weights for {config.arch}/{tag}: offline and none in {where} "

@@ -73,7 +73,7 @@ class AdminController(Controller):
                 title="Impressions per creator, 7 days", fmt=charts.fmt_number),
         }
         context = {
-            "overview": overview, "snap": snap, "queue": queue, "models": services.model_status(),
+            "overview": overview, "snap": snap, "queue": queue, "models": await _model_status(request),
             "rankers": rankers, "job_runs": job_runs, "breaches": breaches, "bounds": bounds,
             "recent_alerts": await alerts.recent(services.db), "charts": figures,
             "moderation_counts": await moderation.counts(services),
@@ -298,6 +298,20 @@ class AdminController(Controller):
         term = (await form_of(request)).get("term", "")
         await moderation.remove_term(services_of(request), admin, term)
         return back("/admin/moderation#terms", f"Removed {term!r}.")
+
+
+async def _model_status(request: Request, wait_s: float = 3.0) -> dict | None:
+    """``services.model_status()`` without holding the page: locating weights can take seconds the first time
+    (it is cached afterwards); past ``wait_s`` the page says so and the check finishes in the background."""
+    services = services_of(request)
+    task = getattr(request.app.state, "model_status_task", None)
+    if task is None or task.done():
+        task = asyncio.ensure_future(asyncio.to_thread(services.model_status))
+        request.app.state.model_status_task = task
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), wait_s)
+    except TimeoutError:
+        return None
 
 
 def _tasks(trace: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ Deletion leaves nothing that can be tied to the account:
   the recommender's catalogue);
 * the user's own events are irreversibly anonymised: ``user_id`` and ``session_id`` NULL, a fresh random
   ``event_id``, and ``additional_info`` reduced to non-identifying keys (so aggregate metrics keep their
-  history); other people's events that named the user as creator lose that ``creator_id``;
+  history); other people's events lose the ``creator_id`` naming the user and the ids of the deleted uploads;
 * the user row goes, and with it (ON DELETE CASCADE) sessions, viewing sessions, likes, saves, comments,
   follows both ways, hidden videos/creators both ways and reports; audit-log entries about the user keep the
   action but not the id;
@@ -175,6 +175,8 @@ async def delete_account(services: Services, user: User) -> dict[str, int]:
             await session.execute(update(Event).where(Event.id == event_id).values(
                 user_id=None, session_id=None, event_id=f"anon-{secrets.token_hex(12)}", additional_info=kept))
         await session.execute(update(Event).where(Event.creator_id == uid).values(creator_id=None))
+        if video_ids:  # other people's views of the deleted uploads: the ids would point at nothing but them
+            await session.execute(update(Event).where(Event.video_id.in_(video_ids)).values(video_id=None))
         await session.execute(update(ModerationAction).where(
             or_(ModerationAction.target_id == uid, ModerationAction.target_id.in_(video_ids or [""])))
             .values(target_id="deleted", details={}))
