@@ -51,7 +51,7 @@ async def request_params(request: Request) -> dict[str, str]:
 
 def need_account(request: Request, next_path: str) -> Response:
     """Guests asked for something that needs an account: to the login page, and back here afterwards."""
-    target = f"/login?next={quote(safe_next(next_path), safe='/')}"
+    target = f"/login?next={quote(safe_next(next_path), safe='/@')}"
     if is_htmx(request):
         return Response("", status_code=200, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
