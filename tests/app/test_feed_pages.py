@@ -82,7 +82,7 @@ def test_permalink_is_shareable_with_open_graph_tags(client):
                    f'<meta property="og:url" content="http://testserver.local/v/{video}">',
                    f'<meta property="og:image" content="http://testserver.local/media/{video}/poster.jpg">',
                    f'<meta property="og:video" content="http://testserver.local/media/{video}/video.mp4">',
-                   '<meta property="og:video:width" content="360">', 'data-source="permalink"',
+                   '<meta property="og:video:width" content="360">', 'data-source="share"',
                    "/feed/cards?tab=foryou&amp;cursor=1"):
         assert needle in page.text, needle
     assert 'data-open-comments="1"' in client.get(f"/v/{video}?comments=1", headers=HTML).text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from litestar import Controller, Request, Response, post
+from litestar.exceptions import InternalServerException
 from sqlalchemy import select
 
 from app.db.models import Video
@@ -28,7 +29,11 @@ class EventController(Controller):
         services = services_of(request)
         web_session = web_session_of(request)
         try:
-            payload = json.loads(await request.body() or b"null")
+            raw = await request.body()
+        except InternalServerException:  # the tab closed mid-beacon; its outbox sends the events again
+            return _problem(400, "The request body did not arrive.")
+        try:
+            payload = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _problem(400, "The body is not valid JSON.")
         try:

@@ -127,6 +127,16 @@ class FeedService:
             await self._log_impressions(viewer.id, cards, tab)
         return cards
 
+    async def shared_card(self, viewer: User, session_key: str, video_id: str, source: str = "share") -> Card | None:
+        """A video opened by its own link: hydrated, marked served (the feed after it won't repeat it) and
+        logged as an impression from the ``share`` source, so creators see traffic from shared links."""
+        cards = await self.hydrate(viewer, [Pick(video_id, source, ["Someone shared this link"])])
+        if not cards:
+            return None
+        self.served.get(session_key, "foryou").add(video_id)
+        await self._log_impressions(viewer.id, cards, "permalink")
+        return cards[0]
+
     async def _newest(self, viewer: User | None, served: set[str], k: int) -> list[Pick]:
         """Without a recommender: newest ready videos (used before the recommender is wired, and in tests)."""
         hidden_videos, hidden_creators = await hidden_for(self.db, viewer.id if viewer else None)
@@ -142,10 +152,11 @@ class FeedService:
     async def _following(self, viewer: User | None, served: set[str], k: int) -> list[Pick]:
         if viewer is None:
             return []
-        hidden_videos, _ = await hidden_for(self.db, viewer.id)
+        hidden_videos, hidden_creators = await hidden_for(self.db, viewer.id)
         async with self.db.read() as session:
             rows = (await session.execute(
                 select(Video.id).join(Follow, Follow.creator_id == Video.creator_id)
+                .where(Video.creator_id.not_in(hidden_creators))
                 .where(Follow.follower_id == viewer.id, Video.state == "ready", Video.moderation == "ok")
                 .order_by(Video.created_at.desc()).limit(k + len(served) + len(hidden_videos))
             )).scalars().all()

@@ -13,7 +13,7 @@ from app.db.models import Like, Save, User, Video
 from app.domain.feed.controllers import player_context
 from app.domain.feed.services import hidden_for
 from app.domain.interactions.services import InteractionService
-from app.domain.interactions.web import card_for, need_account, visible_video
+from app.domain.interactions.web import need_account, visible_video
 from app.domain.pages.search import PUBLISHED, hashtag_videos, popular_hashtags, search, tiles_for
 from app.server.services import services_of, web_session_of
 from app.server.templating import render
@@ -32,10 +32,10 @@ class PagesController(Controller):
         services = services_of(request)
         web_session = web_session_of(request)
         video = await visible_video(request, video_id)
-        await services.accounts.ensure_visitor(web_session)
-        card = await card_for(request, video.id, source="permalink")
-        # The feed that follows must not bring this video back.
-        services.feed.served.get(web_session.token_hash, "foryou").add(video.id)
+        viewer = await services.accounts.ensure_visitor(web_session)
+        card = await services.feed.shared_card(viewer, web_session.token_hash, video.id)
+        if card is None:
+            raise NotFoundException()
         handle = f"@{card.creator.username}" if card.creator.username else "ForYou"
         context = {
             **player_context(request, "foryou"),

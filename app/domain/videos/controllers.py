@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import InternalServerException, NotFoundException
 from litestar.response import Redirect
 from sqlalchemy import select
 
@@ -101,6 +101,9 @@ class StudioController(Controller):
             tmp = await services.videos.receive_stream(request.stream())
         except UploadTooLarge as exc:
             return Response({"error": str(exc), "code": "too_large"}, status_code=413)
+        except InternalServerException:  # the browser went away mid-upload; the partial file is already gone
+            return Response({"error": "The upload was interrupted. Please try again.", "code": "interrupted"},
+                            status_code=400)
         try:
             video = await services.videos.accept(
                 user.id, tmp, request.query_params.get("caption", ""), request.query_params.get("topic")
