@@ -89,9 +89,9 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, f
         y = y_of(value)
         body.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
                     f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt(value))}</text>')
-    every = x_every or max(1, math.ceil(n / 8))
+    every = x_every or max(1, math.ceil(n / max(2, min(8, plot_w // 64))))
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if (i % every == 0 and n - 1 - i >= every * 0.6) or i == n - 1:
             body.append(f'<text class="axis" x="{x_of(i):.1f}" y="{height - 8}" text-anchor="middle">'
                         f"{escape(label)}</text>")
     for index, item in enumerate(series):
@@ -130,7 +130,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, fmt
         y = top + plot_h - plot_h * value / top_value
         body.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
                     f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt(value))}</text>')
-    every = max(1, math.ceil(n / 10))
+    every = max(1, math.ceil(n / max(2, plot_w // 60)))
     for i, (label, value) in enumerate(zip(labels, values, strict=False)):
         h = plot_h * value / top_value
         x = left + i * slot + (slot - bar) / 2
