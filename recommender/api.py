@@ -76,6 +76,18 @@ class Recommender:
                 applied += apply_event(self._state, event, log_features=event.timestamp >= horizon)
         return applied
 
+    def forget_user(self, user_id: str, replacement: str = "deleted") -> int:
+        """Erase a user (account deletion): their profile, traces and flags go; their events stay for item
+        statistics under an anonymous id, as the app's event log keeps them. Returns the events rewritten."""
+        with self._state.lock:
+            state = self._state
+            state.users.pop(user_id, None)
+            state.traces.pop(user_id, None)
+            state.suspicious_users.discard(user_id)
+            for key in [key for key in state.last_exposure if key[0] == user_id]:
+                del state.last_exposure[key]
+            return state.events.anonymise(user_id, replacement)
+
     # ----- user settings --------------------------------------------------------------------
     def set_follows(self, user_id: str, creator_ids: Iterable[str]) -> None:
         with self._state.lock:

@@ -6,6 +6,7 @@ import bisect
 import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from .types import Event
 
@@ -92,6 +93,15 @@ class EventLog:
 
     def snapshot(self) -> list[Event]:
         return list(self._events)
+
+    def anonymise(self, user_id: str, replacement: str) -> int:
+        """Rewrite a user's events to another (anonymous) id in place; order and sequence numbers are kept."""
+        changed = 0
+        for index, event in enumerate(self._events):
+            if event.user_id == user_id:
+                self._events[index] = replace(event, user_id=replacement)
+                changed += 1
+        return changed
 
     def since_sequence(self, sequence: int) -> list[Event]:
         """Events appended after the log had seen ``sequence`` appends."""

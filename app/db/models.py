@@ -89,6 +89,19 @@ class Video(SQLModel, table=True):
     ready_at: datetime | None = Field(default=None)
 
 
+# Moderation states in which a ready video may be shown: never flagged, or flagged and approved on review.
+PUBLISHED_MODERATION = ("ok", "flagged_ok")
+
+
+def is_published(video: Video) -> bool:
+    return video.state == "ready" and video.moderation in PUBLISHED_MODERATION
+
+
+def published_clause() -> tuple:
+    """The same rule as SQL conditions, for ``select(Video).where(*published_clause())``."""
+    return (Video.state == "ready", Video.moderation.in_(PUBLISHED_MODERATION))
+
+
 class Event(SQLModel, table=True):
     """The append-only event log (seed §2.2). ``event_id`` is client-supplied and unique."""
 

@@ -211,6 +211,10 @@ def tune(
     if users is not None:
         truth = {u: truth[u] for u in users if u in truth}
     coverage = make_coverage(items)
+    if len(spec.grid[:budget]) <= 1:  # nothing to choose between: skip the validation fit
+        cfg = spec.grid[0] if spec.grid else {}
+        return cfg, [{"config": cfg, "ndcg@10": float("nan"), "recall@20": float("nan"),
+                      "coverage@10": float("nan"), "seconds": 0.0, "note": "budget 1: not tuned"}]
     trials = []
     first: dict[str, list[str]] | None = None
     for cfg in spec.grid[:budget]:
@@ -268,12 +272,12 @@ def run_offline_on(
        per-user random k-fold for cheap methods.
     """
     t_start = time.perf_counter()
-    n_boot = n_boot if n_boot is not None else (200 if quick else 1000)
-    budget = budget if budget is not None else (2 if quick else 4)
+    n_boot = n_boot if n_boot is not None else (100 if quick else 1000)
+    budget = budget if budget is not None else (1 if quick else 4)
     kfold = kfold if kfold is not None else (0 if quick else 5)
     tune_users = tune_users if tune_users is not None else (100 if quick else 300)
     if max_users is None and quick:
-        max_users = 300
+        max_users = 200
     if max_users is not None and len(dataset.user_ids) > max_users:
         rng = random.Random(seed)
         dataset = dataset.subset_users(sorted(rng.sample(dataset.user_ids, max_users)))

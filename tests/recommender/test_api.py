@@ -56,3 +56,15 @@ def test_same_inputs_same_feed(clock, items):
         rec.record_event(Event("e1", "u", "like", NOW, "cars-2"))
         pages.append([(r.item_id, r.propensity) for r in rec.recommend("u", k=10, context=FeedContext(now=NOW + 5))])
     assert pages[0] == pages[1]
+
+
+
+def test_forget_user_drops_the_profile_and_anonymises_events(rec, items):
+    from recommender import Event, FeedContext
+
+    rec.record_event(Event("forget-1", "leaver", "like", 1_000.0, item_id=items[0].item_id))
+    rec.recommend("leaver", k=3, context=FeedContext(now=1_001.0))
+    assert rec.inspect_user("leaver")["known"]
+    assert rec.forget_user("leaver") == 1
+    assert not rec.inspect_user("leaver")["known"]
+    assert rec.forget_user("leaver") == 0  # nothing left to rewrite

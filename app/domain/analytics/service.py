@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, or_, select
 
 from app.db.engine import Database
+from app.db.models import PUBLISHED_MODERATION, MediaJob, User, Video
 from app.db.models import Event as EventRow
-from app.db.models import MediaJob, User, Video
 from app.domain.analytics import metrics as am
 from recommender import Event
 from recommender import metrics as rm
 
 DAY = rm.DAY
-PUBLISHED = ("ok", "flagged_ok")
+PUBLISHED = PUBLISHED_MODERATION
 NEW_CREATOR_DAYS = 14
 
 

@@ -20,15 +20,15 @@ from app.adapters.model_store import SqlModelStore
 from app.adapters.vector_store import VectorStore
 from app.db.engine import Database
 from app.db.models import Event as EventRow
-from app.db.models import Follow, User, Video, utcnow
+from app.db.models import Follow, User, Video, is_published, utcnow
 from app.domain.events.writer import StoredEvent
+from app.domain.experiments.service import registry_for
 from app.domain.feed.services import Pick, hidden_for
 from recommender import Event, FeedContext, Item, Recommender, RecommenderConfig
 
 log = logging.getLogger(__name__)
 
 REPLAY_DAYS = 60
-PUBLISHED_MODERATION = ("ok", "flagged_ok")
 
 
 def video_item(video: Video, vector) -> Item:  # noqa: ANN001 - numpy array or None
@@ -36,7 +36,7 @@ def video_item(video: Video, vector) -> Item:  # noqa: ANN001 - numpy array or N
     return Item(
         item_id=video.id, creator_id=video.creator_id, vector=vector, text=text, hashtags=tuple(video.hashtags),
         topic=video.topic, duration=video.duration, uploaded_at=video.created_at.timestamp(),
-        available=video.state == "ready" and video.moderation in PUBLISHED_MODERATION,
+        available=is_published(video),
     )
 
 
@@ -143,7 +143,6 @@ class RecommenderService:
         muted = list((user.preferences or {}).get("muted_words", [])) if user else []
         self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
         # Promoted defaults, then the user's A/B variant (app.domain.experiments), then the caller's own.
-        from app.domain.experiments.service import registry_for
 
         assignment = await registry_for(self.db).assignment(user_id)
         overrides = {**assignment.overrides, **(overrides or {})} or None

@@ -16,8 +16,21 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from app.db.engine import Database
-from app.db.models import Comment, Event, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User, Video
+from app.db.models import (
+    Comment,
+    Event,
+    Follow,
+    HiddenCreator,
+    HiddenVideo,
+    Like,
+    Report,
+    Save,
+    User,
+    Video,
+    published_clause,
+)
 from app.domain.events.writer import EventIn, EventWriter
+from app.domain.experiments.service import registry_for
 
 TABS = ("foryou", "following")
 MAX_TRACKED_SESSIONS = 5000
@@ -142,7 +155,7 @@ class FeedService:
         hidden_videos, hidden_creators = await hidden_for(self.db, viewer.id if viewer else None)
         async with self.db.read() as session:
             rows = (await session.execute(
-                select(Video.id, Video.creator_id).where(Video.state == "ready", Video.moderation == "ok")
+                select(Video.id, Video.creator_id).where(*published_clause())
                 .order_by(Video.created_at.desc()).limit(k + len(served) + len(hidden_videos) + 50)
             )).all()
         picks = [Pick(vid, "fresh", ["New on ForYou"]) for vid, creator in rows
@@ -157,7 +170,7 @@ class FeedService:
             rows = (await session.execute(
                 select(Video.id).join(Follow, Follow.creator_id == Video.creator_id)
                 .where(Video.creator_id.not_in(hidden_creators))
-                .where(Follow.follower_id == viewer.id, Video.state == "ready", Video.moderation == "ok")
+                .where(Follow.follower_id == viewer.id, *published_clause())
                 .order_by(Video.created_at.desc()).limit(k + len(served) + len(hidden_videos))
             )).scalars().all()
         return [Pick(vid, "following", ["New from a creator you follow"]) for vid in rows
@@ -204,7 +217,6 @@ class FeedService:
     async def _log_impressions(self, user_id: str, cards: list[Card], tab: str) -> None:
         now = time.time()
         # The user's A/B variant (deterministic, see app.domain.experiments) goes on every impression.
-        from app.domain.experiments.service import registry_for
 
         assignment = await registry_for(self.db).assignment(user_id)
         variant = {"experiment": assignment.experiment, "variant": assignment.variant} if assignment.variant else {}

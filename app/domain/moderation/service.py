@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select, update
 
 from app.db.admin_models import BlockedTerm, ModerationAction, ModerationFlag
-from app.db.models import AuthSession, Report, User, Video
+from app.db.models import PUBLISHED_MODERATION, AuthSession, Report, User, Video
 
 if TYPE_CHECKING:
     from app.server.services import Services
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_ACTIONS = ("dismiss", "approve", "hide", "remove", "restore")
 USER_ACTIONS = ("warn", "ban", "unban")
-LIVE = ("ok", "flagged_ok")
+LIVE = PUBLISHED_MODERATION
 
 
 class ModerationError(ValueError):

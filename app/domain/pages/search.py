@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy import String, cast, func, or_, select
 
 from app.db.engine import Database
-from app.db.models import Like, User, Video
+from app.db.models import Like, User, Video, published_clause
 
 log = logging.getLogger(__name__)
 
 SemanticSearch = Callable[[str, int], Awaitable[list[str]]]
 MAX_QUERY = 100
-PUBLISHED = (Video.state == "ready", Video.moderation.in_(("ok", "flagged_ok")))
+PUBLISHED = published_clause()
 
 
 @dataclass

@@ -192,16 +192,6 @@ async def delete_account(services: Services, user: User) -> dict[str, int]:
 
 
 def _forget_in_recommender(services: Services, user_id: str) -> None:
-    """Drop the user's in-memory profile and last trace (the recommender has no public call for it yet)."""
-    engine = services.recommender.engine
-    state = getattr(engine, "_state", None)
-    if state is None:
-        return
-    with state.lock:
-        for name in ("users", "traces"):
-            mapping = getattr(state, name, None)
-            if isinstance(mapping, dict):
-                mapping.pop(user_id, None)
-        suspicious = getattr(state, "suspicious_users", None)
-        if isinstance(suspicious, set):
-            suspicious.discard(user_id)
+    """The recommender's memory of the user goes too (its copy of their events is anonymised like the log)."""
+    if services.recommender.engine is not None:
+        services.recommender.engine.forget_user(user_id)

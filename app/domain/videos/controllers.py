@@ -9,7 +9,7 @@ from litestar.exceptions import InternalServerException, NotFoundException
 from litestar.response import Redirect
 from sqlalchemy import select
 
-from app.db.models import MediaJob, User, Video
+from app.db.models import MediaJob, User, Video, is_published
 from app.domain.videos.files import file_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.services import UploadTooLarge, rejection_message
@@ -23,9 +23,7 @@ SERVABLE = {"video.mp4", "poster.jpg", "captions.vtt"}
 
 def can_view(video: Video, viewer_id: str | None, viewer_role: str | None) -> bool:
     """Anyone may watch a published video; only its creator and admins see one in processing or review."""
-    if video.state == "ready" and video.moderation in ("ok", "flagged_ok"):
-        return True
-    return viewer_id == video.creator_id or viewer_role == "admin"
+    return is_published(video) or viewer_id == video.creator_id or viewer_role == "admin"
 
 
 class MediaController(Controller):

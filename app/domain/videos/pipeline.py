@@ -19,6 +19,8 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, Video, utcnow
 from app.domain.events.writer import EventIn, EventWriter
+from app.domain.moderation.screening import screen_upload
+from app.domain.moderation.service import record_flags
 from app.domain.videos.services import ffmpeg_tools, media_limits
 from media import steps as media_steps
 from media.models.registry import ModelRegistry
@@ -144,8 +146,6 @@ class MediaPipeline:
     async def _publish(self, video: Video, ctx: media_steps.StepContext) -> dict:
         # Automated moderation first: a flagged video is published as "flagged" and stays out of every feed
         # until an operator approves it (app.domain.moderation).
-        from app.domain.moderation.screening import screen_upload
-        from app.domain.moderation.service import record_flags
 
         flags = await screen_upload(self.db, self.models, video.id, ctx)
         async with self.db.write() as session:
