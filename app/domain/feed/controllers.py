@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 from sqlalchemy import func, select
 
-from app.db.models import Video
+from app.db.models import Event, User, Video, published_clause
 from app.domain.feed.services import TABS
 from app.domain.interactions.services import REPORT_REASONS
 from app.domain.interactions.web import source_words
@@ -52,6 +53,28 @@ async def next_cards(request: Request, tab: str, cursor: int = 0) -> dict[str, A
             "following_empty": tab == "following" and not cards and cursor == 0}
 
 
+InterestsForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+MAX_ONBOARDING_TOPICS = 12
+
+
+async def onboarding_topics(request: Request) -> list[str]:
+    """Topics to offer a first-time visitor, most common first; empty once they chose or skipped, or swiped."""
+    services = services_of(request)
+    user = web_session_of(request).user
+    if user is not None and (user.preferences or {}).get("onboarded"):
+        return []
+    async with services.db.read() as session:
+        if user is not None:
+            swiped = (await session.execute(select(Event.id).where(
+                Event.user_id == user.id, Event.event_type != "impression").limit(1))).first()
+            if swiped:
+                return []
+        rows = (await session.execute(
+            select(Video.topic, func.count()).where(*published_clause(), Video.topic.is_not(None))
+            .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS))).all()
+    return [topic for topic, _ in rows if topic]
+
+
 class FeedController(Controller):
     @get("/")
     async def feed(self, request: Request, tab: Tab = "foryou") -> Response:
@@ -63,8 +86,27 @@ class FeedController(Controller):
             ).scalar_one()
         context = {**player_context(request, tab), "catalogue_size": ready_count, "cards": []}
         if ready_count:
+            if tab == "foryou":
+                context["onboarding_topics"] = await onboarding_topics(request)
             context.update(await next_cards(request, tab))
         return render(request, "feed/index.html", context)
+
+    @post("/onboarding/interests", status_code=200)
+    async def choose_interests(self, request: Request, data: InterestsForm) -> Response:
+        """The first-visit "what are you into?" step: declared topics seed a cold feed (or none, to skip)."""
+        services = services_of(request)
+        web_session = web_session_of(request)
+        viewer = await services.accounts.ensure_visitor(web_session)
+        raw = data.get("topics", [])
+        chosen = [t.strip().lower()[:48] for t in ([raw] if isinstance(raw, str) else raw) if t.strip()][:12]
+        async with services.db.write() as session:
+            user = await session.get(User, viewer.id)
+            user.preferences = {**(user.preferences or {}), "categories": chosen, "onboarded": True}
+        viewer.preferences = {**(viewer.preferences or {}), "categories": chosen, "onboarded": True}
+        if chosen and services.recommender.engine is not None:
+            services.recommender.engine.set_declared_interests(viewer.id, chosen)
+            services.feed.served.reset(web_session.token_hash, "foryou")  # the first page is redone for them
+        return Response("", status_code=200, headers={"HX-Refresh": "true"} if chosen else None)
 
     @get("/feed/cards")
     async def cards(self, request: Request, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:

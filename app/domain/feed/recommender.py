@@ -84,6 +84,9 @@ class RecommenderService:
                 select(EventRow).where(EventRow.timestamp >= since).order_by(EventRow.timestamp)
             )).scalars().all()
             follows = (await session.execute(select(Follow.follower_id, Follow.creator_id))).all()
+            declared = [(uid, prefs.get("categories")) for uid, prefs in
+                        (await session.execute(select(User.id, User.preferences))).all()
+                        if prefs and prefs.get("categories")]
         items = [video_item(video, vectors.get(video.id)) for video in videos]
         events = [event for event in map(event_from_row, rows) if event is not None]
         followed: dict[str, set[str]] = {}
@@ -95,6 +98,8 @@ class RecommenderService:
             applied = self.engine.record_events(events)
             for user_id, creators in followed.items():
                 self.engine.set_follows(user_id, creators)
+            for user_id, topics in declared:
+                self.engine.set_declared_interests(user_id, topics)
             return applied
 
         applied = await asyncio.to_thread(_load)
