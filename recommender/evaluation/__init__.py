@@ -110,6 +110,8 @@ def run_offline(
         "(which events count is part of each baseline's tuning grid).",
         "Every method is asked for its top 100 (training items excluded) through the same Policy calls; "
         "AUC ties the rest of the catalogue below the list.",
+        "coverage@10 is not a mean over users: its bootstrap interval (resampled users, fewer distinct) is "
+        "biased low and may sit below the point value; compare coverage differences, not its interval.",
     ]
     if include_foryou:
         if recommender_available():
