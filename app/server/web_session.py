@@ -164,7 +164,8 @@ class SessionMiddleware(ASGIMiddleware):
     """Loads (or starts) the visitor's session, enforces CSRF, and (re)issues the cookie when needed."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/static/", "^/healthz", "^/readyz")
+    # Static files and probes need no session (a callable, not a path pattern: see Litestar's deprecation note).
+    should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith(("/static/", "/healthz", "/readyz")))
 
     def __init__(self, store: SessionStore, secure_cookies: bool) -> None:
         self.store = store
