@@ -10,15 +10,9 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from app.domain.accounts.services import AccountError
+from app.server.guards import safe_next
 from app.server.services import replace_web_session, services_of, web_session_of
 from app.server.templating import is_htmx, render
-
-
-def safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
 
 
 def _go(request: Request, target: str) -> Response:

@@ -14,19 +14,16 @@ from sqlalchemy import or_, select
 
 from app.db.models import MediaJob, User, Video
 from app.domain.admin import alerts
-from app.domain.admin.guard import back, form_of, require_admin
+from app.domain.admin.forms import back, form_of
 from app.domain.analytics import charts
 from app.domain.analytics.service import media_queue, platform_overview
 from app.domain.experiments import service as experiments
 from app.domain.moderation import service as moderation
 from app.domain.moderation.screening import blocked_terms
+from app.server.guards import flash_messages, require_admin
 from app.server.services import services_of
 from app.server.templating import render
 from recommender import RecommenderConfig
-
-
-def _messages(request: Request) -> dict[str, str | None]:
-    return {"flash": request.query_params.get("msg"), "flash_error": request.query_params.get("error")}
 
 
 class AdminController(Controller):
@@ -80,7 +77,7 @@ class AdminController(Controller):
             "defaults": await experiments.promoted_defaults(services.db),
             "running": next((e for e in await experiments.list_experiments(services.db) if e.status == "running"),
                             None),
-            "steps": services.videos.pipeline_steps, "tab": "dashboard", **_messages(request),
+            "steps": services.videos.pipeline_steps, "tab": "dashboard", **flash_messages(request),
         }
         return render(request, "admin/dashboard.html", context)
 
@@ -195,7 +192,7 @@ class AdminController(Controller):
                     if isinstance(getattr(config, f.name), int | float | dict)]
         context = {"tab": "experiments", "shown": shown, "older": rows[5:], "settings": settings,
                    "defaults": await experiments.promoted_defaults(services.db),
-                   "running": any(e.status == "running" for e in rows), **_messages(request)}
+                   "running": any(e.status == "running" for e in rows), **flash_messages(request)}
         return render(request, "admin/experiments.html", context)
 
     @post("/experiments")
@@ -252,7 +249,7 @@ class AdminController(Controller):
         services = services_of(request)
         context = {"tab": "moderation", "queue": await moderation.queue(services),
                    "audit": await moderation.audit_log(services), "terms": await blocked_terms(services.db),
-                   "counts": await moderation.counts(services), **_messages(request)}
+                   "counts": await moderation.counts(services), **flash_messages(request)}
         return render(request, "admin/moderation.html", context)
 
     @post("/moderation/videos/{video_id:str}/{action:str}")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.db.models import User, Video
 from app.domain.analytics import charts
 from app.domain.analytics.service import CreatorReport, creator_report
-from app.domain.videos.controllers import require_account
+from app.server.guards import require_account
 from app.server.services import services_of
 from app.server.templating import render
 

@@ -18,11 +18,11 @@ from app.domain.interactions.services import InteractionError, InteractionServic
 from app.domain.interactions.web import (
     card_for,
     go_back,
-    need_account,
     request_params,
     signed_in_user,
     visible_video,
 )
+from app.server.guards import login_redirect
 from app.server.services import services_of, web_session_of
 from app.server.templating import is_htmx, render
 
@@ -69,7 +69,7 @@ class InteractionController(Controller):
         video = await visible_video(request, video_id)
         user = await signed_in_user(request)
         if user is None:
-            return need_account(request, f"/v/{video.id}")
+            return login_redirect(request, f"/v/{video.id}")
         context = clean_context(await request_params(request))
         await InteractionService(services_of(request)).set_save(user, video, on, context)
         if not is_htmx(request):
@@ -93,7 +93,7 @@ class InteractionController(Controller):
             raise NotFoundException("No such creator.")
         user = await signed_in_user(request)
         if user is None:
-            return need_account(request, f"/@{creator.username}")
+            return login_redirect(request, f"/@{creator.username}")
         params = await request_params(request)
         context = clean_context(params)
         video_id = params.get("video_id") or None
@@ -121,7 +121,7 @@ class InteractionController(Controller):
         video = await visible_video(request, video_id)
         user = await signed_in_user(request)
         if user is None:
-            return need_account(request, f"/v/{video.id}?comments=1")
+            return login_redirect(request, f"/v/{video.id}?comments=1")
         params = await request_params(request)
         context = clean_context(params)
         try:
@@ -139,7 +139,7 @@ class InteractionController(Controller):
     async def delete_comment(self, request: Request, comment_id: int) -> Response:
         user = await signed_in_user(request)
         if user is None:
-            return need_account(request, "/")
+            return login_redirect(request, "/")
         interactions = InteractionService(services_of(request))
         try:
             comment = await interactions.delete_comment(user, comment_id)
@@ -179,7 +179,7 @@ class InteractionController(Controller):
         video = await visible_video(request, video_id)
         user = await signed_in_user(request)
         if user is None:
-            return need_account(request, f"/v/{video.id}")
+            return login_redirect(request, f"/v/{video.id}")
         params = await request_params(request)
         try:
             await InteractionService(services_of(request)).report(

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from litestar import Request, Response
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
 from app.db.models import User, Video
-from app.domain.accounts.controllers import safe_next
 from app.domain.feed.services import Card, Pick
 from app.domain.videos.controllers import can_view
+from app.server.guards import safe_next
 from app.server.services import services_of, web_session_of
-from app.server.templating import is_htmx
 
 # The candidate sources a card can come from, in plain words ("Why this video?").
 SOURCE_WORDS = {
@@ -47,14 +46,6 @@ async def request_params(request: Request) -> dict[str, str]:
         form = await request.form()
         params.update({key: value for key, value in form.items() if isinstance(value, str)})
     return params
-
-
-def need_account(request: Request, next_path: str) -> Response:
-    """Guests asked for something that needs an account: to the login page, and back here afterwards."""
-    target = f"/login?next={quote(safe_next(next_path), safe='/@')}"
-    if is_htmx(request):
-        return Response("", status_code=200, headers={"HX-Redirect": target})
-    return Redirect(target, status_code=303)
 
 
 def go_back(request: Request, default: str) -> Response:

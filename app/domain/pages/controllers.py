@@ -13,8 +13,9 @@ from app.db.models import Like, Save, User, Video
 from app.domain.feed.controllers import player_context
 from app.domain.feed.services import hidden_for
 from app.domain.interactions.services import InteractionService
-from app.domain.interactions.web import need_account, visible_video
+from app.domain.interactions.web import visible_video
 from app.domain.pages.search import PUBLISHED, hashtag_videos, popular_hashtags, search, tiles_for
+from app.server.guards import login_redirect
 from app.server.services import services_of, web_session_of
 from app.server.templating import render
 
@@ -95,7 +96,7 @@ class PagesController(Controller):
     async def saved(self, request: Request) -> Response:
         web_session = web_session_of(request)
         if not web_session.is_signed_in:
-            return need_account(request, "/saved")
+            return login_redirect(request, "/saved")
         services = services_of(request)
         async with services.db.read() as session:
             videos = (await session.execute(

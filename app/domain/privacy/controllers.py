@@ -8,15 +8,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, Stream
 
 from app.domain.accounts.services import verify_password
-from app.domain.admin.guard import back, form_of
+from app.domain.admin.forms import back, form_of
 from app.domain.privacy import service as privacy
-from app.domain.videos.controllers import require_account
+from app.server.guards import flash_messages, require_account
 from app.server.services import replace_web_session, services_of, web_session_of
 from app.server.templating import render
-
-
-def _messages(request: Request) -> dict:
-    return {"flash": request.query_params.get("msg"), "flash_error": request.query_params.get("error")}
 
 
 class SettingsController(Controller):
@@ -29,7 +25,7 @@ class SettingsController(Controller):
             return user
         services = services_of(request)
         context = {"muted": (user.preferences or {}).get("muted_words", []),
-                   "blocked": await privacy.blocked_creators(services, user), **_messages(request)}
+                   "blocked": await privacy.blocked_creators(services, user), **flash_messages(request)}
         return render(request, "privacy/settings.html", context)
 
     @post("/muted")
@@ -74,7 +70,7 @@ class SettingsController(Controller):
         user = require_account(request)
         if isinstance(user, Response):
             return user
-        return render(request, "privacy/delete.html", _messages(request))
+        return render(request, "privacy/delete.html", flash_messages(request))
 
     @post("/delete")
     async def delete(self, request: Request) -> Response:

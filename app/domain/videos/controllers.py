@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import InternalServerException, NotFoundException
-from litestar.response import Redirect
 from sqlalchemy import select
 
 from app.db.models import MediaJob, User, Video, is_published
 from app.domain.videos.files import file_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.services import UploadTooLarge, rejection_message
+from app.server.guards import require_account
 from app.server.services import services_of, web_session_of
-from app.server.templating import is_htmx, render
+from app.server.templating import render
 from media.errors import MediaRejected
 
 # The files of a video that may be served, by public name.
@@ -43,18 +41,6 @@ class MediaController(Controller):
         if not path.is_file():
             raise NotFoundException()
         return file_response(path, request.headers.get("range"), request.headers.get("if-none-match"))
-
-
-def require_account(request: Request) -> User | Response:
-    """The signed-in user, or a redirect to log in (``HX-Redirect`` for htmx requests)."""
-    web_session = web_session_of(request)
-    if web_session.is_signed_in:
-        return web_session.user
-    target = f"/login?next={quote(request.url.path)}"
-    if is_htmx(request) or request.url.path.startswith("/api/"):
-        return Response({"error": "Please log in first.", "login": target}, status_code=401,
-                        headers={"HX-Redirect": target})
-    return Redirect(target, status_code=303)
 
 
 async def owned_video(request: Request, video_id: str, user: User) -> Video:
