@@ -32,8 +32,11 @@ def clips(tmp_path_factory):
     playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
     text = folder / "notes.mp4"
     text.write_text("this is not a video, just some text " * 50)
+    bomb = folder / "bomb.mp4"  # a tiny file whose one frame is 16000 x 16000 pixels
+    ffmpeg("-f", "lavfi", "-i", "color=black:s=16000x16000:r=1", "-frames:v", "1", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(bomb))
     return {"good": good, "audio_only": audio_only, "truncated": truncated, "playlist": playlist, "text": text,
-            "empty": None}
+            "bomb": bomb, "empty": None}
 
 
 def upload(client, body: bytes, caption="hello #World #cats", csrf=None):
@@ -89,6 +92,7 @@ def test_a_good_upload_stores_the_video_and_queues_its_pipeline(client, clips):
         ("playlist", "playlist", "playlist"),
         ("truncated", "truncated", "incomplete"),
         ("audio_only", "audio_only", "no picture"),
+        ("bomb", "too_many_pixels", "too large"),
     ],
 )
 def test_bad_files_get_a_specific_message_and_leave_nothing(client, clips, name, code, words):
