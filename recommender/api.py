@@ -35,7 +35,8 @@ class Recommender:
         self.clock = clock
         self._state = EngineState(
             config=self.config,
-            ranker=RankerRegistry(model_store or InMemoryModelStore(), self.config.affinity_gain),
+            ranker=RankerRegistry(model_store or InMemoryModelStore(), self.config.affinity_gain,
+                                  self.config.collab_gain, self.config.popularity_gain),
             examples=ExampleBuffer(self.config.max_training_examples),
         )
 
@@ -179,7 +180,7 @@ class Recommender:
                 "stats": item_statistics(
                     state.catalog.counts[row], state.global_rates, self.config.rate_prior_strength
                 ),
-                "neighbors": state.neighbors.get(item_id, [])[:10],
+                "neighbors": state.similarity.neighbors_of(item_id, 10),
             }
 
     def inspect_user(self, user_id: str) -> dict:

@@ -80,7 +80,7 @@ class RecommenderConfig:
     short_scores_half_life: float = 1 * HOUR  # topic/hashtag/creator scores, short-term
     long_scores_half_life: float = 14 * DAY
     declared_interest_weight: float = 2.0
-    recent_positive_items: int = 10
+    recent_positive_items: int = 10  # unused since item2item sums over all engaged items; old overrides parse
     cold_user_max_positive_events: int = 5
     event_weights: dict[str, float] = field(default_factory=_event_weights)
 
@@ -91,19 +91,27 @@ class RecommenderConfig:
     ann_probe_lists: int = 6  # coarse lists (of ~2√N) scanned per interest centroid when the index is on
     fresh_window_seconds: float = 2 * DAY
     following_window_seconds: float = 14 * DAY
-    neighbors_per_item: int = 40
+    neighbors_per_item: int = 100
     cf_max_items_per_user: int = 200
     cf_shrinkage: float = 5.0
     cf_min_co_users: int = 2
+    cf_ease_max_items: int = 3_000  # EASE (dense n×n inverse: ~3 s, ~300 MB at 3k) up to here, cosine above
+    cf_ease_lambda: float = 250.0
+    cf_user_history_items: int = 500  # net engagement kept per user (the anchors of item-to-item scores)
+    cf_max_anchors: int = 200  # most recent positively engaged items that item-to-item scores sum over
+    cf_anchor_half_life: float = 60 * DAY
+    cf_anchor_rank_half_life: float = 20.0  # in engagements: the anchor this many engagements back weighs half
 
     # --- ranking --------------------------------------------------------------------------
     value_weights: dict[str, float] = field(default_factory=_value_weights)
     rate_prior_strength: float = 20.0  # pseudo-exposures when smoothing an item's rates toward the global rate
     affinity_gain: float = 1.25  # logits per unit of user-item affinity in the prior probabilities
+    collab_gain: float = 16.0  # logits per unit of item-to-item score (1 = the user's best-scoring item)
+    popularity_gain: float = 3.0  # logits per unit of log(1 + positive engagements) / 10
     freshness_half_life: float = 1 * DAY
 
     # --- re-ranking ----------------------------------------------------------------------
-    mmr_lambda: float = 0.75
+    mmr_lambda: float = 0.85
     cold_user_mmr_lambda: float = 0.5
     mmr_pool_size: int = 120
     max_topic_share: float = 0.5
@@ -112,6 +120,7 @@ class RecommenderConfig:
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1
+    cold_start_slot_position: float = 0.5  # where on the page (share of k) the cohort slot goes
     cohort_size: int = 20
     expansion_factor: float = 4.0
     max_expansion_level: int = 3

@@ -61,6 +61,8 @@ def apply_event(state: EngineState, event: Event, *, log_features: bool = True) 
         item_features.apply_event(state.catalog.counts[row], event, item.duration, new_exposure)
     vector = state.catalog.vectors[row] if state.catalog.has_vector[row] else None
     update_profile(user, item, vector, weight, ts, undo=event.event_type in _UNDO_EVENTS)
+    if weight != 0:
+        user.record_engagement(item.item_id, weight, ts, config.cf_user_history_items)
     return True
 
 
@@ -68,7 +70,9 @@ def exposure_features(state: EngineState, user: UserState, row: int, now: float,
     """The ranker's feature row for (user, item) as of now, before this event changes the profile."""
     queries = interest_queries(user, state.catalog, now, state.config.declared_interest_weight)
     rows = np.array([row])
-    return build_features(state.config, state.catalog, state.global_rates, user, queries, rows, now, device)[0]
+    collab = state.collaborative(user, now)
+    return build_features(state.config, state.catalog, state.global_rates, user, queries, rows, now, device,
+                          collab)[0]
 
 
 def update_profile(
@@ -82,7 +86,6 @@ def update_profile(
         return
     if weight > 0:
         user.n_positive += 1
-        user.recent_positive.append((item.item_id, weight))
         if vector is not None:
             user.short_term.add(vector, weight, ts)
             user.mid_term.add(vector, weight, ts)

@@ -17,6 +17,7 @@ from . import metrics, vector_index
 from .candidates import popular as popular_source
 from .config import HOUR
 from .events import EXPOSURE_EVENTS, engagement_weight
+from .features import collaborative
 from .features import items as item_features
 from .features.interests import spherical_kmeans
 from .reranking.cold_start import update_cohorts
@@ -233,48 +234,67 @@ def detect_trends(state: EngineState, now: float) -> dict:
 
 
 def compute_item_neighbors(state: EngineState, now: float) -> dict:
-    """Co-engagement CF: cosine over users who engaged positively with both items, shrunk toward 0 for
-    small overlaps: sim(i, j) = co(i, j) / (sqrt(n_i · n_j) + shrinkage). Top neighbours per item."""
+    """Item-to-item weights from co-engagement. A user "engaged with" an item when their net engagement with
+    it is positive (a view followed by a skip is not). Up to ``cf_ease_max_items`` engaged items the weights
+    are EASE's closed form (a ridge regression of each item on all others: it discounts popular items and
+    overlapping evidence, which plain co-counts do not); above that, cosine over co-engaging users shrunk
+    toward 0 for small overlaps: co(i, j) / (sqrt(n_i · n_j) + shrinkage). Top ``neighbors_per_item`` each."""
     config = state.config
     with state.lock:
         events = state.events.snapshot()
         suspicious = set(state.suspicious_users)
         durations = {item.item_id: item.duration for item in state.catalog.items}
+        version = state.similarity.version + 1
     per_user: dict[str, dict[str, float]] = defaultdict(dict)
     for e in events:
         if e.item_id is None or e.user_id in suspicious or e.item_id not in durations:
             continue
-        if engagement_weight(e, durations[e.item_id], config.event_weights) > 0:
-            liked = per_user[e.user_id]
-            liked.pop(e.item_id, None)
-            liked[e.item_id] = e.timestamp  # re-insert: dict order = recency
+        weight = engagement_weight(e, durations[e.item_id], config.event_weights)
+        if weight:
+            engaged = per_user[e.user_id]
+            engaged[e.item_id] = engaged.pop(e.item_id, 0.0) + weight  # re-insert: dict order = recency
     index: dict[str, int] = {}
     baskets: list[np.ndarray] = []
-    for liked in per_user.values():
-        recent = list(liked)[-config.cf_max_items_per_user :]
-        if len(recent) >= 2:
-            baskets.append(np.array([index.setdefault(i, len(index)) for i in recent], dtype=np.int64))
-    neighbors: dict[str, list[tuple[str, float]]] = {}
-    pairs = 0
-    if baskets:
-        n_items = len(index)
-        item_users = np.bincount(np.concatenate(baskets), minlength=n_items).astype(np.float64)
-        codes = np.concatenate([(b[:, None] * n_items + b[None, :]).ravel() for b in baskets])
-        codes, co = np.unique(codes, return_counts=True)
-        left, right = codes // n_items, codes % n_items
-        keep = (left != right) & (co >= config.cf_min_co_users)
-        left, right, co = left[keep], right[keep], co[keep]
-        similarity = co / (np.sqrt(item_users[left] * item_users[right]) + config.cf_shrinkage)
-        order = np.lexsort((-similarity, left))
-        ids = list(index)
-        pairs = len(order)
-        for position in order:
-            neighbor_list = neighbors.setdefault(ids[left[position]], [])
-            if len(neighbor_list) < config.neighbors_per_item:
-                neighbor_list.append((ids[right[position]], round(float(similarity[position]), 5)))
+    for engaged in per_user.values():
+        positive = [item_id for item_id, net in engaged.items() if net > 0][-config.cf_max_items_per_user :]
+        if len(positive) >= 2:
+            baskets.append(np.array([index.setdefault(i, len(index)) for i in positive], dtype=np.int64))
+    ids = list(index)
+    if not baskets:
+        similarity = collaborative.ItemSimilarity.empty()
+    elif len(ids) <= config.cf_ease_max_items:
+        similarity = _ease(ids, baskets, config.cf_ease_lambda, config.neighbors_per_item, version)
+    else:
+        similarity = _cosine(ids, baskets, config, version)
     with state.lock:
-        state.neighbors = neighbors
-    return {"items_with_neighbors": len(neighbors), "pairs": pairs, "users": len(baskets)}
+        state.similarity = similarity
+    return {"method": similarity.method, "items_with_neighbors": int(np.count_nonzero(np.diff(similarity.indptr))),
+            "pairs": similarity.pairs, "users": len(baskets)}
+
+
+def _ease(ids: list[str], baskets: list[np.ndarray], lam: float, k: int, version: int
+          ) -> collaborative.ItemSimilarity:
+    """B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹, diagonal zeroed (Steck 2019)."""
+    n = len(ids)
+    gram = np.zeros((n, n), dtype=np.float64)
+    for basket in baskets:
+        gram[np.ix_(basket, basket)] += 1.0
+    gram[np.diag_indices(n)] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]  # weights[j, c]: what engaging with j says about c
+    return collaborative.from_top_k("ease", ids, weights, k, version)
+
+
+def _cosine(ids: list[str], baskets: list[np.ndarray], config, version: int) -> collaborative.ItemSimilarity:
+    n_items = len(ids)
+    item_users = np.bincount(np.concatenate(baskets), minlength=n_items).astype(np.float64)
+    codes = np.concatenate([(b[:, None] * n_items + b[None, :]).ravel() for b in baskets])
+    codes, co = np.unique(codes, return_counts=True)
+    left, right = codes // n_items, codes % n_items
+    keep = (left != right) & (co >= config.cf_min_co_users)
+    left, right, co = left[keep], right[keep], co[keep]
+    similarity = co / (np.sqrt(item_users[left] * item_users[right]) + config.cf_shrinkage)
+    return collaborative.from_pairs("cosine", ids, left, right, similarity, config.neighbors_per_item, version)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from .candidates import Candidate, CandidateRequest, gather
 from .candidates import fresh as fresh_source
 from .candidates import popular as popular_source
 from .config import RecommenderConfig
+from .features.collaborative import UserCollaborative
 from .features.users import UserState
 from .filters import RELAXABLE, FilterContext, first_failing, known_exclusions
 from .ranking.features import InterestQueries, build_features, interest_queries
@@ -38,6 +39,7 @@ class _Request:
     now: float
     context: FeedContext
     rng: np.random.Generator
+    collaborative: UserCollaborative | None = None
 
 
 def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, now: float) -> list[Recommendation]:
@@ -61,6 +63,7 @@ def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, n
 
 
 def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], InterestQueries]:
+    """Candidates after filters (and fallbacks); also stores the user's collaborative scores on the request."""
     state, config, user = request.state, request.config, request.user
     catalog = state.catalog
     queries = interest_queries(user, catalog, request.now, config.declared_interest_weight)
@@ -69,6 +72,7 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
     quotas = dict(config.candidate_quotas)
     source_request = CandidateRequest(state, config, user, queries, request.now, excluded, request.rng)
     candidates, by_source = gather(source_request, quotas)
+    request.collaborative = source_request.collaborative
     trace["candidates_by_source"] = {name: {"count": len(ids), "items": ids[:20]} for name, ids in by_source.items()}
 
     kept: list[Candidate] = []
@@ -117,7 +121,8 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     state, config, user = request.state, request.config, request.user
     catalog = state.catalog
     rows = np.array([c.row for c in candidates], dtype=np.int64)
-    X = build_features(config, catalog, state.global_rates, user, queries, rows, request.now, request.context.device)
+    X = build_features(config, catalog, state.global_rates, user, queries, rows, request.now, request.context.device,
+                       request.collaborative)
     probabilities = state.ranker.active.predict(X)
     value = value_scores(probabilities, config.value_weights)
     scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
@@ -194,7 +199,7 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
     # Cold-start cohort slots: the best-scoring new upload still inside its guaranteed exposure cohort.
     pool = set(fresh_source.pool_rows(state.catalog, config, request.now).tolist())
     cohort = [r for r in ranked if r.row in pool and r.row not in taken]
-    position = min(k - 1, 2)
+    position = min(k - 1, int(config.cold_start_slot_position * k))
     for entry in cohort[: config.fresh_slots]:
         while position in reserved and position < k - 1:
             position += 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RecommenderConfig
+from ..features.collaborative import UserCollaborative
 from ..features.users import UserState
 from ..ranking.features import InterestQueries
 from ..state import EngineState
@@ -25,9 +26,11 @@ class CandidateRequest:
     excluded: set[str]  # item ids already known to be filtered for this user (seen, served, hidden, ...)
     rng: np.random.Generator
     usable: np.ndarray = field(init=False)  # per catalogue row: available and not excluded
+    collaborative: UserCollaborative | None = field(init=False)  # the user's item-to-item scores per row
 
     def __post_init__(self) -> None:
         catalog = self.state.catalog
+        self.collaborative = self.state.collaborative(self.user, self.now, self.config)
         self.usable = catalog.available[: len(catalog)].copy()
         for item_id in self.excluded:
             row = catalog.row_of.get(item_id)

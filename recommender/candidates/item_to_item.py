@@ -1,6 +1,9 @@
-"""``item2item``: items co-engaged with the user's recent positives (neighbours from the CF job)."""
+"""``item2item``: the items with the highest item-to-item scores summed over everything the user engaged
+with (see features.collaborative); the CF job supplies the weights."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from .base import CandidateRequest, Scored
 
@@ -8,13 +11,14 @@ NAME = "item2item"
 
 
 def generate(request: CandidateRequest, limit: int) -> Scored:
-    neighbors = request.state.neighbors
-    catalog = request.state.catalog
-    scores: dict[str, float] = {}
-    anchors = {item_id for item_id, _ in request.user.recent_positive}
-    for item_id, weight in request.user.recent_positive:
-        for neighbor, similarity in neighbors.get(item_id, ()):
-            if neighbor not in anchors:
-                scores[neighbor] = scores.get(neighbor, 0.0) + weight * similarity
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    return request.take(((catalog.row_of[i], s) for i, s in ranked if i in catalog.row_of), limit)
+    collab = request.collaborative
+    if collab is None:
+        return []
+    scores = np.where(request.usable, collab.score, 0.0)
+    if collab.anchor_rows:
+        scores[list(collab.anchor_rows)] = 0.0
+    found = np.flatnonzero(scores > 0)
+    if len(found) > limit:
+        found = found[np.argpartition(-scores[found], limit - 1)[:limit]]
+    found = found[np.argsort(-scores[found], kind="stable")]
+    return [(int(row), float(scores[row])) for row in found]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import RecommenderConfig
@@ -42,7 +41,10 @@ class UserState:
         self.hidden_creators: set[str] = set()
         self.reported_items: set[str] = set()
         self.seen: dict[str, float] = {}  # item -> last exposure time
-        self.recent_positive: deque[tuple[str, float]] = deque(maxlen=config.recent_positive_items)
+        # Net engagement per item (item -> (Σ weights, last at)), least recent first; anchors for item-to-item CF.
+        self.engaged: dict[str, tuple[float, float]] = {}
+        self.engaged_version = 0
+        self.collab_cache: tuple | None = None  # (key, UserCollaborative | None), see features.collaborative
         self.session = SessionState()
         self.query_cache: tuple | None = None  # (key, InterestQueries), see ranking.features
         self.first_seen_at: float | None = None
@@ -52,6 +54,13 @@ class UserState:
         self.n_positive = 0
         self.n_exposures = 0
         self.n_skips = 0
+
+    def record_engagement(self, item_id: str, weight: float, at: float, limit: int) -> None:
+        net, _ = self.engaged.pop(item_id, (0.0, at))
+        self.engaged[item_id] = (net + weight, at)  # re-inserted: dict order is recency
+        if len(self.engaged) > limit:
+            del self.engaged[next(iter(self.engaged))]
+        self.engaged_version += 1
 
     def long_score(self, key: tuple[str, str], now: float) -> float:
         return self.long_positive.get(key, now) - self.long_negative.get(key, now)

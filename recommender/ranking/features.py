@@ -10,6 +10,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..config import RecommenderConfig
+from ..features.collaborative import UserCollaborative
 from ..features.context import device_one_hot, time_of_day
 from ..features.items import RATE_NAMES, C, freshness, rate_matrix
 from ..features.users import UserState
@@ -45,8 +46,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "user_activity",
     "user_skip_rate",
     "has_vector",
+    "collab",
+    "collab_support",
+    "log_positives",
 )
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+# How many people engaged positively: reach that counts, unlike exposures (which our own feed hands out).
+_POSITIVE_COUNTERS = [C[name] for name in ("likes", "shares", "comments", "saves", "completes")]
 RATE_COLUMNS = {task: F[f"rate_{task}"] for task in RATE_NAMES}
 _RATE_SLICE = slice(RATE_COLUMNS[RATE_NAMES[0]], RATE_COLUMNS[RATE_NAMES[-1]] + 1)
 if list(RATE_COLUMNS.values()) != list(range(_RATE_SLICE.start, _RATE_SLICE.stop)):
@@ -123,8 +129,9 @@ def build_features(
     rows: np.ndarray,
     now: float,
     device: str | None,
+    collab: UserCollaborative | None = None,
 ) -> np.ndarray:
-    """Feature matrix (len(rows), len(FEATURE_NAMES)) as float32."""
+    """Feature matrix (len(rows), len(FEATURE_NAMES)) as float32. ``collab``: the user's item-to-item scores."""
     n = len(rows)
     X = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
     if n == 0:
@@ -182,6 +189,10 @@ def build_features(
 
     counts = catalog.counts[rows]
     X[:, F["log_exposures"]] = np.log1p(counts[:, C["exposures"]]) / 10.0
+    X[:, F["log_positives"]] = np.log1p(counts[:, _POSITIVE_COUNTERS].sum(axis=1)) / 10.0
+    if collab is not None:
+        X[:, F["collab"]] = collab.score[rows]
+        X[:, F["collab_support"]] = np.tanh(collab.support[rows] / 5.0)
     X[:, _RATE_SLICE] = rate_matrix(counts, global_rates, config.rate_prior_strength)
     X[:, F["trend"]] = catalog.trend[rows]
     X[:, F["freshness"]] = freshness(catalog.uploaded_at[rows], now, config.freshness_half_life)

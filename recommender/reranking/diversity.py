@@ -82,6 +82,11 @@ def assemble_page(
     def topic_ok(entry: Ranked) -> bool:
         return entry.category is None or topic_counts.get(entry.category, 0) < topic_cap
 
+    def ranked_topic_ok(entry: Ranked) -> bool:
+        # Reserved entries still waiting hold their topic's room, so a later slot is not squeezed out by the cap.
+        held = sum(1 for _, placed in waiting if placed.entry.category == entry.category) if entry.category else 0
+        return entry.category is None or topic_counts.get(entry.category, 0) + held < topic_cap
+
     def any_topic(entry: Ranked) -> bool:
         return True
 
@@ -106,7 +111,7 @@ def assemble_page(
         # A reserved entry whose slot has come (or passed) goes first, if the rules allow it here.
         if place_reserved([slot for slot in waiting if slot[0] <= position], check_topic=True):
             continue
-        choice, skipped = _mmr_choice(ranked, used, relevance, max_sim, mmr_lambda, creator_ok, topic_ok)
+        choice, skipped = _mmr_choice(ranked, used, relevance, max_sim, mmr_lambda, creator_ok, ranked_topic_ok)
         relaxed = None
         if choice is None:  # nothing passes the topic cap: relax it rather than end the page
             choice, _ = _mmr_choice(ranked, used, relevance, max_sim, mmr_lambda, creator_ok, any_topic)

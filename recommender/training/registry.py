@@ -16,13 +16,15 @@ log = logging.getLogger(__name__)
 
 
 class RankerRegistry:
-    def __init__(self, store: ModelStore, affinity_gain: float) -> None:
+    def __init__(self, store: ModelStore, affinity_gain: float, collab_gain: float = 0.0,
+                 popularity_gain: float = 0.0) -> None:
         self.store = store
         self.records: dict[int, ModelVersionRecord] = {}
         self.models: dict[int, RankerModel] = {}
         prior = ModelVersionRecord(version=0, created_at=0.0, status="active", note="untrained prior")
         self.records[0] = prior
-        self.models[0] = RankerModel(affinity_gain=affinity_gain)
+        self.models[0] = RankerModel(affinity_gain=affinity_gain, collab_gain=collab_gain,
+                                     popularity_gain=popularity_gain)
         self.active_version = 0
         self.trained_until = float("-inf")  # examples opened up to here were used for training
         self._load()

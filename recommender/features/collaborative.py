@@ -1,0 +1,164 @@
+"""Collaborative evidence: item-to-item weights (fitted by the ``item_neighbors`` job) summed over every item
+the user engaged with, recency-weighted, into one score per catalogue row.
+
+The same per-user scores feed the ``item2item`` candidate source, the ranker's ``collab`` features and the
+prior, so collaborative evidence that found a candidate is not thrown away when it is ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import RecommenderConfig
+from .users import UserState
+
+CACHE_SECONDS = 300.0  # anchor recency weights move slowly; new engagement bumps the cache key anyway
+
+
+@dataclass(frozen=True)
+class ItemSimilarity:
+    """Sparse item-to-item weights by item id, stored CSR by anchor: ``weights[indptr[a]:indptr[a+1]]`` are
+    how much engaging with anchor ``a`` says about items ``neighbors[indptr[a]:indptr[a+1]]``."""
+
+    method: str  # "ease", "cosine" or "none"
+    ids: tuple[str, ...]
+    index: dict[str, int]
+    indptr: np.ndarray  # (len(ids) + 1,) int64
+    neighbors: np.ndarray  # int32 positions in ids, best first within each anchor
+    weights: np.ndarray  # float32
+    version: int = 0
+
+    @classmethod
+    def empty(cls) -> ItemSimilarity:
+        return cls("none", (), {}, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.neighbors)
+
+    def neighbors_of(self, item_id: str, limit: int) -> list[tuple[str, float]]:
+        anchor = self.index.get(item_id)
+        if anchor is None:
+            return []
+        start, end = self.indptr[anchor], min(self.indptr[anchor + 1], self.indptr[anchor] + limit)
+        return [(self.ids[j], round(float(w), 5)) for j, w in
+                zip(self.neighbors[start:end].tolist(), self.weights[start:end].tolist(), strict=True)]
+
+
+def from_top_k(method: str, ids: list[str], weights: np.ndarray, k: int, version: int) -> ItemSimilarity:
+    """Keep each anchor's ``k`` largest positive weights of a dense (anchor × item) matrix."""
+    n = len(ids)
+    k = max(0, min(k, n - 1))
+    if not n or not k:
+        return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, np.zeros(n + 1, np.int64),
+                              np.zeros(0, np.int32), np.zeros(0, np.float32), version)
+    np.fill_diagonal(weights, -np.inf)
+    top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(weights, top, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    keep = values > 0
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64)
+    return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, indptr,
+                          top[keep].astype(np.int32), values[keep].astype(np.float32), version)
+
+
+def from_pairs(method: str, ids: list[str], left: np.ndarray, right: np.ndarray, weight: np.ndarray, k: int,
+               version: int) -> ItemSimilarity:
+    """Keep each anchor's ``k`` largest weights of a sparse pair list (anchor ``left`` → item ``right``)."""
+    order = np.lexsort((-weight, left))
+    left, right, weight = left[order], right[order], weight[order]
+    starts = np.searchsorted(left, np.arange(len(ids)))
+    rank = np.arange(len(left)) - starts[left] if len(left) else np.zeros(0, np.int64)
+    keep = (rank < k) & (weight > 0)
+    left, right, weight = left[keep], right[keep], weight[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(left, minlength=len(ids)))]).astype(np.int64)
+    return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, indptr,
+                          right.astype(np.int32), weight.astype(np.float32), version)
+
+
+def row_positions(similarity: ItemSimilarity, item_ids: list[str]) -> np.ndarray:
+    """Each catalogue row's position in ``similarity.ids``, -1 for items the job has not seen."""
+    index = similarity.index
+    return np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+
+@dataclass(frozen=True)
+class UserCollaborative:
+    """Per catalogue row: ``score`` in [-1, 1] (summed weights / the user's best score over the catalogue, so
+    it does not depend on which candidates are being ranked) and ``support`` (how many anchors point to it)."""
+
+    score: np.ndarray
+    support: np.ndarray
+    anchor_rows: frozenset[int]
+
+
+def anchor_weights(user: UserState, index: dict[str, int], now: float, config: RecommenderConfig
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the user's positively engaged items in ``index`` and their weights: log(1 + net engagement)
+    decayed by age and by how many newer engagements followed (tastes drift with what one watched last, even
+    within a single binge, when time alone barely separates items)."""
+    rate = math.log(2.0) / config.cf_anchor_half_life
+    rank_decay = 0.5 ** (1.0 / config.cf_anchor_rank_half_life)
+    positions, weights = [], []
+    for item_id, (net, at) in reversed(user.engaged.items()):  # most recent first
+        if net <= 0:
+            continue
+        position = index.get(item_id)
+        if position is None:
+            continue
+        positions.append(position)
+        weights.append(math.log1p(net) * math.exp(-rate * max(0.0, now - at)) * rank_decay ** len(weights))
+        if len(positions) >= config.cf_max_anchors:
+            break
+    return np.array(positions, dtype=np.int64), np.array(weights, dtype=np.float64)
+
+
+def for_user(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserState, now: float,
+             config: RecommenderConfig, catalog_version: int) -> UserCollaborative | None:
+    """The user's collaborative scores for every catalogue row (``row_positions``: each row's position in
+    ``similarity.ids`` or -1); None when there is nothing to go on. Cached on the user."""
+    if not similarity.pairs or not user.engaged:
+        return None
+    key = (user.engaged_version, similarity.version, catalog_version, int(now // CACHE_SECONDS),
+           config.cf_anchor_half_life, config.cf_anchor_rank_half_life, config.cf_max_anchors)
+    cached = user.collab_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    result = _compute(similarity, row_positions, user, now, config)
+    user.collab_cache = (key, result)
+    return result
+
+
+def _compute(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserState, now: float,
+             config: RecommenderConfig) -> UserCollaborative | None:
+    anchors, weights = anchor_weights(user, similarity.index, now, config)
+    if not len(anchors):
+        return None
+    starts, ends = similarity.indptr[anchors], similarity.indptr[anchors + 1]
+    lengths = ends - starts
+    if not lengths.sum():
+        return None
+    take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
+    columns = similarity.neighbors[take]
+    values = similarity.weights[take] * np.repeat(weights, lengths)
+    n = len(similarity)
+    scores = np.bincount(columns, weights=values, minlength=n)
+    support = np.bincount(columns, minlength=n).astype(np.float32)
+    scores[anchors] = 0.0  # already engaged with: evidence about the others, not about themselves
+    best = float(scores.max())
+    if best <= 0:
+        return None
+    known = row_positions >= 0
+    by_row = np.zeros(len(row_positions), dtype=np.float32)
+    by_row[known] = np.clip(scores[row_positions[known]] / best, -1.0, 1.0)
+    support_by_row = np.zeros(len(row_positions), dtype=np.float32)
+    support_by_row[known] = support[row_positions[known]]
+    rows = frozenset(np.flatnonzero(known & np.isin(row_positions, anchors)).tolist())
+    return UserCollaborative(by_row, support_by_row, rows)
