@@ -23,6 +23,10 @@ class Page:
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.goto(path)
         self.page.wait_for_selector(ACTIVE)
+        skip = self.page.locator("#onboarding button[name=skip]")
+        if skip.count():  # a first visit asks for interests; these tests swipe without choosing any
+            skip.click()
+            self.page.wait_for_selector("#onboarding", state="detached")
 
     def active_id(self) -> str | None:
         return self.page.evaluate(f"document.querySelector('{ACTIVE}')?.dataset.videoId || null")
