@@ -47,6 +47,13 @@ def _resampled_values(
     for b, row in enumerate(idx):
         picked = {users[i] for i in row}
         samples[b] = metric({u: truth[u] for u in picked}, predictions, k)
+    # A set-level metric (catalogue coverage) shrinks when a resample repeats users, so its bootstrap
+    # distribution sits below the point estimate: re-centre it there (a bias-corrected percentile interval).
+    if samples.size:
+        bounded = samples.min() >= 0.0 and samples.max() <= 1.0 and 0.0 <= point <= 1.0
+        samples += point - samples.mean()
+        if bounded:  # a share stays a share
+            np.clip(samples, 0.0, 1.0, out=samples)
     return point, samples
 
 
