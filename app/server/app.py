@@ -25,6 +25,7 @@ from app.domain.privacy.controllers import SettingsController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
+from app.server.guards import LoginRequired, login_required_handler
 from app.server.logs import AccessLogMiddleware, configure_logging
 from app.server.security import SecurityHeadersMiddleware
 from app.server.services import Services
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             AccessLogMiddleware(),
             SessionMiddleware(services.sessions, settings.secure_cookies),
         ],
-        exception_handlers={HTTPException: http_exception_handler, 500: internal_error_handler},
+        exception_handlers={HTTPException: http_exception_handler, LoginRequired: login_required_handler,
+                            500: internal_error_handler},
         lifespan=[lifespan],
         response_cache_config=ResponseCacheConfig(),
         debug=False,

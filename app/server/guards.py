@@ -1,7 +1,7 @@
 """Who may do what: the one place that sends a guest to log in, and the account and admin checks.
 
-Handlers call ``require_account`` / ``require_admin`` and return the response they get back when it is one
-(a redirect to the login page that comes back to where the visitor was).
+Handlers call ``require_account`` / ``require_admin`` and get the user; for a guest they raise ``LoginRequired``,
+which the app answers with a redirect to the login page that comes back to where the visitor was.
 """
 
 from __future__ import annotations
@@ -34,16 +34,26 @@ def login_redirect(request: Request, next_path: str | None = None) -> Response:
     return Redirect(target, status_code=303)
 
 
-def require_account(request: Request) -> User | Response:
-    """The signed-in user, or the way to log in."""
+class LoginRequired(Exception):
+    """A guest asked for something that needs an account."""
+
+
+def login_required_handler(request: Request, _exc: LoginRequired) -> Response:
+    return login_redirect(request)
+
+
+def require_account(request: Request) -> User:
+    """The signed-in user (a guest raises ``LoginRequired``)."""
     web_session = web_session_of(request)
-    return web_session.user if web_session.is_signed_in else login_redirect(request)
+    if not web_session.is_signed_in:
+        raise LoginRequired()
+    return web_session.user
 
 
-def require_admin(request: Request) -> User | Response:
+def require_admin(request: Request) -> User:
     """The admin user; guests are sent to log in, signed-in non-admins get 403."""
     user = require_account(request)
-    if isinstance(user, User) and user.role != "admin":
+    if user.role != "admin":
         raise PermissionDeniedException("Operators only.")
     return user
 

@@ -31,9 +31,7 @@ class AdminController(Controller):
 
     @get("/")
     async def dashboard(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         services = services_of(request)
         now = time.time()
         overview = await platform_overview(services.db, now)
@@ -83,9 +81,7 @@ class AdminController(Controller):
 
     @post("/jobs/retry")
     async def retry_failed(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         services = services_of(request)
         video_id = (await form_of(request)).get("video_id") or None
         async with services.db.read() as session:
@@ -98,9 +94,7 @@ class AdminController(Controller):
 
     @post("/rankers/{version:int}/rollback")
     async def rollback(self, request: Request, version: int) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         engine = services_of(request).recommender.engine
         try:
             await asyncio.to_thread(engine.rollback_ranker, version)
@@ -110,9 +104,7 @@ class AdminController(Controller):
 
     @post("/alerts")
     async def save_alerts(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         try:
             await alerts.save_thresholds(services_of(request).db, await form_of(request))
         except ValueError:
@@ -122,9 +114,7 @@ class AdminController(Controller):
     # ---- recommendation inspector -------------------------------------------------------------------------
     @get("/inspect")
     async def inspect_search(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         who = (request.query_params.get("user") or "").strip().lstrip("@")
         if who:
             return back(f"/admin/inspect/{who}")
@@ -132,9 +122,7 @@ class AdminController(Controller):
 
     @get("/inspect/{who:str}")
     async def inspect(self, request: Request, who: str) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         services = services_of(request)
         who = who.lstrip("@")
         async with services.db.read() as session:
@@ -177,9 +165,7 @@ class AdminController(Controller):
     # ---- experiments ---------------------------------------------------------------------------------------
     @get("/experiments")
     async def experiments_page(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         services = services_of(request)
         now = time.time()
         rows = await experiments.list_experiments(services.db)
@@ -197,9 +183,7 @@ class AdminController(Controller):
 
     @post("/experiments")
     async def create_experiment(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         form = await form_of(request)
         variants = []
         for i in range(4):
@@ -221,9 +205,7 @@ class AdminController(Controller):
 
     @post("/experiments/{experiment_id:int}/stop")
     async def stop_experiment(self, request: Request, experiment_id: int) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         promote = (await form_of(request)).get("promote") or None
         try:
             experiment = await experiments.stop_experiment(services_of(request).db, experiment_id, promote)
@@ -234,18 +216,14 @@ class AdminController(Controller):
 
     @post("/experiments/defaults/reset")
     async def reset_defaults(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         await experiments.reset_defaults(services_of(request).db)
         return back("/admin/experiments", "Recommender defaults reset to the built-in settings.")
 
     # ---- moderation ----------------------------------------------------------------------------------------
     @get("/moderation")
     async def moderation_page(self, request: Request) -> Response:
-        admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
+        require_admin(request)
         services = services_of(request)
         context = {"tab": "moderation", "queue": await moderation.queue(services),
                    "audit": await moderation.audit_log(services), "terms": await blocked_terms(services.db),
@@ -255,8 +233,6 @@ class AdminController(Controller):
     @post("/moderation/videos/{video_id:str}/{action:str}")
     async def video_action(self, request: Request, video_id: str, action: str) -> Response:
         admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
         note = (await form_of(request)).get("note", "")
         try:
             await moderation.act_on_video(services_of(request), admin, video_id, action, note)
@@ -267,8 +243,6 @@ class AdminController(Controller):
     @post("/moderation/users/{user_id:str}/{action:str}")
     async def user_action(self, request: Request, user_id: str, action: str) -> Response:
         admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
         note = (await form_of(request)).get("note", "")
         try:
             user = await moderation.act_on_user(services_of(request), admin, user_id, action, note)
@@ -279,8 +253,6 @@ class AdminController(Controller):
     @post("/moderation/terms")
     async def add_terms(self, request: Request) -> Response:
         admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
         try:
             added = await moderation.add_terms(services_of(request), admin, (await form_of(request)).get("terms", ""))
         except moderation.ModerationError as exc:
@@ -290,8 +262,6 @@ class AdminController(Controller):
     @post("/moderation/terms/remove")
     async def remove_term(self, request: Request) -> Response:
         admin = require_admin(request)
-        if isinstance(admin, Response):
-            return admin
         term = (await form_of(request)).get("term", "")
         await moderation.remove_term(services_of(request), admin, term)
         return back("/admin/moderation#terms", f"Removed {term!r}.")

@@ -64,8 +64,6 @@ class CreatorAnalyticsController(Controller):
     @get("/")
     async def overview(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         creator = await _creator(request, user)
         report = await creator_report(services_of(request).db, creator, time.time(), _days(request))
         return render(request, "analytics/creator.html", {"report": report, "charts": report_charts(report),
@@ -74,8 +72,6 @@ class CreatorAnalyticsController(Controller):
     @get("/{video_id:str}")
     async def video(self, request: Request, video_id: str) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         services = services_of(request)
         async with services.db.read() as session:
             video = await session.get(Video, video_id)

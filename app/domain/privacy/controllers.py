@@ -21,8 +21,6 @@ class SettingsController(Controller):
     @get("/")
     async def page(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         services = services_of(request)
         context = {"muted": (user.preferences or {}).get("muted_words", []),
                    "blocked": await privacy.blocked_creators(services, user), **flash_messages(request)}
@@ -31,16 +29,12 @@ class SettingsController(Controller):
     @post("/muted")
     async def muted(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         words = await privacy.set_muted_words(services_of(request), user, (await form_of(request)).get("words", ""))
         return back("/settings#muted", f"{len(words)} muted word(s) saved.")
 
     @post("/blocked")
     async def block(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         creator = await privacy.block_creator(services_of(request), user, (await form_of(request)).get("username"))
         if creator is None:
             return back("/settings#blocked", "No creator by that name.", error=True)
@@ -49,16 +43,12 @@ class SettingsController(Controller):
     @post("/blocked/{creator_id:str}/remove")
     async def unblock(self, request: Request, creator_id: str) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         await privacy.unblock_creator(services_of(request), user, creator_id)
         return back("/settings#blocked", "Unblocked.")
 
     @get("/export")
     async def export(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         path = await privacy.build_export(services_of(request), user)
         name = re.sub(r"[^a-z0-9_.-]", "", user.username or "account")
         return Stream(privacy.stream_and_remove(path), media_type="application/zip",
@@ -67,16 +57,12 @@ class SettingsController(Controller):
 
     @get("/delete")
     async def confirm_delete(self, request: Request) -> Response:
-        user = require_account(request)
-        if isinstance(user, Response):
-            return user
+        require_account(request)
         return render(request, "privacy/delete.html", flash_messages(request))
 
     @post("/delete")
     async def delete(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         form = await form_of(request)
         services = services_of(request)
         if form.get("confirm", "").strip().lstrip("@").lower() != (user.username or ""):

@@ -62,9 +62,7 @@ class StudioController(Controller):
 
     @get("/upload")
     async def upload_page(self, request: Request) -> Response:
-        user = require_account(request)
-        if isinstance(user, Response):
-            return user
+        require_account(request)
         settings = services_of(request).settings
         return render(request, "videos/upload.html", {"max_upload_mb": settings.max_upload_mb,
                                                        "topics": SUGGESTED_TOPICS})
@@ -74,8 +72,6 @@ class StudioController(Controller):
     @post("/api/uploads", request_max_body_size=None, status_code=201)
     async def upload(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         services = services_of(request)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > services.settings.max_upload_bytes:
@@ -103,8 +99,6 @@ class StudioController(Controller):
 
     async def studio(self, request: Request) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         async with services_of(request).db.read() as session:
             videos = list((await session.execute(
                 select(Video).where(Video.creator_id == user.id).order_by(Video.created_at.desc()))).scalars())
@@ -113,8 +107,6 @@ class StudioController(Controller):
     @get("/videos/{video_id:str}/status")
     async def status(self, request: Request, video_id: str) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         video = await owned_video(request, video_id, user)
         jobs = await job_rows(request, video_id)
         return render(request, "videos/status.html", {"video": video, "jobs": jobs, "step_labels": STEP_LABELS},
@@ -123,8 +115,6 @@ class StudioController(Controller):
     @post("/videos/{video_id:str}/retry")
     async def retry(self, request: Request, video_id: str) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         video = await owned_video(request, video_id, user)
         await services_of(request).videos.retry(video.id)
         if request.query_params.get("view") == "studio":
@@ -134,8 +124,6 @@ class StudioController(Controller):
     @delete("/videos/{video_id:str}", status_code=200)
     async def remove(self, request: Request, video_id: str) -> Response:
         user = require_account(request)
-        if isinstance(user, Response):
-            return user
         video = await owned_video(request, video_id, user)
         await services_of(request).delete_video(video.id)
         return Response("", status_code=200, headers={"HX-Trigger": "video-deleted"})
