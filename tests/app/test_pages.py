@@ -29,3 +29,10 @@ def test_health_and_readiness(client):
 def test_catalogue_with_a_ready_video_has_no_empty_state(client):
     add_video(client)
     assert "No videos yet" not in client.get("/", headers={"accept": "text/html"}).text
+
+
+def test_while_the_first_videos_process_the_feed_says_so_and_refreshes(client):
+    add_video(client, state="processing")
+    page = client.get("/", headers={"accept": "text/html"})
+    assert "Getting the videos ready" in page.text and "1 video is being processed" in page.text
+    assert '<meta http-equiv="refresh" content="5">' in page.text

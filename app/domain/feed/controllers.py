@@ -82,9 +82,13 @@ class FeedController(Controller):
         services = services_of(request)
         async with services.db.read() as session:
             ready_count = (
-                await session.execute(select(func.count()).select_from(Video).where(Video.state == "ready"))
+                await session.execute(select(func.count()).select_from(Video).where(*published_clause()))
             ).scalar_one()
-        context = {**player_context(request, tab), "catalogue_size": ready_count, "cards": []}
+            processing = 0 if ready_count else (
+                await session.execute(select(func.count()).select_from(Video).where(Video.state == "processing"))
+            ).scalar_one()
+        context = {**player_context(request, tab), "catalogue_size": ready_count, "cards": [],
+                   "processing_count": processing}
         if ready_count:
             if tab == "foryou":
                 context["onboarding_topics"] = await onboarding_topics(request)
