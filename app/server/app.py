@@ -21,6 +21,7 @@ from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
 from app.domain.interactions.controllers import InteractionController
 from app.domain.pages.controllers import PagesController
+from app.domain.pages.semantic import semantic_search_for
 from app.domain.privacy.controllers import SettingsController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     app.state.settings = settings
     app.state.services = services
     app.state.jinja = make_environment()
+    app.state.semantic_search = semantic_search_for(services)
     return app
 
 
