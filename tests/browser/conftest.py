@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,10 +163,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[LiveServer]:
-    import uvicorn
-
-    from app.server.app import create_app
-
     settings = make_settings(tmp_path_factory.mktemp("live") / "data", run_migrations_on_start=False)
     settings.ensure_dirs()
     # Alembic runs its own event loop: a thread of its own (Playwright's sync API owns this thread's loop).
@@ -173,6 +170,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterat
     seeding.start()
     seeding.join()
     assert (settings.media_dir / CATALOGUE[0][0] / "video.mp4").is_file(), "seeding the catalogue failed"
+    with serving(settings) as server:
+        yield server
+
+
+@contextmanager
+def serving(settings) -> Iterator[LiveServer]:  # noqa: ANN001
+    """The app under uvicorn on a free loopback port, in a background thread, for as long as the block runs."""
+    import uvicorn
+
+    from app.server.app import create_app
+
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", access_log=False))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from media import ffmpeg as ff
-from tests.browser.conftest import DESKTOP, LiveServer, _free_port
+from tests.browser.conftest import DESKTOP, LiveServer, serving
 from tests.conftest import make_settings
 from tests.media.helpers import FIXTURES, make_video
 
@@ -23,30 +23,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def processing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    import uvicorn
-
     from app.db.migrate import upgrade
-    from app.server.app import create_app
 
     settings = make_settings(tmp_path_factory.mktemp("upload") / "data", run_scheduler=True,
                              run_migrations_on_start=False, allow_model_downloads=False)
     migrate = threading.Thread(target=upgrade, args=(settings,))  # Alembic runs its own event loop
     migrate.start()
     migrate.join()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, name="upload-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, settings.data_dir / "foryou.db")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
