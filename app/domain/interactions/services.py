@@ -114,38 +114,34 @@ class InteractionService:
 
     # ---- likes and saves --------------------------------------------------------------------------
     async def set_like(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
-        return await self._toggle(Like, "like" if on else "unlike", user, video, on, info)
+        return await self._toggle(Like, (user.id, video.id), "like" if on else "unlike", on, user,
+                                  video.id, video.creator_id, info)
 
     async def set_save(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
-        return await self._toggle(Save, "save" if on else "unsave", user, video, on, info)
-
-    async def _toggle(self, table: Any, kind: str, user: User, video: Video, on: bool,
-                      info: dict[str, Any]) -> bool:
-        async with self.db.write() as session:
-            row = await session.get(table, (user.id, video.id))
-            changed = (row is None) if on else (row is not None)
-            if on and row is None:
-                session.add(table(user_id=user.id, video_id=video.id))
-            elif not on and row is not None:
-                await session.delete(row)
-        if changed:
-            await self._record(kind, user, video.id, video.creator_id, info)
-        return changed
+        return await self._toggle(Save, (user.id, video.id), "save" if on else "unsave", on, user,
+                                  video.id, video.creator_id, info)
 
     # ---- follows -------------------------------------------------------------------------------------
     async def set_follow(self, user: User, creator: User, on: bool, info: dict[str, Any],
                          video_id: str | None = None) -> bool:
         if creator.id == user.id:
             raise InteractionError("You can't follow yourself.")
+        return await self._toggle(Follow, (user.id, creator.id), "follow" if on else "unfollow", on, user,
+                                  video_id, creator.id, info)
+
+    async def _toggle(self, table: Any, key: tuple[str, str], kind: str, on: bool, user: User,
+                      video_id: str | None, creator_id: str | None, info: dict[str, Any]) -> bool:
+        """Add or remove one (user, target) row; record the event only when the state really changed."""
         async with self.db.write() as session:
-            row = await session.get(Follow, (user.id, creator.id))
+            row = await session.get(table, key)
             changed = (row is None) if on else (row is not None)
             if on and row is None:
-                session.add(Follow(follower_id=user.id, creator_id=creator.id))
+                names = [column.name for column in table.__table__.primary_key.columns]
+                session.add(table(**dict(zip(names, key, strict=True))))
             elif not on and row is not None:
                 await session.delete(row)
         if changed:
-            await self._record("follow" if on else "unfollow", user, video_id, creator.id, info)
+            await self._record(kind, user, video_id, creator_id, info)
         return changed
 
     async def follow_counts(self, user_id: str) -> tuple[int, int]:
