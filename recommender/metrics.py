@@ -13,7 +13,7 @@ Definitions (all windows are half-open [start, end), times in unix seconds):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from .events import CONSUMPTION_EVENTS, ENGAGEMENT_EVENTS, sessionize
 from .types import Event
@@ -43,15 +43,17 @@ def retention(events: Sequence[Event], day_start: float, n_days: int) -> float |
     return len(cohort & active_users(events, later, later + DAY)) / len(cohort)
 
 
-def session_lengths(events: Iterable[Event], gap: float = SESSION_GAP) -> list[float]:
+def sessions(events: Iterable[Event], gap: float = SESSION_GAP) -> Iterator[list[Event]]:
+    """Every user's sessions (runs of events with no gap over ``gap`` seconds), user after user."""
     by_user: dict[str, list[Event]] = defaultdict(list)
     for event in events:
         by_user[event.user_id].append(event)
-    lengths = []
     for user_events in by_user.values():
-        for session in sessionize(user_events, gap):
-            lengths.append(session[-1].timestamp - session[0].timestamp)
-    return lengths
+        yield from sessionize(user_events, gap)
+
+
+def session_lengths(events: Iterable[Event], gap: float = SESSION_GAP) -> list[float]:
+    return [session[-1].timestamp - session[0].timestamp for session in sessions(events, gap)]
 
 
 def average_session_length(events: Iterable[Event], gap: float = SESSION_GAP) -> float:

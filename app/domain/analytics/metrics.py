@@ -13,11 +13,11 @@ this module adds what creators and the fairness check need, over plain numbers a
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from recommender import Event
-from recommender.events import sessionize
+from recommender.metrics import SESSION_GAP, sessions
 
 COMPLETE_RATIO = 0.95
 SOURCE_LABELS = ("For You", "Following", "Profile", "Search", "Hashtag", "Share link", "Other")
@@ -108,25 +108,17 @@ def traffic_by_source(infos: Iterable[dict | None]) -> dict[str, int]:
     return {label: counts[label] for label in SOURCE_LABELS if counts[label]}
 
 
-def videos_per_session(events: Iterable[Event], gap: float = 1800.0) -> float:
+def videos_per_session(events: Iterable[Event], gap: float = SESSION_GAP) -> float:
     """Mean number of distinct videos viewed per session (sessions as in ``recommender.metrics``)."""
-    by_user: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        by_user[event.user_id].append(event)
-    counts = []
-    for user_events in by_user.values():
-        for session in sessionize(user_events, gap):
-            counts.append(len({e.item_id for e in session if e.event_type == "view" and e.item_id}))
+    counts = [len({e.item_id for e in session if e.event_type == "view" and e.item_id})
+              for session in sessions(events, gap)]
     return sum(counts) / len(counts) if counts else 0.0
 
 
-def watch_time_per_session(events: Iterable[Event], gap: float = 1800.0) -> list[float]:
+def watch_time_per_session(events: Iterable[Event], gap: float = SESSION_GAP) -> list[float]:
     """Seconds watched (sum of view watch durations) in each session."""
-    by_user: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        by_user[event.user_id].append(event)
     return [sum(e.watch_duration or 0.0 for e in session if e.event_type == "view")
-            for user_events in by_user.values() for session in sessionize(user_events, gap)]
+            for session in sessions(events, gap)]
 
 
 def normalised_entropy(counts: Iterable[int]) -> float:
