@@ -69,11 +69,24 @@ class Settings:
     # events
     event_batch_max: int = 200
     event_flush_interval_ms: int = 30
+    # scaling out (docs/SCALING.md): off on a single box
+    event_stream_url: str = ""  # nats://host:4222: replicas kept in step through NATS JetStream
+    event_stream_name: str = "foryou"  # the JetStream stream (one per deployment)
+    replica_id: str = ""  # names this process's durable consumer; default: host name and port
 
     # ---- derived paths -------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'foryou.db').resolve()}"
+
+    @property
+    def effective_replica_id(self) -> str:
+        """Stable across restarts (the stream resumes a replica from its last position by this name)."""
+        if self.replica_id:
+            return self.replica_id
+        import socket
+
+        return f"{socket.gethostname()}-{self.port}"
 
     @property
     def media_dir(self) -> Path:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from litestar import Request
 
+from app.adapters.event_stream import EventStream
 from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
 from app.domain.accounts.services import AccountService, LoginRateLimiter
 from app.domain.events.writer import EventWriter
 from app.domain.feed.recommender import RecommenderService
+from app.domain.feed.replication import ReplicaSync
 from app.domain.feed.services import FeedService
 from app.domain.videos.jobs import JobRunner
 from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
@@ -54,6 +56,7 @@ class Services:
     recommender: RecommenderService
     pipeline: MediaPipeline
     jobs: JobRunner
+    replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
     scheduler: Scheduler | None = field(default=None)
     _model_status: tuple[float, dict] | None = field(default=None, repr=False)
 
@@ -67,6 +70,12 @@ class Services:
         models = models or ModelRegistry(model_settings(settings))
         recommender = RecommenderService(db, vectors, settings.resolved_database_url)
         events.add_listener(recommender.on_events)
+        replication = None
+        if settings.event_stream_url:
+            replication = ReplicaSync(EventStream(settings.event_stream_url, settings.event_stream_name,
+                                                  settings.effective_replica_id), recommender)
+            events.add_listener(replication.on_events)
+            recommender.announce = replication.announce_video
         feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
         pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video)
         return cls(
@@ -75,6 +84,7 @@ class Services:
                                     settings.admin_usernames),
             events=events, feed=feed, videos=VideoService(settings, db, PIPELINE_STEPS), models=models,
             vectors=vectors, recommender=recommender, pipeline=pipeline, jobs=JobRunner(db, pipeline.run_step),
+            replication=replication,
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -83,7 +93,11 @@ class Services:
         await self.events.start()
         await self.jobs.reclaim_abandoned(everything=True)
         await self.videos.sweep_orphans()
+        if self.replication is not None:
+            await self.replication.start()
         await self.recommender.bootstrap()
+        if self.replication is not None:
+            await self.replication.follow()
         if scheduler:
             self.scheduler = Scheduler(self.scheduled_jobs())
             self.scheduler.start()
@@ -92,6 +106,8 @@ class Services:
         if self.scheduler is not None:
             self.scheduler.shutdown()
         await self.events.stop()
+        if self.replication is not None:
+            await self.replication.stop()
         self.recommender.close()
         await self.db.dispose()
 

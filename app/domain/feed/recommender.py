@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -68,6 +68,8 @@ class RecommenderService:
         self.database_url = database_url
         self.config = config
         self.model_store: SqlModelStore | None = None
+        # With several replicas: tells the others that a video's catalogue entry changed (app.domain.feed.replication).
+        self.announce: Callable[[str], None] | None = None
         # Built at bootstrap, after migrations: the recommender loads its ranker versions when created.
         self.engine: Recommender | None = None
 
@@ -123,8 +125,11 @@ class RecommenderService:
                 watch_duration=event.watch_duration, info=dict(event.additional_info),
             ))
 
-    async def refresh_video(self, video_id: str) -> None:
-        """Re-read one video (ready, moderated, edited) and its vector into the recommender."""
+    async def refresh_video(self, video_id: str, announce: bool = True) -> None:
+        """Re-read one video (ready, moderated, edited) and its vector into the recommender (and, with
+        replicas, have every other replica do the same; ``announce=False`` when the news came from one)."""
+        if announce and self.announce is not None:
+            self.announce(video_id)
         if self.engine is None:
             return
         async with self.db.read() as session:
@@ -136,6 +141,8 @@ class RecommenderService:
         self.engine.upsert_item(video_item(video, vector))
 
     def remove_video(self, video_id: str) -> None:
+        if self.announce is not None:
+            self.announce(video_id)  # the others re-read it and find it gone
         if self.engine is not None:
             self.engine.remove_item(video_id)
 
