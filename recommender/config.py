@@ -95,7 +95,8 @@ class RecommenderConfig:
     cf_max_items_per_user: int = 200
     cf_shrinkage: float = 5.0
     cf_min_co_users: int = 2
-    cf_ease_max_items: int = 3_000  # EASE (dense n×n inverse: ~3 s, ~300 MB at 3k) up to here, cosine above
+    cf_ease_max_items: int = 3_000  # EASE by the item-space inverse (n×n: ~3 s, ~300 MB at 3k) up to here
+    cf_ease_dual_max_cells: int = 25_000_000  # above: EASE by the user-space inverse while users·items fits
     cf_ease_lambda: float = 250.0
     cf_user_history_items: int = 500  # net engagement kept per user (the anchors of item-to-item scores)
     cf_max_anchors: int = 200  # most recent positively engaged items that item-to-item scores sum over

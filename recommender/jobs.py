@@ -261,28 +261,57 @@ def compute_item_neighbors(state: EngineState, now: float) -> dict:
             baskets.append(np.array([index.setdefault(i, len(index)) for i in positive], dtype=np.int64))
     ids = list(index)
     if not baskets:
-        similarity = collaborative.ItemSimilarity.empty()
-    elif len(ids) <= config.cf_ease_max_items:
-        similarity = _ease(ids, baskets, config.cf_ease_lambda, config.neighbors_per_item, version)
+        similarity, form = collaborative.ItemSimilarity.empty(), "none"
     else:
-        similarity = _cosine(ids, baskets, config, version)
+        similarity, form = _similarity_by_size(ids, baskets, config, version)
     with state.lock:
         state.similarity = similarity
-    return {"method": similarity.method, "items_with_neighbors": int(np.count_nonzero(np.diff(similarity.indptr))),
-            "pairs": similarity.pairs, "users": len(baskets)}
+    return {"method": similarity.method, "form": form,
+            "items_with_neighbors": int(np.count_nonzero(np.diff(similarity.indptr))),
+            "pairs": similarity.pairs, "users": len(baskets), "items": len(ids)}
 
 
-def _ease(ids: list[str], baskets: list[np.ndarray], lam: float, k: int, version: int
-          ) -> collaborative.ItemSimilarity:
-    """B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹, diagonal zeroed (Steck 2019)."""
-    n = len(ids)
-    gram = np.zeros((n, n), dtype=np.float64)
-    for basket in baskets:
-        gram[np.ix_(basket, basket)] += 1.0
-    gram[np.diag_indices(n)] += lam
-    inverse = np.linalg.inv(gram)
-    weights = -inverse / np.diag(inverse)[None, :]  # weights[j, c]: what engaging with j says about c
-    return collaborative.from_top_k("ease", ids, weights, k, version)
+def _similarity_by_size(ids: list[str], baskets: list[np.ndarray], config, version: int
+                        ) -> tuple[collaborative.ItemSimilarity, str]:
+    """The size policy. Exact EASE through the item-space inverse up to ``cf_ease_max_items`` items; exact
+    EASE through the user-space inverse when users are fewer than items and (users × items) fits
+    ``cf_ease_dual_max_cells``; beyond both, EASE on the ``cf_ease_max_items`` most engaged items (the head,
+    where nearly all co-engagement is) with shrunk cosine for anchors in the tail."""
+    lam, k = config.cf_ease_lambda, config.neighbors_per_item
+    n_items, n_users = len(ids), len(baskets)
+    if n_items <= config.cf_ease_max_items:
+        return collaborative.ease_primal(ids, baskets, lam, k, version), "primal"
+    if n_users < n_items and n_users * n_items <= config.cf_ease_dual_max_cells:
+        return collaborative.ease_dual(ids, baskets, lam, k, version), "dual"
+    cosine = _cosine(ids, baskets, config, version)
+    if config.cf_ease_max_items <= 0:
+        return cosine, "cosine"
+    reach = np.bincount(np.concatenate(baskets), minlength=n_items)
+    head = np.sort(np.argsort(-reach, kind="stable")[: config.cf_ease_max_items])
+    local = np.full(n_items, -1, dtype=np.int64)
+    local[head] = np.arange(len(head))
+    head_baskets = [b for b in (local[b][local[b] >= 0] for b in baskets) if len(b) >= 2]
+    ease = collaborative.ease_primal([ids[i] for i in head], head_baskets, lam, k, version)
+    return _head_and_tail(ids, head, ease, cosine, k, version), "head-ease+tail-cosine"
+
+
+def _head_and_tail(ids: list[str], head: np.ndarray, ease: collaborative.ItemSimilarity,
+                   cosine: collaborative.ItemSimilarity, k: int, version: int) -> collaborative.ItemSimilarity:
+    """Head anchors keep their EASE neighbours, tail anchors their cosine ones, the latter rescaled so a tail
+    anchor's best neighbour weighs what a head anchor's typically does (per-user scores sum over both)."""
+    in_head = np.zeros(len(ids), dtype=bool)
+    in_head[head] = True
+    ease_left = head[np.repeat(np.arange(len(ease)), np.diff(ease.indptr))]
+    ease_right = head[ease.neighbors]
+    cos_left = np.repeat(np.arange(len(ids)), np.diff(cosine.indptr))
+    tail = ~in_head[cos_left]
+    ease_best = ease.weights[ease.indptr[:-1][np.diff(ease.indptr) > 0]]
+    cos_best = cosine.weights[cosine.indptr[:-1][np.diff(cosine.indptr) > 0]]
+    scale = float(np.median(ease_best) / np.median(cos_best)) if len(ease_best) and len(cos_best) else 1.0
+    left = np.concatenate([ease_left, cos_left[tail]])
+    right = np.concatenate([ease_right, cosine.neighbors[tail]])
+    weight = np.concatenate([ease.weights, cosine.weights[tail] * scale])
+    return collaborative.from_pairs("ease", ids, left, right, weight, k, version)
 
 
 def _cosine(ids: list[str], baskets: list[np.ndarray], config, version: int) -> collaborative.ItemSimilarity:

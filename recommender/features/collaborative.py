@@ -51,24 +51,6 @@ class ItemSimilarity:
                 zip(self.neighbors[start:end].tolist(), self.weights[start:end].tolist(), strict=True)]
 
 
-def from_top_k(method: str, ids: list[str], weights: np.ndarray, k: int, version: int) -> ItemSimilarity:
-    """Keep each anchor's ``k`` largest positive weights of a dense (anchor × item) matrix."""
-    n = len(ids)
-    k = max(0, min(k, n - 1))
-    if not n or not k:
-        return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, np.zeros(n + 1, np.int64),
-                              np.zeros(0, np.int32), np.zeros(0, np.float32), version)
-    np.fill_diagonal(weights, -np.inf)
-    top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
-    values = np.take_along_axis(weights, top, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
-    keep = values > 0
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64)
-    return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, indptr,
-                          top[keep].astype(np.int32), values[keep].astype(np.float32), version)
-
-
 def from_pairs(method: str, ids: list[str], left: np.ndarray, right: np.ndarray, weight: np.ndarray, k: int,
                version: int) -> ItemSimilarity:
     """Keep each anchor's ``k`` largest weights of a sparse pair list (anchor ``left`` → item ``right``)."""
@@ -162,3 +144,79 @@ def _compute(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserSt
     support_by_row[known] = support[row_positions[known]]
     rows = frozenset(np.flatnonzero(known & np.isin(row_positions, anchors)).tolist())
     return UserCollaborative(by_row, support_by_row, rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# EASE (Steck 2019): B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹, diagonal zeroed. ``weights[j, c]`` =
+# −P[j, c] / P[c, c]: what engaging with anchor j says about item c.
+
+EASE_BLOCK_CELLS = 4_000_000  # anchors × items per block: weights are never held whole
+
+
+def _top_k_block(weights: np.ndarray, first_row: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest positive weights (rows are anchors ``first_row``…, self excluded):
+    (counts per row, neighbour columns best first, values)."""
+    rows = np.arange(len(weights))
+    weights[rows, first_row + rows] = -np.inf
+    k = min(k, weights.shape[1] - 1)
+    top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(weights, top, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    keep = values > 0
+    return keep.sum(axis=1), top[keep].astype(np.int32), values[keep].astype(np.float32)
+
+
+def _assemble(method: str, ids: list[str], blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              version: int) -> ItemSimilarity:
+    counts = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(len(ids), np.int64)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    neighbors = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int32)
+    values = np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0, np.float32)
+    return ItemSimilarity(method, tuple(ids), {i: p for p, i in enumerate(ids)}, indptr, neighbors, values, version)
+
+
+def basket_matrix(baskets: list[np.ndarray], n_items: int):  # noqa: ANN201 - scipy.sparse.csr_matrix
+    """The binary user × item matrix of the baskets (each basket: one user's engaged item positions)."""
+    from scipy import sparse
+
+    rows = np.repeat(np.arange(len(baskets)), [len(b) for b in baskets])
+    columns = np.concatenate(baskets) if baskets else np.zeros(0, np.int64)
+    matrix = sparse.csr_matrix((np.ones(len(columns)), (rows, columns)), shape=(len(baskets), n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def ease_primal(ids: list[str], baskets: list[np.ndarray], lam: float, k: int, version: int) -> ItemSimilarity:
+    """EASE through the item-space inverse (n_items × n_items): the cheap form when items ≤ users."""
+    X = basket_matrix(baskets, len(ids))
+    gram = (X.T @ X).toarray()
+    gram[np.diag_indices(len(ids))] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]
+    return _assemble("ease", ids, [_top_k_block(weights, 0, k)] if k and len(ids) > 1 else [], version)
+
+
+def ease_dual(ids: list[str], baskets: list[np.ndarray], lam: float, k: int, version: int) -> ItemSimilarity:
+    """The same exact EASE weights through the user-space inverse (Woodbury), cheap when users < items:
+    P = (XᵀX + λI)⁻¹ = (I − Xᵀ(XXᵀ + λI)⁻¹X) / λ. Only a (users × items) matrix and one block of anchors
+    are ever held, so memory is O(users · items) instead of O(items²)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    n = len(ids)
+    X = basket_matrix(baskets, n)
+    kernel = (X @ X.T).toarray()
+    kernel[np.diag_indices(len(baskets))] += lam
+    solved = cho_solve(cho_factor(kernel), X.toarray())  # (XXᵀ + λI)⁻¹ X, users × items
+    diagonal = (1.0 - np.asarray(X.multiply(solved).sum(axis=0)).ravel()) / lam  # P[c, c]
+    XT = X.T.tocsr()
+    blocks = []
+    if k and n > 1:
+        rows = max(1, EASE_BLOCK_CELLS // n)
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            p_rows = -np.asarray(XT[start:stop] @ solved) / lam  # P[j, :] off the diagonal ...
+            p_rows[np.arange(stop - start), np.arange(start, stop)] += 1.0 / lam  # ... and on it
+            blocks.append(_top_k_block(-p_rows / diagonal[None, :], start, k))
+    return _assemble("ease", ids, blocks, version)

@@ -168,3 +168,59 @@ def test_cold_start_slot_sits_mid_page(clock):
     page = rec.recommend("u", k=10, context=FeedContext(now=NOW + 10))
     positions = [r.position for r in page if r.item_id == "brand-new"]
     assert positions == [5]
+
+
+def _random_baskets(n_users, n_items, seed):
+    rng = np.random.default_rng(seed)
+    popularity = rng.pareto(1.2, n_items) + 0.1
+    return [rng.choice(n_items, size=int(rng.integers(2, 12)), replace=False, p=popularity / popularity.sum())
+            for _ in range(n_users)]
+
+
+def _dense(similarity):
+    n = len(similarity)
+    dense = np.zeros((n, n))
+    anchors = np.repeat(np.arange(n), np.diff(similarity.indptr))
+    dense[anchors, similarity.neighbors] = similarity.weights
+    return dense
+
+
+def test_exact_ease_in_user_space_matches_the_item_space_solution():
+    # 30 users, 80 items: the dual (users < items) must give the primal's weights, not an approximation.
+    baskets = _random_baskets(30, 80, seed=3)
+    ids = [f"i{j}" for j in range(80)]
+    primal = collaborative.ease_primal(ids, baskets, lam=5.0, k=79, version=1)  # every positive weight kept
+    dual = collaborative.ease_dual(ids, baskets, lam=5.0, k=79, version=1)
+    assert primal.pairs > 100
+    assert np.array_equal(primal.indptr, dual.indptr)
+    np.testing.assert_allclose(_dense(primal), _dense(dual), rtol=1e-4, atol=1e-6)  # (ties may swap order)
+    # and the primal is EASE itself: B = I − P/diag(P) from a plain inverse of the Gram matrix
+    X = np.zeros((30, 80))
+    for u, basket in enumerate(baskets):
+        X[u, basket] = 1.0
+    P = np.linalg.inv(X.T @ X + 5.0 * np.eye(80))
+    B = -P / np.diag(P)[None, :]
+    anchor = int(np.argmax(np.diff(primal.indptr)))
+    best = primal.neighbors[primal.indptr[anchor]]
+    assert best == max((c for c in range(80) if c != anchor), key=lambda c: B[anchor, c])
+    assert primal.weights[primal.indptr[anchor]] == pytest.approx(B[anchor, best], rel=1e-5)
+
+
+def test_item_neighbors_size_policy(clock, items):
+    """Items ≤ cf_ease_max_items: primal; more items than users: exact dual; neither fits: EASE on the most
+    engaged head, cosine for the tail."""
+    pairs = [("cats-1", "music-7"), ("cars-2", "cooking-4")]
+    forms = {}
+    for name, config in (("primal", RecommenderConfig()), ("dual", RecommenderConfig(cf_ease_max_items=2)),
+                         ("head", RecommenderConfig(cf_ease_max_items=2, cf_ease_dual_max_cells=0))):
+        rec = Recommender(config, clock=clock)
+        rec.upsert_items(items)
+        _co_liked(rec, pairs, users_per_pair=3)
+        for i in range(10, 20):  # one broad user: more engaged items (14) than users (7)
+            rec.record_event(ev("broad", "like", NOW + i, f"music-{i}"))
+        summary = rec.run_job("item_neighbors", NOW + 100)
+        forms[name] = summary["form"]
+        assert summary["method"] == "ease"
+        assert rec.inspect_item("cats-1")["neighbors"][0][0] == "music-7"
+        assert rec.inspect_item("cooking-4")["neighbors"][0][0] == "cars-2"  # a tail anchor (cosine) when "head"
+    assert forms == {"primal": "primal", "dual": "dual", "head": "head-ease+tail-cosine"}
