@@ -9,8 +9,8 @@ mid-step simply redoes it (leftover ``*.tmp-*`` files are removed first).
 Errors: :class:`media.errors.MediaRejected` is permanent (bad upload; ``.code`` and ``.message`` for the
 creator). Anything else (:class:`media.errors.TransientMediaError`, ``OSError``, ...) is worth a retry.
 
-Order (:data:`PIPELINE`): probe -> transcode (+ poster) -> frames -> clip_images -> audio -> transcript ->
-captions -> text_embedding.
+Order (:data:`PIPELINE`): probe -> transcode (+ poster) -> frames -> clip_images -> audio -> fingerprint ->
+transcript -> captions -> text_embedding.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from media import ffmpeg as ff
 from media.atomic import atomic_output, cleanup_tmp, write_json, write_text
 from media.audio import SAMPLE_RATE, extract_audio
 from media.captions import to_webvtt
+from media.fingerprint import fingerprint
 from media.frames import sample_frames
 from media.probe import MediaLimits, ProbeInfo, probe
 from media.text import embedding_text, parse_hashtags
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # the registry pulls in torch lazily; keep this module light 
 
 __all__ = [
     "PIPELINE", "StepContext", "parse_hashtags", "run_pipeline", "step_audio", "step_captions",
-    "step_clip_images", "step_frames", "step_probe", "step_text_embedding", "step_transcode",
+    "step_clip_images", "step_fingerprint", "step_frames", "step_probe", "step_text_embedding", "step_transcode",
     "step_transcript", "remove_intermediates",
 ]
 
@@ -50,6 +51,7 @@ POSTER = "poster.jpg"
 FRAMES_DIR = "frames"
 AUDIO = "audio16k.npy"
 CAPTIONS = "captions.vtt"
+FINGERPRINT = "fingerprint.npz"
 STEPS_DIR = "steps"
 STEP_VERSION = 1  # bump to invalidate stored results when a step's output format changes
 
@@ -237,6 +239,27 @@ def step_audio(ctx: StepContext, models: ModelRegistry | None = None) -> dict:
     return _store(ctx, "audio", key, {"has_audio": True, "file": AUDIO, "seconds": round(len(audio) / SAMPLE_RATE, 3)})
 
 
+def step_fingerprint(ctx: StepContext, models: ModelRegistry | None = None) -> dict:
+    """The audio's landmark fingerprint (``fingerprint.npz``, see :mod:`media.fingerprint`), which the app
+    matches against known sounds. ``status``: ok | silent | too_little | no_audio (no file then)."""
+    _begin(ctx)
+    au = _require(ctx, "audio")
+    key = _key("fingerprint", au)
+    cached = _cached(ctx, "fingerprint", key, lambda r: [r["file"]] if r["file"] else [])
+    if cached is not None:
+        return cached
+    if not au["has_audio"]:
+        return _store(ctx, "fingerprint", key, {"status": "no_audio", "file": None, "landmarks": 0, "seconds": 0.0})
+    fp = fingerprint(np.load(ctx.path(AUDIO), allow_pickle=False), SAMPLE_RATE)
+    if not fp.identifiable:
+        return _store(ctx, "fingerprint", key, {"status": fp.status, "file": None, "landmarks": len(fp),
+                                                 "seconds": round(fp.seconds, 3)})
+    with atomic_output(ctx.path(FINGERPRINT)) as tmp, open(tmp, "wb") as fh:
+        fp.save(fh)
+    return _store(ctx, "fingerprint", key, {"status": "ok", "file": FINGERPRINT, "landmarks": len(fp),
+                                             "seconds": round(fp.seconds, 3)})
+
+
 def step_transcript(ctx: StepContext, models: ModelRegistry | None = None) -> dict:
     """Whisper transcript: language, text, timed segments. No audio track: an empty transcript (status ok).
     No Whisper weights: status ``skipped`` with the reason and an empty transcript."""
@@ -308,6 +331,7 @@ PIPELINE: list[tuple[str, Callable[[StepContext, Any], dict]]] = [
     ("frames", step_frames),
     ("clip_images", step_clip_images),
     ("audio", step_audio),
+    ("fingerprint", step_fingerprint),
     ("transcript", step_transcript),
     ("captions", step_captions),
     ("text_embedding", step_text_embedding),

@@ -239,4 +239,5 @@ class RankerVersion(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
-from app.db import admin_models  # noqa: E402, F401  (operator tables: experiments, moderation, alerts)
+# Imported last so that Alembic sees them: operator tables (experiments, moderation, alerts); sounds.
+from app.db import admin_models, sound_models  # noqa: E402, F401

@@ -78,6 +78,11 @@ def test_upload_to_ready_with_transcript_captions_vectors_and_jobs(tmp_path, spe
     statuses = db.execute("SELECT step, status, attempts FROM media_jobs WHERE video_id = ?", (video_id,)).fetchall()
     assert {status for _, status, _ in statuses} == {"succeeded"}
     assert db.execute("SELECT COUNT(*) FROM events WHERE event_type = 'content_upload'").fetchone() == (1,)
+    # Its speech founded a sound of its own, named after the uploader, with its landmarks indexed.
+    sound_id, how = db.execute("SELECT sound_id, how FROM video_sounds WHERE video_id = ?", (video_id,)).fetchone()
+    assert how == "original" and json.loads(metadata)["audio_id"] == sound_id
+    title, original, landmarks = db.execute("SELECT title, original_video_id, landmarks FROM sounds").fetchone()
+    assert title == "original sound - baker" and original == video_id and landmarks > 0
 
     index = lancedb.connect(str(settings.lancedb_dir))
     videos = index.open_table("videos").to_arrow().to_pylist()

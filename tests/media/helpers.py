@@ -51,3 +51,39 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
     return prev[-1] / max(1, len(ref))
+
+
+def synth_music(seed: int, seconds: float = 20.0, rate: int = 16000):
+    """A reproducible synthetic tune: plucked notes (harmonics, decaying) on a scale, a bass line, a tempo
+    and melody drawn from ``seed``. Different seeds are different music."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    out = np.zeros_like(t)
+    beat = 60 / rng.uniform(90, 140)
+    scale = 220 * 2 ** (np.array([0, 2, 4, 5, 7, 9, 11, 12, 14, 16]) / 12)
+    pos = 0.0
+    while pos < seconds:
+        length = beat * rng.choice([0.5, 1.0, 1.0])
+        freq = rng.choice(scale) * rng.choice([1, 2])
+        note = (t >= pos) & (t < pos + length * 1.5)
+        tt = t[note] - pos
+        out[note] += np.exp(-tt * 4) * (np.sin(2 * np.pi * freq * tt) + 0.5 * np.sin(4 * np.pi * freq * tt)
+                                        + 0.25 * np.sin(6 * np.pi * freq * tt))
+        bass = (t >= pos) & (t < pos + length)
+        out[bass] += 0.4 * np.exp(-(t[bass] - pos) * 3) * np.sin(2 * np.pi * freq / 4 * (t[bass] - pos))
+        pos += length
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+def encode_audio(tools: ff.FFmpegTools, samples, path: Path, *, codec: str = "aac", bitrate: str = "128k",
+                 start_s: float = 0.0, gain: float = 1.0, rate: int = 16000) -> Path:
+    """Encode mono float samples with a lossy codec, dropping the first ``start_s`` seconds, at ``gain``."""
+    import numpy as np
+
+    pcm = (np.clip(np.asarray(samples) * gain, -1, 1) * 32767).astype(np.int16).tobytes()
+    cmd = [tools.ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i",
+           "pipe:0", "-ss", str(start_s), "-c:a", codec, "-b:a", bitrate, "-ar", "48000", str(path)]
+    subprocess.run(cmd, input=pcm, check=True, timeout=120)
+    return path

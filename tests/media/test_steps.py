@@ -21,8 +21,8 @@ def snapshot(work: Path) -> dict[str, int]:
 
 
 def test_pipeline_order():
-    assert [name for name, _ in PIPELINE] == ["probe", "transcode", "frames", "clip_images", "audio", "transcript",
-                                              "captions", "text_embedding"]
+    assert [name for name, _ in PIPELINE] == ["probe", "transcode", "frames", "clip_images", "audio", "fingerprint",
+                                              "transcript", "captions", "text_embedding"]
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The app side of the media pipeline: runs ``media.steps`` as durable jobs, then indexes and publishes.
 
-Steps (one ``media_jobs`` row each, in order): the media library's eight pure steps (probe, transcode, frames,
-clip_images, audio, transcript, captions, text_embedding), then ``index`` (vectors and transcript lines into
+Steps (one ``media_jobs`` row each, in order): the media library's pure steps (probe, transcode, frames,
+clip_images, audio, fingerprint, transcript, captions, text_embedding), then ``sound`` (the video joins a known
+sound or founds one, ``app.domain.sounds``), ``index`` (vectors and transcript lines into
 LanceDB, upserted by id) and ``publish`` (ready, the content_upload event, the recommender told). Each is
 idempotent, so a crash anywhere is repaired by running the step again.
 """
@@ -21,24 +22,28 @@ from app.db.models import MediaJob, Video, utcnow
 from app.domain.events.writer import EventIn, EventWriter
 from app.domain.moderation.screening import screen_upload
 from app.domain.moderation.service import record_flags
+from app.domain.sounds.services import assign_sound
 from app.domain.videos.services import ffmpeg_tools, media_limits
 from media import steps as media_steps
+from media.fingerprint import Fingerprint
 from media.models.registry import ModelRegistry
 from media.transcode import TranscodeOptions
 
 log = logging.getLogger(__name__)
 
 MEDIA_STEPS = dict(media_steps.PIPELINE)
-PIPELINE_STEPS: tuple[str, ...] = (*MEDIA_STEPS, "index", "publish")
+PIPELINE_STEPS: tuple[str, ...] = (*MEDIA_STEPS, "sound", "index", "publish")
 STEP_LABELS = {
     "probe": "Checking the file",
     "transcode": "Making it play everywhere",
     "frames": "Picking key frames",
     "clip_images": "Understanding the picture",
     "audio": "Extracting the sound",
+    "fingerprint": "Listening to the sound",
     "transcript": "Transcribing speech",
     "captions": "Writing captions",
     "text_embedding": "Understanding the words",
+    "sound": "Recognising the sound",
     "index": "Adding to search",
     "publish": "Publishing",
 }
@@ -88,6 +93,8 @@ class MediaPipeline:
             result = await asyncio.to_thread(MEDIA_STEPS[job.step], ctx, self.models)
             await self._record(video.id, job.step, result)
             return _summary(result)
+        if job.step == "sound":
+            return await self._sound(video, ctx)
         if job.step == "index":
             return await asyncio.to_thread(self._index, video, ctx)
         if job.step == "publish":
@@ -118,6 +125,16 @@ class MediaPipeline:
                     setattr(video, key, value)
                 if models:
                     video.metadata_ = {**video.metadata_, "models": {**video.metadata_.get("models", {}), **models}}
+
+    async def _sound(self, video: Video, ctx: media_steps.StepContext) -> dict:
+        fingerprint = media_steps.load_result(ctx, "fingerprint") or {}
+        fp = (await asyncio.to_thread(Fingerprint.load, ctx.path(fingerprint["file"]))
+              if fingerprint.get("status") == "ok" and fingerprint.get("file") else None)
+        async with self.db.write() as session:
+            link = await assign_sound(session, video, fp, video.metadata_.get("use_sound_id"))
+            if link is None:
+                return {"sound_id": None, "reason": fingerprint.get("status", "no fingerprint")}
+            return {"sound_id": link.sound_id, "how": link.how, "matches": link.matches, "offset_s": link.offset_s}
 
     def _index(self, video: Video, ctx: media_steps.StepContext) -> dict:
         visual = media_steps.load_result(ctx, "clip_images")
