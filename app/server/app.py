@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         ],
         exception_handlers={HTTPException: http_exception_handler, LoginRequired: login_required_handler,
                             500: internal_error_handler},
+        dependencies=services.dependencies(),
         lifespan=[lifespan],
         response_cache_config=ResponseCacheConfig(),
         debug=False,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     app.state.settings = settings
     app.state.services = services
     app.state.jinja = make_environment()
-    app.state.semantic_search = semantic_search_for(services)
+    app.state.semantic_search = semantic_search_for(services.vectors, services.models)
     return app
 
 

@@ -13,8 +13,8 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect
 
 from app.db.models import User
-from app.server.services import web_session_of
 from app.server.templating import is_htmx
+from app.server.web_session import web_session_of
 
 
 def safe_next(target: str | None) -> str:

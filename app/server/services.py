@@ -1,13 +1,13 @@
-"""The app's long-lived objects, built once at start-up and shared by every request, job and command."""
+"""The composition root: the app's long-lived objects, built once at start-up and shared by every request, job
+and command. Handlers receive them through Litestar's dependency injection (``dependencies()``, keyed by
+parameter name); the domain never imports this module."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
-from litestar import Request
+from litestar.di import Provide
 
 from app.adapters.event_stream import EventStream
 from app.adapters.vector_store import VectorStore
@@ -18,11 +18,16 @@ from app.domain.events.writer import EventWriter
 from app.domain.feed.recommender import RecommenderService
 from app.domain.feed.replication import ReplicaSync
 from app.domain.feed.services import FeedService
+from app.domain.interactions.services import InteractionService
+from app.domain.moderation.service import ModerationService
+from app.domain.privacy.service import PrivacyService
+from app.domain.system.status import ModelStatus
 from app.domain.videos.jobs import JobRunner
 from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
+from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import VideoService
 from app.server.scheduler import ScheduledJob, Scheduler
-from app.server.web_session import SessionStore, WebSession
+from app.server.web_session import SessionStore, web_session_of
 from media.models.registry import ModelRegistry, ModelSettings
 from recommender import JOBS
 
@@ -56,9 +61,13 @@ class Services:
     recommender: RecommenderService
     pipeline: MediaPipeline
     jobs: JobRunner
+    interactions: InteractionService
+    removal: VideoRemoval
+    moderation: ModerationService
+    privacy: PrivacyService
+    model_status: ModelStatus
     replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
     scheduler: Scheduler | None = field(default=None)
-    _model_status: tuple[float, dict] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, models: ModelRegistry | None = None) -> Services:
@@ -78,13 +87,18 @@ class Services:
             recommender.announce = replication.announce_video
         feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
         pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video)
+        videos = VideoService(settings, db, PIPELINE_STEPS)
+        removal = VideoRemoval(videos, vectors, recommender)
         return cls(
             settings=settings, db=db, sessions=sessions,
             accounts=AccountService(db, sessions, LoginRateLimiter(settings.login_attempts_per_minute),
                                     settings.admin_usernames),
-            events=events, feed=feed, videos=VideoService(settings, db, PIPELINE_STEPS), models=models,
+            events=events, feed=feed, videos=videos, models=models,
             vectors=vectors, recommender=recommender, pipeline=pipeline, jobs=JobRunner(db, pipeline.run_step),
             replication=replication,
+            interactions=InteractionService(db, events), removal=removal,
+            moderation=ModerationService(db, recommender),
+            privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models),
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -120,18 +134,28 @@ class Services:
                                      _job_runner(self.recommender, spec.name), spec.description))
         return jobs
 
-    def model_status(self, max_age_s: float = 30.0) -> dict:
-        """The models' status, cached briefly: locating weights reads and hashes files (readiness probes poll)."""
-        now = time.monotonic()
-        if self._model_status is None or now - self._model_status[0] > max_age_s:
-            self._model_status = (now, self.models.status())
-        return self._model_status[1]
-
     async def delete_video(self, video_id: str) -> None:
-        """Everywhere a video lives: its rows, its files, its vectors and the recommender's memory."""
-        await self.videos.delete(video_id)
-        await asyncio.to_thread(self.vectors.delete_video, video_id)
-        self.recommender.remove_video(video_id)
+        await self.removal.delete(video_id)
+
+    def dependencies(self) -> dict[str, Provide]:
+        """What handlers may ask for by parameter name (``feed: FeedService``, ``web_session: WebSession``...)."""
+        shared = {name: getattr(self, name) for name in INJECTED}
+        provided = {name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
+                    for name, value in shared.items()}
+        provided["web_session"] = Provide(web_session_of, sync_to_thread=False)
+        return provided
+
+
+# The long-lived services a handler can receive by naming them.
+INJECTED = ("settings", "db", "sessions", "accounts", "events", "feed", "videos", "recommender", "interactions",
+            "removal", "moderation", "privacy", "model_status")
+
+
+def _constant(value: object):  # noqa: ANN202
+    def provide() -> object:
+        return value
+
+    return provide
 
 
 def _job_runner(recommender: RecommenderService, name: str):  # noqa: ANN202
@@ -139,16 +163,3 @@ def _job_runner(recommender: RecommenderService, name: str):  # noqa: ANN202
         return await recommender.run_job(name)
 
     return run
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services
-
-
-def web_session_of(request: Request) -> WebSession:
-    return request.scope["state"]["web_session"]
-
-
-def replace_web_session(request: Request, new: WebSession) -> None:
-    """After a rotation the response must carry the new cookie (the session middleware sets it)."""
-    request.scope["state"]["web_session"] = new

@@ -17,6 +17,7 @@ from datetime import timedelta
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +55,16 @@ class WebSession:
 
     def csrf_matches(self, candidate: str | None) -> bool:
         return bool(candidate) and hmac.compare_digest(candidate, self.csrf_token)
+
+
+def web_session_of(request: Request) -> WebSession:
+    """This request's session (the session middleware put it there). Handlers receive it as ``web_session``."""
+    return request.scope["state"]["web_session"]
+
+
+def replace_web_session(request: Request, new: WebSession) -> None:
+    """After a rotation the response must carry the new cookie (the session middleware sets it)."""
+    request.scope["state"]["web_session"] = new
 
 
 class SessionStore:

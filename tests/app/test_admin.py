@@ -25,9 +25,9 @@ MODELS = {"whisper": {"state": "available", "model_id": "whisper:tiny.en", "deta
 @pytest.fixture(autouse=True)
 def quick_model_status(monkeypatch):  # noqa: ANN001, ANN201
     """Locating real weights takes seconds (and tries downloads); the dashboard only shows the result."""
-    from app.server.services import Services
+    from app.domain.system.status import ModelStatus
 
-    monkeypatch.setattr(Services, "model_status", lambda self, max_age_s=30.0: MODELS)
+    monkeypatch.setattr(ModelStatus, "current", lambda self: MODELS)
 
 
 @pytest.fixture

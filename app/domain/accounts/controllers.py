@@ -9,10 +9,10 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from app.domain.accounts.services import AccountError
+from app.domain.accounts.services import AccountError, AccountService
 from app.server.guards import safe_next
-from app.server.services import replace_web_session, services_of, web_session_of
 from app.server.templating import is_htmx, render
+from app.server.web_session import WebSession, replace_web_session
 
 
 def _go(request: Request, target: str) -> Response:
@@ -31,12 +31,12 @@ class AccountController(Controller):
         return render(request, "accounts/signup.html", {"next": safe_next(next_path)})
 
     @post("/signup")
-    async def signup(self, request: Request, data: Form) -> Response:
-        services = services_of(request)
+    async def signup(self, request: Request, data: Form, accounts: AccountService,
+                     web_session: WebSession) -> Response:
         target = safe_next(data.get("next"))
         try:
-            _, new_session = await services.accounts.sign_up(
-                web_session_of(request), data.get("username", ""), data.get("password", ""),
+            _, new_session = await accounts.sign_up(
+                web_session, data.get("username", ""), data.get("password", ""),
                 data.get("display_name", ""),
             )
         except AccountError as exc:
@@ -50,13 +50,13 @@ class AccountController(Controller):
         return render(request, "accounts/login.html", {"next": safe_next(next_path)})
 
     @post("/login")
-    async def login(self, request: Request, data: Form) -> Response:
-        services = services_of(request)
+    async def login(self, request: Request, data: Form, accounts: AccountService,
+                    web_session: WebSession) -> Response:
         target = safe_next(data.get("next"))
         client = request.client.host if request.client else "unknown"
         try:
-            _, new_session = await services.accounts.log_in(
-                web_session_of(request), data.get("username", ""), data.get("password", ""), client
+            _, new_session = await accounts.log_in(
+                web_session, data.get("username", ""), data.get("password", ""), client
             )
         except AccountError as exc:
             context = {"error": str(exc), "next": target, "username": data.get("username", "")}
@@ -67,7 +67,7 @@ class AccountController(Controller):
         return _go(request, target)
 
     @post("/logout")
-    async def logout(self, request: Request) -> Response:
-        new_session = await services_of(request).accounts.log_out(web_session_of(request))
+    async def logout(self, request: Request, accounts: AccountService, web_session: WebSession) -> Response:
+        new_session = await accounts.log_out(web_session)
         replace_web_session(request, new_session)
         return _go(request, "/")

@@ -12,16 +12,19 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from sqlalchemy import or_, select
 
+from app.db.engine import Database
 from app.db.models import MediaJob, User, Video
 from app.domain.admin import alerts
 from app.domain.admin.forms import back, form_of
 from app.domain.analytics import charts
 from app.domain.analytics.service import media_queue, platform_overview
 from app.domain.experiments import service as experiments
-from app.domain.moderation import service as moderation
+from app.domain.feed.recommender import RecommenderService
 from app.domain.moderation.screening import blocked_terms
+from app.domain.moderation.service import ModerationError, ModerationService
+from app.domain.system.status import ModelStatus
+from app.domain.videos.services import VideoService
 from app.server.guards import flash_messages, require_admin
-from app.server.services import services_of
 from app.server.templating import render
 from recommender import RecommenderConfig
 
@@ -30,13 +33,13 @@ class AdminController(Controller):
     path = "/admin"
 
     @get("/")
-    async def dashboard(self, request: Request) -> Response:
+    async def dashboard(self, request: Request, db: Database, recommender: RecommenderService,
+                        moderation: ModerationService, videos: VideoService, model_status: ModelStatus) -> Response:
         require_admin(request)
-        services = services_of(request)
         now = time.time()
-        overview = await platform_overview(services.db, now)
-        queue = await media_queue(services.db)
-        engine = services.recommender.engine
+        overview = await platform_overview(db, now)
+        queue = await media_queue(db)
+        engine = recommender.engine
         rankers = list(reversed(engine.ranker_versions())) if engine else []
         job_runs = engine.last_job_runs() if engine else {}
         snap = overview.snapshot
@@ -47,9 +50,9 @@ class AdminController(Controller):
             "exposure_gini": overview.exposure_gini if overview.impressions_week else None,
             "retention_d1": snap["retention_d1"],
         }
-        bounds = await alerts.thresholds(services.db)
+        bounds = await alerts.thresholds(db)
         breaches = alerts.breaches(values, bounds)
-        await alerts.record(services.db, breaches)
+        await alerts.record(db, breaches)
         figures = {
             "dau": charts.line_chart(overview.days, [charts.Series("Daily active users", overview.dau)],
                                      title="Daily active users, last 14 days"),
@@ -68,34 +71,32 @@ class AdminController(Controller):
                 title="Impressions per creator, 7 days", fmt=charts.fmt_number),
         }
         context = {
-            "overview": overview, "snap": snap, "queue": queue, "models": await _model_status(request),
+            "overview": overview, "snap": snap, "queue": queue, "models": await _model_status(request, model_status),
             "rankers": rankers, "job_runs": job_runs, "breaches": breaches, "bounds": bounds,
-            "recent_alerts": await alerts.recent(services.db), "charts": figures,
-            "moderation_counts": await moderation.counts(services),
-            "defaults": await experiments.promoted_defaults(services.db),
-            "running": next((e for e in await experiments.list_experiments(services.db) if e.status == "running"),
-                            None),
-            "steps": services.videos.pipeline_steps, "tab": "dashboard", **flash_messages(request),
+            "recent_alerts": await alerts.recent(db), "charts": figures,
+            "moderation_counts": await moderation.counts(),
+            "defaults": await experiments.promoted_defaults(db),
+            "running": next((e for e in await experiments.list_experiments(db) if e.status == "running"), None),
+            "steps": videos.pipeline_steps, "tab": "dashboard", **flash_messages(request),
         }
         return render(request, "admin/dashboard.html", context)
 
     @post("/jobs/retry")
-    async def retry_failed(self, request: Request) -> Response:
+    async def retry_failed(self, request: Request, db: Database, videos: VideoService) -> Response:
         require_admin(request)
-        services = services_of(request)
         video_id = (await form_of(request)).get("video_id") or None
-        async with services.db.read() as session:
+        async with db.read() as session:
             query = select(MediaJob.video_id).where(MediaJob.status == "failed").distinct()
             if video_id:
                 query = query.where(MediaJob.video_id == video_id)
             ids = list((await session.execute(query)).scalars())
-        retried = sum([await services.videos.retry(vid) for vid in ids])
+        retried = sum([await videos.retry(vid) for vid in ids])
         return back("/admin#media", f"Sent {retried} video(s) back through the pipeline.")
 
     @post("/rankers/{version:int}/rollback")
-    async def rollback(self, request: Request, version: int) -> Response:
+    async def rollback(self, request: Request, version: int, recommender: RecommenderService) -> Response:
         require_admin(request)
-        engine = services_of(request).recommender.engine
+        engine = recommender.engine
         try:
             await asyncio.to_thread(engine.rollback_ranker, version)
         except KeyError:
@@ -103,10 +104,10 @@ class AdminController(Controller):
         return back("/admin#rankers", f"Ranker version {version} is serving now.")
 
     @post("/alerts")
-    async def save_alerts(self, request: Request) -> Response:
+    async def save_alerts(self, request: Request, db: Database) -> Response:
         require_admin(request)
         try:
-            await alerts.save_thresholds(services_of(request).db, await form_of(request))
+            await alerts.save_thresholds(db, await form_of(request))
         except ValueError:
             return back("/admin#alerts", "Thresholds must be numbers.", error=True)
         return back("/admin#alerts", "Alert thresholds saved.")
@@ -121,16 +122,15 @@ class AdminController(Controller):
         return render(request, "admin/inspect.html", {"tab": "inspect", "report": None, "target": None})
 
     @get("/inspect/{who:str}")
-    async def inspect(self, request: Request, who: str) -> Response:
+    async def inspect(self, request: Request, who: str, db: Database, recommender: RecommenderService) -> Response:
         require_admin(request)
-        services = services_of(request)
         who = who.lstrip("@")
-        async with services.db.read() as session:
+        async with db.read() as session:
             target = (await session.execute(
                 select(User).where(or_(User.id == who, User.username == who.lower())))).scalar_one_or_none()
         if target is None:
             raise NotFoundException("No user by that name or id.")
-        engine = services.recommender.engine
+        engine = recommender.engine
         report = await asyncio.to_thread(engine.inspect_user, target.id) if engine else {"known": False}
         trace = report.get("last_recommendation") or {}
         item_ids = set()
@@ -140,12 +140,12 @@ class AdminController(Controller):
             item_ids.update(source.get("items", []))
         creator_ids = {name for scores in (report.get("interests") or {}).values()
                        for name, _ in scores.get("creators", [])}
-        async with services.db.read() as session:
+        async with db.read() as session:
             videos = {v.id: v for v in (await session.execute(select(Video).where(Video.id.in_(item_ids)))).scalars()}
             creator_ids |= {v.creator_id for v in videos.values()}
             creators = {u.id: u for u in (await session.execute(
                 select(User).where(User.id.in_(creator_ids)))).scalars()}
-        experiment = await experiments.registry_for(services.db).assignment(target.id)
+        experiment = await experiments.registry_for(db).assignment(target.id)
         final_rows = trace.get("final", [])
         scored = {row["item_id"]: row for row in trace.get("scored", [])}
         decisions = {row.get("item_id"): row for row in trace.get("reranking", []) if row.get("item_id")}
@@ -164,25 +164,24 @@ class AdminController(Controller):
 
     # ---- experiments ---------------------------------------------------------------------------------------
     @get("/experiments")
-    async def experiments_page(self, request: Request) -> Response:
+    async def experiments_page(self, request: Request, db: Database) -> Response:
         require_admin(request)
-        services = services_of(request)
         now = time.time()
-        rows = await experiments.list_experiments(services.db)
+        rows = await experiments.list_experiments(db)
         shown = []
         for experiment in rows[:5]:
-            results = await experiments.experiment_results(services.db, experiment, now)
+            results = await experiments.experiment_results(db, experiment, now)
             shown.append({"experiment": experiment, "results": results, "charts": _experiment_charts(results)})
         config = RecommenderConfig()
         settings = [(f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
                     if isinstance(getattr(config, f.name), int | float | dict)]
         context = {"tab": "experiments", "shown": shown, "older": rows[5:], "settings": settings,
-                   "defaults": await experiments.promoted_defaults(services.db),
+                   "defaults": await experiments.promoted_defaults(db),
                    "running": any(e.status == "running" for e in rows), **flash_messages(request)}
         return render(request, "admin/experiments.html", context)
 
     @post("/experiments")
-    async def create_experiment(self, request: Request) -> Response:
+    async def create_experiment(self, request: Request, db: Database) -> Response:
         require_admin(request)
         form = await form_of(request)
         variants = []
@@ -197,83 +196,83 @@ class AdminController(Controller):
                 return back("/admin/experiments", f"Variant {name!r}: overrides are not valid JSON.", error=True)
             variants.append({"name": name, "weight": form.get(f"variant_{i}_weight") or "1", "overrides": overrides})
         try:
-            experiment = await experiments.create_experiment(services_of(request).db, form.get("name", ""), variants,
+            experiment = await experiments.create_experiment(db, form.get("name", ""), variants,
                                                              form.get("description", ""))
         except experiments.ExperimentError as exc:
             return back("/admin/experiments", str(exc), error=True)
         return back("/admin/experiments", f"Experiment {experiment.name!r} is running.")
 
     @post("/experiments/{experiment_id:int}/stop")
-    async def stop_experiment(self, request: Request, experiment_id: int) -> Response:
+    async def stop_experiment(self, request: Request, experiment_id: int, db: Database) -> Response:
         require_admin(request)
         promote = (await form_of(request)).get("promote") or None
         try:
-            experiment = await experiments.stop_experiment(services_of(request).db, experiment_id, promote)
+            experiment = await experiments.stop_experiment(db, experiment_id, promote)
         except experiments.ExperimentError as exc:
             return back("/admin/experiments", str(exc), error=True)
         message = f"Stopped {experiment.name!r}" + (f"; {promote!r} is now everyone's default." if promote else ".")
         return back("/admin/experiments", message)
 
     @post("/experiments/defaults/reset")
-    async def reset_defaults(self, request: Request) -> Response:
+    async def reset_defaults(self, request: Request, db: Database) -> Response:
         require_admin(request)
-        await experiments.reset_defaults(services_of(request).db)
+        await experiments.reset_defaults(db)
         return back("/admin/experiments", "Recommender defaults reset to the built-in settings.")
 
     # ---- moderation ----------------------------------------------------------------------------------------
     @get("/moderation")
-    async def moderation_page(self, request: Request) -> Response:
+    async def moderation_page(self, request: Request, db: Database, moderation: ModerationService) -> Response:
         require_admin(request)
-        services = services_of(request)
-        context = {"tab": "moderation", "queue": await moderation.queue(services),
-                   "audit": await moderation.audit_log(services), "terms": await blocked_terms(services.db),
-                   "counts": await moderation.counts(services), **flash_messages(request)}
+        context = {"tab": "moderation", "queue": await moderation.queue(),
+                   "audit": await moderation.audit_log(), "terms": await blocked_terms(db),
+                   "counts": await moderation.counts(), **flash_messages(request)}
         return render(request, "admin/moderation.html", context)
 
     @post("/moderation/videos/{video_id:str}/{action:str}")
-    async def video_action(self, request: Request, video_id: str, action: str) -> Response:
+    async def video_action(self, request: Request, video_id: str, action: str,
+                           moderation: ModerationService) -> Response:
         admin = require_admin(request)
         note = (await form_of(request)).get("note", "")
         try:
-            await moderation.act_on_video(services_of(request), admin, video_id, action, note)
-        except moderation.ModerationError as exc:
+            await moderation.act_on_video(admin, video_id, action, note)
+        except ModerationError as exc:
             return back("/admin/moderation", str(exc), error=True)
         return back("/admin/moderation", f"Video {action}: done.")
 
     @post("/moderation/users/{user_id:str}/{action:str}")
-    async def user_action(self, request: Request, user_id: str, action: str) -> Response:
+    async def user_action(self, request: Request, user_id: str, action: str,
+                          moderation: ModerationService) -> Response:
         admin = require_admin(request)
         note = (await form_of(request)).get("note", "")
         try:
-            user = await moderation.act_on_user(services_of(request), admin, user_id, action, note)
-        except moderation.ModerationError as exc:
+            user = await moderation.act_on_user(admin, user_id, action, note)
+        except ModerationError as exc:
             return back("/admin/moderation", str(exc), error=True)
         return back("/admin/moderation", f"@{user.username}: {action} done.")
 
     @post("/moderation/terms")
-    async def add_terms(self, request: Request) -> Response:
+    async def add_terms(self, request: Request, moderation: ModerationService) -> Response:
         admin = require_admin(request)
         try:
-            added = await moderation.add_terms(services_of(request), admin, (await form_of(request)).get("terms", ""))
-        except moderation.ModerationError as exc:
+            added = await moderation.add_terms(admin, (await form_of(request)).get("terms", ""))
+        except ModerationError as exc:
             return back("/admin/moderation#terms", str(exc), error=True)
         return back("/admin/moderation#terms", f"Added {len(added)} term(s).")
 
     @post("/moderation/terms/remove")
-    async def remove_term(self, request: Request) -> Response:
+    async def remove_term(self, request: Request, moderation: ModerationService) -> Response:
         admin = require_admin(request)
         term = (await form_of(request)).get("term", "")
-        await moderation.remove_term(services_of(request), admin, term)
+        await moderation.remove_term(admin, term)
         return back("/admin/moderation#terms", f"Removed {term!r}.")
 
 
-async def _model_status(request: Request, wait_s: float = 3.0) -> dict | None:
-    """``services.model_status()`` without holding the page: locating weights can take seconds the first time
+async def _model_status(request: Request, model_status: ModelStatus, wait_s: float = 3.0) -> dict | None:
+    """The models' status without holding the page: locating weights can take seconds the first time
     (it is cached afterwards); past ``wait_s`` the page says so and the check finishes in the background."""
-    services = services_of(request)
     task = getattr(request.app.state, "model_status_task", None)
     if task is None or task.done():
-        task = asyncio.ensure_future(asyncio.to_thread(services.model_status))
+        task = asyncio.ensure_future(asyncio.to_thread(model_status.current))
         request.app.state.model_status_task = task
     try:
         return await asyncio.wait_for(asyncio.shield(task), wait_s)

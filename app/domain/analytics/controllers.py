@@ -8,11 +8,11 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 
+from app.db.engine import Database
 from app.db.models import User, Video
 from app.domain.analytics import charts
 from app.domain.analytics.service import CreatorReport, creator_report
 from app.server.guards import require_account
-from app.server.services import services_of
 from app.server.templating import render
 
 PERIODS = (7, 28, 90)
@@ -23,12 +23,12 @@ def _days(request: Request) -> int:
     return int(raw) if raw.isdigit() and int(raw) in PERIODS else 28
 
 
-async def _creator(request: Request, user: User) -> User:
+async def _creator(request: Request, db: Database, user: User) -> User:
     """The signed-in creator, or (for admins) the creator named by ``?creator=``."""
     wanted = (request.query_params.get("creator") or "").lstrip("@").lower()
     if not wanted or user.role != "admin" or wanted == user.username:
         return user
-    async with services_of(request).db.read() as session:
+    async with db.read() as session:
         creator = (await session.execute(select(User).where(User.username == wanted))).scalar_one_or_none()
     if creator is None:
         raise NotFoundException("No creator by that name.")
@@ -62,24 +62,23 @@ class CreatorAnalyticsController(Controller):
     path = "/studio/analytics"
 
     @get("/")
-    async def overview(self, request: Request) -> Response:
+    async def overview(self, request: Request, db: Database) -> Response:
         user = require_account(request)
-        creator = await _creator(request, user)
-        report = await creator_report(services_of(request).db, creator, time.time(), _days(request))
+        creator = await _creator(request, db, user)
+        report = await creator_report(db, creator, time.time(), _days(request))
         return render(request, "analytics/creator.html", {"report": report, "charts": report_charts(report),
                                                            "periods": PERIODS, "creator": creator})
 
     @get("/{video_id:str}")
-    async def video(self, request: Request, video_id: str) -> Response:
+    async def video(self, request: Request, video_id: str, db: Database) -> Response:
         user = require_account(request)
-        services = services_of(request)
-        async with services.db.read() as session:
+        async with db.read() as session:
             video = await session.get(Video, video_id)
         if video is None or (video.creator_id != user.id and user.role != "admin"):
             raise NotFoundException()
-        async with services.db.read() as session:
+        async with db.read() as session:
             creator = await session.get(User, video.creator_id)
-        report = await creator_report(services.db, creator, time.time(), _days(request), video_id=video.id)
+        report = await creator_report(db, creator, time.time(), _days(request), video_id=video.id)
         if report.video is None:
             raise NotFoundException("Analytics appear once the video is ready.")
         return render(request, "analytics/video.html", {"report": report, "charts": report_charts(report),

@@ -8,10 +8,12 @@ from litestar import Controller, Request, Response, post
 from litestar.exceptions import InternalServerException
 from sqlalchemy import select
 
+from app.db.engine import Database
 from app.db.models import Video
+from app.domain.accounts.services import AccountService
 from app.domain.events.schemas import EventValidationError, parse_beacon_batch
-from app.domain.events.writer import EventIn
-from app.server.services import services_of, web_session_of
+from app.domain.events.writer import EventIn, EventWriter
+from app.server.web_session import WebSession
 
 MAX_BEACON_BYTES = 256 * 1024
 
@@ -25,9 +27,8 @@ class EventController(Controller):
 
     # sendBeacon cannot set headers, so the CSRF token travels inside the JSON body and is checked here.
     @post("/", opt={"csrf_in_body": True}, request_max_body_size=MAX_BEACON_BYTES, status_code=202)
-    async def ingest(self, request: Request) -> Response:
-        services = services_of(request)
-        web_session = web_session_of(request)
+    async def ingest(self, request: Request, db: Database, accounts: AccountService, events: EventWriter,
+                     web_session: WebSession) -> Response:
         try:
             raw = await request.body()
         except InternalServerException:  # the tab closed mid-beacon; its outbox sends the events again
@@ -37,21 +38,21 @@ class EventController(Controller):
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _problem(400, "The body is not valid JSON.")
         try:
-            csrf, events = parse_beacon_batch(payload)
+            csrf, batch = parse_beacon_batch(payload)
         except EventValidationError as exc:
             return _problem(422, "Some events are invalid; none were stored.", exc.problems)
         if not web_session.csrf_matches(csrf):
             return _problem(403, "Missing or invalid CSRF token.")
-        video_ids = {event.video_id for event in events}
-        async with services.db.read() as session:
+        video_ids = {event.video_id for event in batch}
+        async with db.read() as session:
             rows = (await session.execute(select(Video.id, Video.creator_id).where(Video.id.in_(video_ids)))).all()
         creators = dict(rows)
         unknown = sorted(video_ids - set(creators))
         if unknown:
             return _problem(422, "Some events are invalid; none were stored.",
                             [f"Unknown video id {vid!r}." for vid in unknown])
-        user = await services.accounts.ensure_visitor(web_session)
-        stored = await services.events.submit(
+        user = await accounts.ensure_visitor(web_session)
+        stored = await events.submit(
             [
                 EventIn(
                     event_id=event.event_id,
@@ -62,7 +63,7 @@ class EventController(Controller):
                     watch_duration=event.watch_duration,
                     additional_info=event.info,
                 )
-                for event in events
+                for event in batch
             ]
         )
         new = sum(1 for item in stored if item.is_new)

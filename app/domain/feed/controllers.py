@@ -16,20 +16,23 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 from sqlalchemy import func, select
 
+from app.config import Settings
+from app.db.engine import Database
 from app.db.models import Event, User, Video, published_clause
-from app.domain.feed.services import TABS
+from app.domain.accounts.services import AccountService
+from app.domain.feed.recommender import RecommenderService
+from app.domain.feed.services import TABS, FeedService
 from app.domain.interactions.services import REPORT_REASONS
 from app.domain.interactions.web import source_words
-from app.server.services import services_of, web_session_of
 from app.server.templating import is_htmx, render
+from app.server.web_session import WebSession
 
 Tab = Annotated[str, QueryParameter(name="tab")]
 Cursor = Annotated[int, QueryParameter(name="cursor", ge=0)]
 
 
-def player_context(request: Request, tab: str) -> dict[str, Any]:
+def player_context(settings: Settings, tab: str) -> dict[str, Any]:
     """What every page with the swipe player needs (thresholds for the watch-time tracker, labels)."""
-    settings = request.app.state.settings
     return {
         "tab": tab,
         "skip_threshold_s": settings.skip_threshold_s,
@@ -39,15 +42,14 @@ def player_context(request: Request, tab: str) -> dict[str, Any]:
     }
 
 
-async def next_cards(request: Request, tab: str, cursor: int = 0) -> dict[str, Any]:
+async def next_cards(accounts: AccountService, feed: FeedService, web_session: WebSession, tab: str,
+                     cursor: int = 0) -> dict[str, Any]:
     """The next page of cards for this browser session, or why there is none."""
-    services = services_of(request)
-    web_session = web_session_of(request)
     if tab == "following" and not web_session.is_signed_in:
         return {"cards": [], "caught_up": False, "following_prompt": True, "next_cursor": cursor}
     # A guest gets a visitor row on their first feed page, so that their impressions are logged too.
-    viewer = await services.accounts.ensure_visitor(web_session)
-    cards = await services.feed.next_page(viewer, web_session.token_hash, tab)
+    viewer = await accounts.ensure_visitor(web_session)
+    cards = await feed.next_page(viewer, web_session.token_hash, tab)
     next_cursor = cards[-1].position + 1 if cards else cursor
     return {"cards": cards, "caught_up": not cards, "following_prompt": False, "next_cursor": next_cursor,
             "following_empty": tab == "following" and not cards and cursor == 0}
@@ -57,13 +59,11 @@ InterestsForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.UR
 MAX_ONBOARDING_TOPICS = 12
 
 
-async def onboarding_topics(request: Request) -> list[str]:
+async def onboarding_topics(db: Database, user: User | None) -> list[str]:
     """Topics to offer a first-time visitor, most common first; empty once they chose or skipped, or swiped."""
-    services = services_of(request)
-    user = web_session_of(request).user
     if user is not None and (user.preferences or {}).get("onboarded"):
         return []
-    async with services.db.read() as session:
+    async with db.read() as session:
         if user is not None:
             swiped = (await session.execute(select(Event.id).where(
                 Event.user_id == user.id, Event.event_type != "impression").limit(1))).first()
@@ -77,52 +77,54 @@ async def onboarding_topics(request: Request) -> list[str]:
 
 class FeedController(Controller):
     @get("/")
-    async def feed(self, request: Request, tab: Tab = "foryou") -> Response:
+    async def feed(self, request: Request, settings: Settings, db: Database, accounts: AccountService,
+                   feed: FeedService, web_session: WebSession, tab: Tab = "foryou") -> Response:
         tab = tab if tab in TABS else "foryou"
-        services = services_of(request)
-        async with services.db.read() as session:
+        async with db.read() as session:
             ready_count = (
                 await session.execute(select(func.count()).select_from(Video).where(*published_clause()))
             ).scalar_one()
             processing = 0 if ready_count else (
                 await session.execute(select(func.count()).select_from(Video).where(Video.state == "processing"))
             ).scalar_one()
-        context = {**player_context(request, tab), "catalogue_size": ready_count, "cards": [],
+        context = {**player_context(settings, tab), "catalogue_size": ready_count, "cards": [],
                    "processing_count": processing}
         if ready_count:
             if tab == "foryou":
-                context["onboarding_topics"] = await onboarding_topics(request)
-            context.update(await next_cards(request, tab))
+                context["onboarding_topics"] = await onboarding_topics(db, web_session.user)
+            context.update(await next_cards(accounts, feed, web_session, tab))
         return render(request, "feed/index.html", context)
 
     @post("/onboarding/interests", status_code=200)
-    async def choose_interests(self, request: Request, data: InterestsForm) -> Response:
+    async def choose_interests(self, data: InterestsForm, db: Database, accounts: AccountService, feed: FeedService,
+                               recommender: RecommenderService, web_session: WebSession) -> Response:
         """The first-visit "what are you into?" step: declared topics seed a cold feed (or none, to skip)."""
-        services = services_of(request)
-        web_session = web_session_of(request)
-        viewer = await services.accounts.ensure_visitor(web_session)
+        viewer = await accounts.ensure_visitor(web_session)
         raw = data.get("topics", [])
         chosen = [t.strip().lower()[:48] for t in ([raw] if isinstance(raw, str) else raw) if t.strip()][:12]
-        async with services.db.write() as session:
+        async with db.write() as session:
             user = await session.get(User, viewer.id)
             user.preferences = {**(user.preferences or {}), "categories": chosen, "onboarded": True}
         viewer.preferences = {**(viewer.preferences or {}), "categories": chosen, "onboarded": True}
-        if chosen and services.recommender.engine is not None:
-            services.recommender.engine.set_declared_interests(viewer.id, chosen)
-            services.feed.served.reset(web_session.token_hash, "foryou")  # the first page is redone for them
+        if chosen and recommender.engine is not None:
+            recommender.engine.set_declared_interests(viewer.id, chosen)
+            feed.served.reset(web_session.token_hash, "foryou")  # the first page is redone for them
         return Response("", status_code=200, headers={"HX-Refresh": "true"} if chosen else None)
 
     @get("/feed/cards")
-    async def cards(self, request: Request, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:
+    async def cards(self, request: Request, settings: Settings, accounts: AccountService, feed: FeedService,
+                    web_session: WebSession, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:
         tab = tab if tab in TABS else "foryou"
-        context = {**player_context(request, tab), **await next_cards(request, tab, cursor), "catalogue_size": 1}
+        context = {**player_context(settings, tab), **await next_cards(accounts, feed, web_session, tab, cursor),
+                   "catalogue_size": 1}
         return render(request, "feed/index.html", context, block="cards")
 
     @post("/feed/restart", status_code=200)
-    async def restart(self, request: Request, tab: Tab = "foryou") -> Response:
+    async def restart(self, request: Request, feed: FeedService, web_session: WebSession,
+                      tab: Tab = "foryou") -> Response:
         """Caught up: forget what this session was served, so the feed can start again from the top."""
         tab = tab if tab in TABS else "foryou"
-        services_of(request).feed.served.reset(web_session_of(request).token_hash, tab)
+        feed.served.reset(web_session.token_hash, tab)
         target = "/?tab=following" if tab == "following" else "/"
         if is_htmx(request):
             return Response("", status_code=200, headers={"HX-Redirect": target})

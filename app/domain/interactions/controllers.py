@@ -13,7 +13,10 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import NotFoundException
 
+from app.db.engine import Database
 from app.db.models import Video
+from app.domain.accounts.services import AccountService
+from app.domain.feed.services import FeedService
 from app.domain.interactions.services import InteractionError, InteractionService, clean_context
 from app.domain.interactions.web import (
     card_for,
@@ -23,8 +26,8 @@ from app.domain.interactions.web import (
     visible_video,
 )
 from app.server.guards import login_redirect
-from app.server.services import services_of, web_session_of
 from app.server.templating import is_htmx, render
+from app.server.web_session import WebSession
 
 
 def _error(request: Request, exc: InteractionError) -> Response:
@@ -38,60 +41,67 @@ def _error(request: Request, exc: InteractionError) -> Response:
 class InteractionController(Controller):
     # ---- like ------------------------------------------------------------------------------------------
     @post("/videos/{video_id:str}/like", status_code=200)
-    async def like(self, request: Request, video_id: str) -> Response:
-        return await self._like(request, video_id, True)
+    async def like(self, request: Request, video_id: str, db: Database, accounts: AccountService, feed: FeedService,
+                   interactions: InteractionService, web_session: WebSession) -> Response:
+        return await self._like(request, video_id, True, db, accounts, feed, interactions, web_session)
 
     @delete("/videos/{video_id:str}/like", status_code=200)
-    async def unlike(self, request: Request, video_id: str) -> Response:
-        return await self._like(request, video_id, False)
+    async def unlike(self, request: Request, video_id: str, db: Database, accounts: AccountService,
+                     feed: FeedService, interactions: InteractionService, web_session: WebSession) -> Response:
+        return await self._like(request, video_id, False, db, accounts, feed, interactions, web_session)
 
-    async def _like(self, request: Request, video_id: str, on: bool) -> Response:
-        services = services_of(request)
-        video = await visible_video(request, video_id)
+    async def _like(self, request: Request, video_id: str, on: bool, db: Database, accounts: AccountService,
+                    feed: FeedService, interactions: InteractionService, web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
         context = clean_context(await request_params(request))
-        user = await services.accounts.ensure_visitor(web_session_of(request))
-        await InteractionService(services).set_like(user, video, on, context)
+        user = await accounts.ensure_visitor(web_session)
+        await interactions.set_like(user, video, on, context)
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
-        card = await card_for(request, video.id, context)
+        card = await card_for(feed, web_session.user, video.id, context)
         return render(request, "components/like_button.html", {"card": card})
 
     # ---- save ------------------------------------------------------------------------------------------
     @post("/videos/{video_id:str}/save", status_code=200)
-    async def save(self, request: Request, video_id: str) -> Response:
-        return await self._save(request, video_id, True)
+    async def save(self, request: Request, video_id: str, db: Database, feed: FeedService,
+                   interactions: InteractionService, web_session: WebSession) -> Response:
+        return await self._save(request, video_id, True, db, feed, interactions, web_session)
 
     @delete("/videos/{video_id:str}/save", status_code=200)
-    async def unsave(self, request: Request, video_id: str) -> Response:
-        return await self._save(request, video_id, False)
+    async def unsave(self, request: Request, video_id: str, db: Database, feed: FeedService,
+                     interactions: InteractionService, web_session: WebSession) -> Response:
+        return await self._save(request, video_id, False, db, feed, interactions, web_session)
 
-    async def _save(self, request: Request, video_id: str, on: bool) -> Response:
-        video = await visible_video(request, video_id)
-        user = await signed_in_user(request)
+    async def _save(self, request: Request, video_id: str, on: bool, db: Database, feed: FeedService,
+                    interactions: InteractionService, web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
+        user = signed_in_user(web_session)
         if user is None:
             return login_redirect(request, f"/v/{video.id}")
         context = clean_context(await request_params(request))
-        await InteractionService(services_of(request)).set_save(user, video, on, context)
+        await interactions.set_save(user, video, on, context)
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
-        card = await card_for(request, video.id, context)
+        card = await card_for(feed, web_session.user, video.id, context)
         return render(request, "components/save_button.html", {"card": card})
 
     # ---- follow ----------------------------------------------------------------------------------------
     @post("/creators/{creator_id:str}/follow", status_code=200)
-    async def follow(self, request: Request, creator_id: str) -> Response:
-        return await self._follow(request, creator_id, True)
+    async def follow(self, request: Request, creator_id: str, interactions: InteractionService,
+                     web_session: WebSession) -> Response:
+        return await self._follow(request, creator_id, True, interactions, web_session)
 
     @delete("/creators/{creator_id:str}/follow", status_code=200)
-    async def unfollow(self, request: Request, creator_id: str) -> Response:
-        return await self._follow(request, creator_id, False)
+    async def unfollow(self, request: Request, creator_id: str, interactions: InteractionService,
+                       web_session: WebSession) -> Response:
+        return await self._follow(request, creator_id, False, interactions, web_session)
 
-    async def _follow(self, request: Request, creator_id: str, on: bool) -> Response:
-        interactions = InteractionService(services_of(request))
+    async def _follow(self, request: Request, creator_id: str, on: bool, interactions: InteractionService,
+                      web_session: WebSession) -> Response:
         creator = await interactions.user(creator_id)
         if creator is None or creator.is_guest or not creator.username:
             raise NotFoundException("No such creator.")
-        user = await signed_in_user(request)
+        user = signed_in_user(web_session)
         if user is None:
             return login_redirect(request, f"/@{creator.username}")
         params = await request_params(request)
@@ -112,35 +122,37 @@ class InteractionController(Controller):
 
     # ---- comments --------------------------------------------------------------------------------------
     @get("/videos/{video_id:str}/comments")
-    async def comments(self, request: Request, video_id: str) -> Response:
-        video = await visible_video(request, video_id)
-        return await self._thread(request, video, clean_context(dict(request.query_params)))
+    async def comments(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
+                       web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
+        return await self._thread(request, interactions, web_session, video, clean_context(dict(request.query_params)))
 
     @post("/videos/{video_id:str}/comments", status_code=200)
-    async def add_comment(self, request: Request, video_id: str) -> Response:
-        video = await visible_video(request, video_id)
-        user = await signed_in_user(request)
+    async def add_comment(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
+                          web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
+        user = signed_in_user(web_session)
         if user is None:
             return login_redirect(request, f"/v/{video.id}?comments=1")
         params = await request_params(request)
         context = clean_context(params)
         try:
-            await InteractionService(services_of(request)).add_comment(user, video, params.get("text", ""), context)
+            await interactions.add_comment(user, video, params.get("text", ""), context)
         except InteractionError as exc:
             if not is_htmx(request):
                 return _error(request, exc)
-            return await self._thread(request, video, context, error=str(exc), draft=params.get("text", ""),
-                                      status_code=exc.status_code)
+            return await self._thread(request, interactions, web_session, video, context, error=str(exc),
+                                      draft=params.get("text", ""), status_code=exc.status_code)
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
-        return await self._thread(request, video, context)
+        return await self._thread(request, interactions, web_session, video, context)
 
     @delete("/comments/{comment_id:int}", status_code=200)
-    async def delete_comment(self, request: Request, comment_id: int) -> Response:
-        user = await signed_in_user(request)
+    async def delete_comment(self, request: Request, comment_id: int, interactions: InteractionService,
+                             web_session: WebSession) -> Response:
+        user = signed_in_user(web_session)
         if user is None:
             return login_redirect(request, "/")
-        interactions = InteractionService(services_of(request))
         try:
             comment = await interactions.delete_comment(user, comment_id)
         except InteractionError as exc:
@@ -148,13 +160,12 @@ class InteractionController(Controller):
         video = await interactions.video(comment.video_id)
         if video is None or not is_htmx(request):
             return go_back(request, f"/v/{comment.video_id}")
-        return await self._thread(request, video, clean_context(dict(request.query_params)))
+        return await self._thread(request, interactions, web_session, video, clean_context(dict(request.query_params)))
 
-    async def _thread(self, request: Request, video: Video, context: dict[str, Any], *, error: str | None = None,
-                      draft: str = "", status_code: int = 200) -> Response:
-        interactions = InteractionService(services_of(request))
-        viewer = web_session_of(request).user
-        comments = await interactions.comments(video.id, viewer)
+    async def _thread(self, request: Request, interactions: InteractionService, web_session: WebSession, video: Video,
+                      context: dict[str, Any], *, error: str | None = None, draft: str = "",
+                      status_code: int = 200) -> Response:
+        comments = await interactions.comments(video.id, web_session.user)
         # htmx answers with the thread, plus the card's comment count swapped out of band.
         return render(request, "components/comments.html",
                       {"video": video, "comments": comments, "comment_count": len(comments),
@@ -163,26 +174,27 @@ class InteractionController(Controller):
 
     # ---- not interested and report ---------------------------------------------------------------------
     @post("/videos/{video_id:str}/hide", status_code=200)
-    async def hide(self, request: Request, video_id: str) -> Response:
-        services = services_of(request)
-        video = await visible_video(request, video_id)
+    async def hide(self, request: Request, video_id: str, db: Database, accounts: AccountService,
+                   interactions: InteractionService, web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
         params = await request_params(request)
         creator_too = params.get("scope") == "creator"
-        user = await services.accounts.ensure_visitor(web_session_of(request))
-        await InteractionService(services).hide(user, video, creator_too, clean_context(params))
+        user = await accounts.ensure_visitor(web_session)
+        await interactions.hide(user, video, creator_too, clean_context(params))
         message = ("You won't see videos from this creator." if creator_too
                    else "Got it: you'll see fewer videos like this.")
         return self._gone(request, video, "creator" if creator_too else "video", message)
 
     @post("/videos/{video_id:str}/report", status_code=200)
-    async def report(self, request: Request, video_id: str) -> Response:
-        video = await visible_video(request, video_id)
-        user = await signed_in_user(request)
+    async def report(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
+                     web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
+        user = signed_in_user(web_session)
         if user is None:
             return login_redirect(request, f"/v/{video.id}")
         params = await request_params(request)
         try:
-            await InteractionService(services_of(request)).report(
+            await interactions.report(
                 user, video, params.get("reason", ""), params.get("details", ""), clean_context(params))
         except InteractionError as exc:
             return _error(request, exc)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
+from app.db.engine import Database
 from app.db.models import Comment, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User, Video, utcnow
 from app.domain.events.writer import EventIn, EventWriter
-
-if TYPE_CHECKING:
-    from app.server.services import Services
 
 MAX_COMMENT = 500
 REPORT_REASONS = {
@@ -92,11 +90,11 @@ def time_ago(when: datetime, now: datetime | None = None) -> str:
 
 
 class InteractionService:
-    """Built per request from the shared Services (it holds no state of its own)."""
+    """Likes, saves, follows, comments, hides and reports: each changes its table and records its event."""
 
-    def __init__(self, services: Services) -> None:
-        self.db = services.db
-        self.events: EventWriter = services.events
+    def __init__(self, db: Database, events: EventWriter) -> None:
+        self.db = db
+        self.events = events
 
     # ---- look-ups ---------------------------------------------------------------------------------
     async def video(self, video_id: str) -> Video | None:

@@ -9,11 +9,12 @@ from litestar import Request, Response
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
+from app.db.engine import Database
 from app.db.models import User, Video
-from app.domain.feed.services import Card, Pick
+from app.domain.feed.services import Card, FeedService, Pick
 from app.domain.videos.controllers import can_view
 from app.server.guards import safe_next
-from app.server.services import services_of, web_session_of
+from app.server.web_session import WebSession
 
 # The candidate sources a card can come from, in plain words ("Why this video?").
 SOURCE_WORDS = {
@@ -57,28 +58,25 @@ def go_back(request: Request, default: str) -> Response:
     return Redirect(target, status_code=303)
 
 
-async def signed_in_user(request: Request) -> User | None:
-    web_session = web_session_of(request)
+def signed_in_user(web_session: WebSession) -> User | None:
     return web_session.user if web_session.is_signed_in else None
 
 
-async def visible_video(request: Request, video_id: str) -> Video:
+async def visible_video(db: Database, web_session: WebSession, video_id: str) -> Video:
     """The video, if this viewer may see it; 404 otherwise (never reveal unpublished videos)."""
-    async with services_of(request).db.read() as session:
+    async with db.read() as session:
         video = await session.get(Video, video_id)
-    user = web_session_of(request).user
+    user = web_session.user
     if video is None or not can_view(video, user.id if user else None, user.role if user else None):
         raise NotFoundException("That video doesn't exist or isn't available any more.")
     return video
 
 
-async def card_for(request: Request, video_id: str, context: dict[str, Any] | None = None,
+async def card_for(feed: FeedService, viewer: User | None, video_id: str, context: dict[str, Any] | None = None,
                    source: str = "permalink") -> Card:
     """One video hydrated as a card (counts and the viewer's own state) with the card's original context."""
-    services = services_of(request)
     context = context or {}
-    viewer = web_session_of(request).user
-    cards = await services.feed.hydrate(viewer, [Pick(video_id, context.get("source") or source, [])],
+    cards = await feed.hydrate(viewer, [Pick(video_id, context.get("source") or source, [])],
                                         start_position=int(context.get("position") or 0))
     if not cards:
         raise NotFoundException("That video doesn't exist.")

@@ -9,15 +9,18 @@ from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 from sqlalchemy import func, select
 
+from app.config import Settings
+from app.db.engine import Database
 from app.db.models import Like, Save, User, Video
+from app.domain.accounts.services import AccountService
 from app.domain.feed.controllers import player_context
-from app.domain.feed.services import hidden_for
+from app.domain.feed.services import FeedService, hidden_for
 from app.domain.interactions.services import InteractionService
 from app.domain.interactions.web import visible_video
 from app.domain.pages.search import PUBLISHED, hashtag_videos, popular_hashtags, search, tiles_for
 from app.server.guards import login_redirect
-from app.server.services import services_of, web_session_of
 from app.server.templating import render
+from app.server.web_session import WebSession
 
 Query = Annotated[str, QueryParameter(name="q", max_length=200)]
 
@@ -29,17 +32,16 @@ def absolute(request: Request, path: str) -> str:
 class PagesController(Controller):
     # ---- a video's own page: the same player and actions, then the For You feed continues -----------------
     @get("/v/{video_id:str}")
-    async def video(self, request: Request, video_id: str) -> Response:
-        services = services_of(request)
-        web_session = web_session_of(request)
-        video = await visible_video(request, video_id)
-        viewer = await services.accounts.ensure_visitor(web_session)
-        card = await services.feed.shared_card(viewer, web_session.token_hash, video.id)
+    async def video(self, request: Request, video_id: str, settings: Settings, db: Database,
+                    accounts: AccountService, feed: FeedService, web_session: WebSession) -> Response:
+        video = await visible_video(db, web_session, video_id)
+        viewer = await accounts.ensure_visitor(web_session)
+        card = await feed.shared_card(viewer, web_session.token_hash, video.id)
         if card is None:
             raise NotFoundException()
         handle = f"@{card.creator.username}" if card.creator.username else "ForYou"
         context = {
-            **player_context(request, "foryou"),
+            **player_context(settings, "foryou"),
             "cards": [card], "caught_up": False, "following_prompt": False, "next_cursor": 1,
             "card": card, "handle": handle,
             "open_comments": request.query_params.get("comments") == "1",
@@ -56,12 +58,12 @@ class PagesController(Controller):
 
     # ---- creator profile: /@username (Litestar path parameters cannot carry a literal prefix) ------------
     @get("/{handle:str}")
-    async def profile(self, request: Request, handle: str) -> Response:
+    async def profile(self, request: Request, handle: str, db: Database, interactions: InteractionService,
+                      web_session: WebSession) -> Response:
         if not handle.startswith("@") or len(handle) < 2:
             raise NotFoundException()
-        services = services_of(request)
         username = handle[1:].lower()
-        async with services.db.read() as session:
+        async with db.read() as session:
             creator = (await session.execute(
                 select(User).where(User.username == username, User.is_guest.is_(False)))).scalar_one_or_none()
             if creator is None or creator.status == "banned":
@@ -72,47 +74,42 @@ class PagesController(Controller):
             likes_received = (await session.execute(
                 select(func.count()).select_from(Like).join(Video, Video.id == Like.video_id)
                 .where(Video.creator_id == creator.id))).scalar_one()
-        interactions = InteractionService(services)
         followers, following = await interactions.follow_counts(creator.id)
-        viewer = web_session_of(request).user
+        viewer = web_session.user
         context = {
             "creator": creator, "followers": followers, "following_count": following,
-            "likes_received": likes_received, "tiles": await tiles_for(services.db, videos),
+            "likes_received": likes_received, "tiles": await tiles_for(db, videos),
             "is_following": await interactions.is_following(viewer.id if viewer else None, creator.id),
             "own": bool(viewer and viewer.id == creator.id),
         }
         return render(request, "pages/profile.html", context)
 
     @get("/tag/{tag:str}")
-    async def hashtag(self, request: Request, tag: str) -> Response:
-        services = services_of(request)
+    async def hashtag(self, request: Request, tag: str, db: Database, web_session: WebSession) -> Response:
         tag = tag.lstrip("#").lower()[:50]
-        viewer = web_session_of(request).user
-        hidden, _ = await hidden_for(services.db, viewer.id if viewer else None)
-        tiles = await tiles_for(services.db, await hashtag_videos(services.db, tag), hidden)
+        viewer = web_session.user
+        hidden, _ = await hidden_for(db, viewer.id if viewer else None)
+        tiles = await tiles_for(db, await hashtag_videos(db, tag), hidden)
         return render(request, "pages/tag.html", {"tag": tag, "tiles": tiles})
 
     @get("/saved")
-    async def saved(self, request: Request) -> Response:
-        web_session = web_session_of(request)
+    async def saved(self, request: Request, db: Database, web_session: WebSession) -> Response:
         if not web_session.is_signed_in:
             return login_redirect(request, "/saved")
-        services = services_of(request)
-        async with services.db.read() as session:
+        async with db.read() as session:
             videos = (await session.execute(
                 select(Video).join(Save, Save.video_id == Video.id)
                 .where(Save.user_id == web_session.user_id, *PUBLISHED)
                 .order_by(Save.created_at.desc()).limit(300))).scalars().all()
-        return render(request, "pages/saved.html", {"tiles": await tiles_for(services.db, videos)})
+        return render(request, "pages/saved.html", {"tiles": await tiles_for(db, videos)})
 
     @get("/search")
-    async def search(self, request: Request, q: Query = "") -> Response:
-        services = services_of(request)
-        viewer = web_session_of(request).user
-        hidden, _ = await hidden_for(services.db, viewer.id if viewer else None)
+    async def search(self, request: Request, db: Database, web_session: WebSession, q: Query = "") -> Response:
+        viewer = web_session.user
+        hidden, _ = await hidden_for(db, viewer.id if viewer else None)
         # The semantic-search hook (see app/domain/pages/search.py): set app.state.semantic_search to use it.
         semantic = getattr(request.app.state, "semantic_search", None)
-        results = await search(services.db, q, hidden, semantic)
+        results = await search(db, q, hidden, semantic)
         context = {"results": results, "q": results.query,
-                   "hashtags": [] if results.query else await popular_hashtags(services.db)}
+                   "hashtags": [] if results.query else await popular_hashtags(db)}
         return render(request, "pages/search.html", context, block="results")

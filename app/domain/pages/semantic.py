@@ -7,22 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from app.server.services import Services
+from app.adapters.vector_store import VectorStore
+from media.models.registry import ModelRegistry
 
 # Squared L2 between unit vectors is 2 - 2·cos: keep matches with cosine similarity above about 0.3.
 MAX_DISTANCE = 1.4
 
 
-def semantic_search_for(services: Services) -> Callable[[str, int], Awaitable[list[str]]]:
+def semantic_search_for(vectors: VectorStore, models: ModelRegistry) -> Callable[[str, int], Awaitable[list[str]]]:
     async def search(query: str, limit: int) -> list[str]:
-        if not query.strip() or not services.vectors.count():
+        if not query.strip() or not vectors.count():
             return []
-        embedder = await asyncio.to_thread(services.models.text_embedder)
+        embedder = await asyncio.to_thread(models.text_embedder)
         if embedder is None:
             return []
         vector = (await asyncio.to_thread(embedder.embed_texts, [query]))[0]
-        videos = await asyncio.to_thread(services.vectors.search_videos, vector, limit)
-        lines = await asyncio.to_thread(services.vectors.search_segments, vector, limit)
+        videos = await asyncio.to_thread(vectors.search_videos, vector, limit)
+        lines = await asyncio.to_thread(vectors.search_segments, vector, limit)
         hits = [(row["_distance"], row["id"]) for row in videos if row["content_model"] == embedder.model_id]
         hits += [(row["_distance"], row["video_id"]) for row in lines if row["model"] == embedder.model_id]
         ranked: dict[str, None] = {}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from sqlalchemy import text
 
-from app.server.services import services_of
+from app.config import Settings
+from app.db.engine import Database
+from app.domain.system.status import ModelStatus
 
 
 class HealthController(Controller):
@@ -16,20 +18,19 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz(self, request: Request) -> Response:
+    async def readyz(self, settings: Settings, db: Database, model_status: ModelStatus) -> Response:
         """Ready when the database answers; LanceDB and models are reported (models may be missing)."""
-        services = services_of(request)
         checks: dict[str, object] = {}
         ready = True
         try:
-            async with services.db.read() as session:
+            async with db.read() as session:
                 await session.execute(text("SELECT 1"))
             checks["database"] = {"ok": True}
         except Exception as exc:  # noqa: BLE001 - the probe reports any failure
             checks["database"] = {"ok": False, "error": str(exc)}
             ready = False
-        lancedb_dir = services.settings.lancedb_dir
+        lancedb_dir = settings.lancedb_dir
         checks["lancedb"] = {"ok": lancedb_dir.is_dir(), "path": str(lancedb_dir)}
         ready = ready and lancedb_dir.is_dir()
-        checks["models"] = await asyncio.to_thread(services.model_status)
+        checks["models"] = await asyncio.to_thread(model_status.current)
         return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -6,13 +6,16 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import InternalServerException, NotFoundException
 from sqlalchemy import select
 
+from app.config import Settings
+from app.db.engine import Database
 from app.db.models import MediaJob, User, Video, is_published
 from app.domain.videos.files import file_response
 from app.domain.videos.pipeline import STEP_LABELS
-from app.domain.videos.services import UploadTooLarge, rejection_message
+from app.domain.videos.removal import VideoRemoval
+from app.domain.videos.services import UploadTooLarge, VideoService, rejection_message
 from app.server.guards import require_account
-from app.server.services import services_of, web_session_of
 from app.server.templating import render
+from app.server.web_session import WebSession
 from media.errors import MediaRejected
 
 # The files of a video that may be served, by public name.
@@ -28,31 +31,31 @@ class MediaController(Controller):
     path = "/media"
 
     @get("/{video_id:str}/{name:str}")
-    async def serve(self, request: Request, video_id: str, name: str) -> Response:
-        services = services_of(request)
+    async def serve(self, request: Request, video_id: str, name: str, db: Database, videos: VideoService,
+                    web_session: WebSession) -> Response:
         if name not in SERVABLE:
             raise NotFoundException()
-        async with services.db.read() as session:
+        async with db.read() as session:
             video = await session.get(Video, video_id)
-        user = web_session_of(request).user
+        user = web_session.user
         if video is None or not can_view(video, user.id if user else None, user.role if user else None):
             raise NotFoundException()
-        path = services.videos.folder(video_id) / name
+        path = videos.folder(video_id) / name
         if not path.is_file():
             raise NotFoundException()
         return file_response(path, request.headers.get("range"), request.headers.get("if-none-match"))
 
 
-async def owned_video(request: Request, video_id: str, user: User) -> Video:
-    async with services_of(request).db.read() as session:
+async def owned_video(db: Database, video_id: str, user: User) -> Video:
+    async with db.read() as session:
         video = await session.get(Video, video_id)
     if video is None or (video.creator_id != user.id and user.role != "admin"):
         raise NotFoundException()
     return video
 
 
-async def job_rows(request: Request, video_id: str) -> list[MediaJob]:
-    async with services_of(request).db.read() as session:
+async def job_rows(db: Database, video_id: str) -> list[MediaJob]:
+    async with db.read() as session:
         return list((await session.execute(
             select(MediaJob).where(MediaJob.video_id == video_id).order_by(MediaJob.position))).scalars())
 
@@ -61,31 +64,29 @@ class StudioController(Controller):
     """Creators: upload, watch processing move step by step, and manage their videos."""
 
     @get("/upload")
-    async def upload_page(self, request: Request) -> Response:
+    async def upload_page(self, request: Request, settings: Settings) -> Response:
         require_account(request)
-        settings = services_of(request).settings
         return render(request, "videos/upload.html", {"max_upload_mb": settings.max_upload_mb,
                                                        "topics": SUGGESTED_TOPICS})
 
     # The file is the raw request body (streamed to disk, never held in memory); the caption and topic
     # travel in the query string. Our own size check replaces Litestar's body limit.
     @post("/api/uploads", request_max_body_size=None, status_code=201)
-    async def upload(self, request: Request) -> Response:
+    async def upload(self, request: Request, settings: Settings, videos: VideoService) -> Response:
         user = require_account(request)
-        services = services_of(request)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > services.settings.max_upload_bytes:
-            return Response({"error": str(UploadTooLarge(services.settings.max_upload_bytes)), "code": "too_large"},
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
+            return Response({"error": str(UploadTooLarge(settings.max_upload_bytes)), "code": "too_large"},
                             status_code=413)
         try:
-            tmp = await services.videos.receive_stream(request.stream())
+            tmp = await videos.receive_stream(request.stream())
         except UploadTooLarge as exc:
             return Response({"error": str(exc), "code": "too_large"}, status_code=413)
         except InternalServerException:  # the browser went away mid-upload; the partial file is already gone
             return Response({"error": "The upload was interrupted. Please try again.", "code": "interrupted"},
                             status_code=400)
         try:
-            video = await services.videos.accept(
+            video = await videos.accept(
                 user.id, tmp, request.query_params.get("caption", ""), request.query_params.get("topic")
             )
         except MediaRejected as exc:
@@ -94,38 +95,41 @@ class StudioController(Controller):
                          "url": f"/v/{video.id}"}, status_code=201)
 
     @get("/studio")
-    async def studio_page(self, request: Request) -> Response:
-        return await self.studio(request)
+    async def studio_page(self, request: Request, db: Database) -> Response:
+        return await self.studio(request, db)
 
-    async def studio(self, request: Request) -> Response:
+    async def studio(self, request: Request, db: Database) -> Response:
         user = require_account(request)
-        async with services_of(request).db.read() as session:
+        async with db.read() as session:
             videos = list((await session.execute(
                 select(Video).where(Video.creator_id == user.id).order_by(Video.created_at.desc()))).scalars())
         return render(request, "videos/studio.html", {"videos": videos}, block="videos")
 
     @get("/videos/{video_id:str}/status")
-    async def status(self, request: Request, video_id: str) -> Response:
+    async def status(self, request: Request, video_id: str, db: Database) -> Response:
+        return await self.status_fragment(request, db, video_id)
+
+    async def status_fragment(self, request: Request, db: Database, video_id: str) -> Response:
         user = require_account(request)
-        video = await owned_video(request, video_id, user)
-        jobs = await job_rows(request, video_id)
+        video = await owned_video(db, video_id, user)
+        jobs = await job_rows(db, video_id)
         return render(request, "videos/status.html", {"video": video, "jobs": jobs, "step_labels": STEP_LABELS},
                       block="status")
 
     @post("/videos/{video_id:str}/retry")
-    async def retry(self, request: Request, video_id: str) -> Response:
+    async def retry(self, request: Request, video_id: str, db: Database, videos: VideoService) -> Response:
         user = require_account(request)
-        video = await owned_video(request, video_id, user)
-        await services_of(request).videos.retry(video.id)
+        video = await owned_video(db, video_id, user)
+        await videos.retry(video.id)
         if request.query_params.get("view") == "studio":
-            return await self.studio(request)
-        return await self.status(request, video_id)
+            return await self.studio(request, db)
+        return await self.status_fragment(request, db, video_id)
 
     @delete("/videos/{video_id:str}", status_code=200)
-    async def remove(self, request: Request, video_id: str) -> Response:
+    async def remove(self, request: Request, video_id: str, db: Database, removal: VideoRemoval) -> Response:
         user = require_account(request)
-        video = await owned_video(request, video_id, user)
-        await services_of(request).delete_video(video.id)
+        video = await owned_video(db, video_id, user)
+        await removal.delete(video.id)
         return Response("", status_code=200, headers={"HX-Trigger": "video-deleted"})
 
 
