@@ -37,7 +37,7 @@ class Recommender:
             config=self.config,
             ranker=RankerRegistry(model_store or InMemoryModelStore(), self.config.affinity_gain,
                                   self.config.collab_gain, self.config.popularity_gain),
-            examples=ExampleBuffer(self.config.max_training_examples),
+            examples=ExampleBuffer(self.config.max_training_examples, self.config.session_gap_seconds),
         )
 
     # ----- catalogue ------------------------------------------------------------------------

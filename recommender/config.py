@@ -47,8 +47,10 @@ def _candidate_quotas() -> dict[str, int]:
 
 def _value_weights() -> dict[str, float]:
     # Σ w·P(action). Negative feedback is weighted far more heavily than any single positive action.
+    # watch + effective_view: the D2Q pair that replaced the raw watch ratio (weight 1.0) between them.
     return {
-        "watch": 1.0,
+        "watch": 0.5,
+        "effective_view": 0.5,
         "complete": 0.6,
         "like": 1.0,
         "share": 1.5,
@@ -139,17 +141,19 @@ class RecommenderConfig:
     farming_max_likes_per_minute: int = 20
 
     # --- ranker training ------------------------------------------------------------------
-    label_window_seconds: float = 30 * 60
-    training_window_seconds: float = 7 * DAY  # bulk replays log ranking features only for this recent span
-    train_min_examples: int = 200
+    training_window_seconds: float = 7 * DAY  # examples the ranker trains on (and bulk replays log features for)
+    train_min_examples: int = 200  # new examples (served cards) before a training run; below, the prior serves
     train_batch_size: int = 256
-    train_epochs: int = 3
-    learning_rate: float = 0.05
-    learning_rate_decay: float = 1e-3  # η_t = η0 / (1 + decay·t), t counts steps over the model's lifetime
-    l2: float = 1e-4
+    train_epochs: int = 40  # at most: training stops early on the newest tenth of its examples
+    learning_rate: float = 1e-3  # Adam
+    l2: float = 1e-4  # weight decay
+    train_time_budget_seconds: float = 60.0
+    d2q_buckets: int = 20  # duration buckets (equal frequency) for the debiased watch target
+    d2q_effective_quantile: float = 0.5  # an effective view beats this quantile of its bucket's watch time
     holdout_fraction: float = 0.2
     promotion_min_logloss_gain: float = 1e-4
     promotion_auc_tolerance: float = 0.005
+    promotion_ndcg_tolerance: float = 0.005
     max_training_examples: int = 200_000
 
     random_seed: int = 7

@@ -37,6 +37,7 @@ def apply_event(state: EngineState, event: Event, *, log_features: bool = True) 
     _apply_relationships(user, event, creator)
     weight = engagement_weight(event, item.duration if item else 0.0, config.event_weights)
     if item is None:
+        state.examples.observe(event, None, None)  # still activity: it keeps the user's session open
         # Creator-level events (a follow from a profile page) still tell us about the creator.
         if creator:
             _update_scores(user, [("creator", creator)], weight, ts, undo=event.event_type in _UNDO_EVENTS)
@@ -51,12 +52,11 @@ def apply_event(state: EngineState, event: Event, *, log_features: bool = True) 
         if new_exposure:
             user.n_exposures += 1
             user.session.depth += 1
-            if log_features:
-                device = (event.info or {}).get("device")
-                state.examples.open(user.user_id, item.item_id, ts, exposure_features(state, user, row, ts, device))
     if event.event_type == "skip":
         user.n_skips += 1
-    state.examples.label(user.user_id, item.item_id, event, item.duration)
+    device = (event.info or {}).get("device")
+    state.examples.observe(event, item.duration,
+                           (lambda: exposure_features(state, user, row, ts, device)) if log_features else None)
     if event.user_id not in state.suspicious_users:
         item_features.apply_event(state.catalog.counts[row], event, item.duration, new_exposure)
     vector = state.catalog.vectors[row] if state.catalog.has_vector[row] else None

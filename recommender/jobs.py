@@ -22,7 +22,9 @@ from .features import items as item_features
 from .features.interests import spherical_kmeans
 from .reranking.cold_start import update_cohorts
 from .state import EngineState
-from .training.trainer import evaluate, train_incremental
+from .training import d2q
+from .training.neural import train_neural
+from .training.trainer import Evaluation, debiased_labels, evaluate
 from .types import Event
 
 DAY_LOOKBACK = 86_400.0  # how far back the farming detector and metric windows look, per day
@@ -380,60 +382,69 @@ def update_long_term_interests(state: EngineState, now: float) -> dict:
 
 
 def train_and_promote_ranker(state: EngineState, now: float) -> dict:
-    """Train a candidate from the active ranker on examples since the last run, evaluate both on the most
-    recent held-out examples, and promote the candidate only if its log loss is lower and its AUC is not
-    worse (within tolerance)."""
+    """Once ``train_min_examples`` new examples have closed since the last run, train a neural candidate
+    (warm-started from the active version when it is neural) on the recent examples except the newest
+    ``holdout_fraction``, evaluate it, the active version and the prior on those held-out impressions, and
+    promote it only if its log loss is lower, its AUC no worse and its value-model NDCG no worse (within
+    tolerances). Before that, the hand-set prior serves (the cold-start fallback)."""
     config = state.config
     registry = state.ranker
     with state.lock:
-        closed = state.examples.close_before(now - config.label_window_seconds)
-        times, X, Y = state.examples.since(registry.trained_until)
+        closed = state.examples.close_idle(now)
+        new = len(state.examples.since(registry.trained_until))
+        data = state.examples.since(now - config.training_window_seconds)
         active_version = registry.active_version
         active = registry.active
-    summary: dict = {"closed_examples": closed, "new_examples": len(times), "active_version": active_version}
-    if len(times) < config.train_min_examples:
+        prior = registry.models[0]
+    summary: dict = {"closed_examples": closed, "new_examples": new, "active_version": active_version}
+    if new < config.train_min_examples:
         summary["skipped"] = f"fewer than {config.train_min_examples} new examples"
         return summary
-    split = int(len(times) * (1.0 - config.holdout_fraction))
-    candidate = train_incremental(
-        active,
-        X[:split],
-        Y[:split],
-        batch_size=config.train_batch_size,
-        epochs=config.train_epochs,
-        learning_rate=config.learning_rate,
-        decay=config.learning_rate_decay,
-        l2=config.l2,
-        seed=config.random_seed + len(registry.records),
-    )
-    baseline = evaluate(active, X[split:], Y[split:])
-    trained = evaluate(candidate, X[split:], Y[split:])
+    split = int(len(data) * (1.0 - config.holdout_fraction))
+    train, holdout = data.slice(slice(0, split)), data.slice(slice(split, None))
+    buckets = d2q.fit_buckets(train.watch_seconds, train.durations, config.d2q_buckets,
+                              config.d2q_effective_quantile)
+    y_train = debiased_labels(train.Y, train.watch_seconds, train.durations, buckets)
+    y_holdout = debiased_labels(holdout.Y, holdout.watch_seconds, holdout.durations, buckets)
+    run = train_neural(active, train.X, y_train, batch_size=config.train_batch_size, max_epochs=config.train_epochs,
+                       learning_rate=config.learning_rate, weight_decay=config.l2,
+                       time_budget=config.train_time_budget_seconds, seed=config.random_seed + len(registry.records))
+
+    def judged(model) -> Evaluation:  # noqa: ANN001
+        return evaluate(model, holdout.X, y_holdout, holdout.sessions, config.value_weights)
+
+    trained, baseline = judged(run.model), judged(active)
+    from_prior = baseline if active_version == 0 else judged(prior)
     better_loss = trained.log_loss < baseline.log_loss - config.promotion_min_logloss_gain
     auc_ok = trained.auc is None or baseline.auc is None or trained.auc >= baseline.auc - config.promotion_auc_tolerance
-    promote = better_loss and auc_ok
+    ndcg_ok = (trained.ndcg is None or baseline.ndcg is None
+               or trained.ndcg >= baseline.ndcg - config.promotion_ndcg_tolerance)
+    promote = better_loss and auc_ok and ndcg_ok
+    note = ("promoted" if promote else "log loss not lower" if not better_loss else "AUC worse" if not auc_ok
+            else "value NDCG worse")
+
+    def figures(evaluation: Evaluation) -> dict:
+        return {"log_loss": evaluation.log_loss, "auc": evaluation.auc, "ndcg": evaluation.ndcg}
+
     metrics_ = {
-        "candidate": {"log_loss": trained.log_loss, "auc": trained.auc},
-        "baseline": {"version": active_version, "log_loss": baseline.log_loss, "auc": baseline.auc},
+        "candidate": figures(trained),
+        "baseline": {"version": active_version, **figures(baseline)},
+        "prior": figures(from_prior),
         "per_task": trained.per_task,
-        "trained_until": float(times[split - 1]),
+        "kind": "mlp " + "-".join(str(h) for h in run.model.hidden),
+        "training": {"epochs": run.epochs, "seconds": round(run.seconds, 2), "warm_start": run.warm_start,
+                     "validation_loss": run.validation_loss},
+        "d2q": buckets.to_dict(),
+        "trained_until": float(data.times[-1]),
     }
     with state.lock:
-        record = registry.add_candidate(
-            candidate, promote=promote, now=now, metrics=metrics_, n_train=split, n_holdout=len(times) - split,
-            note="promoted" if promote else ("log loss not lower" if not better_loss else "AUC worse"),
-        )
-        registry.trained_until = float(times[split - 1])
-    summary.update(
-        {
-            "candidate_version": record.version,
-            "promoted": promote,
-            "active_version": registry.active_version,
-            "candidate": metrics_["candidate"],
-            "baseline": metrics_["baseline"],
-            "n_train": split,
-            "n_holdout": len(times) - split,
-        }
-    )
+        record = registry.add_candidate(run.model, promote=promote, now=now, metrics=metrics_, n_train=split,
+                                        n_holdout=len(holdout), note=note)
+        registry.trained_until = float(data.times[-1])
+    summary.update({"candidate_version": record.version, "promoted": promote, "note": note,
+                    "active_version": registry.active_version, "candidate": metrics_["candidate"],
+                    "baseline": metrics_["baseline"], "prior": metrics_["prior"], "n_train": split,
+                    "n_holdout": len(holdout), "training": metrics_["training"]})
     return summary
 
 

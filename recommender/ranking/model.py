@@ -13,12 +13,16 @@ import numpy as np
 
 from .features import FEATURE_NAMES, RATE_COLUMNS, F
 
-TASKS: tuple[str, ...] = ("watch", "complete", "like", "share", "comment", "follow", "skip", "negative")
+# "watch" is the duration-debiased watch-time quantile and "effective_view" a view above its duration
+# bucket's threshold (D2Q, see training.d2q); before training, the prior reads both off the watch ratio.
+TASKS: tuple[str, ...] = ("watch", "complete", "like", "share", "comment", "follow", "skip", "negative",
+                          "effective_view")
+_RATE_OF_TASK = {"effective_view": "watch"}
 # How the user-item affinity moves each outcome: liked content is watched more and skipped less. Hides and
 # reports are mostly about the item itself, so affinity only nudges them (a liked topic cannot excuse abuse).
-_AFFINITY_DIRECTION = np.array([1.0, 1.0, 1.0, 0.7, 0.7, 1.0, -1.0, -0.3], dtype=np.float32)
+_AFFINITY_DIRECTION = np.array([1.0, 1.0, 1.0, 0.7, 0.7, 1.0, -1.0, -0.3, 1.0], dtype=np.float32)
 # Collaborative evidence and reach say nothing about abuse: they leave P(negative) alone.
-_EVIDENCE_DIRECTION = np.array([1.0, 1.0, 1.0, 0.7, 0.7, 1.0, -1.0, 0.0], dtype=np.float32)
+_EVIDENCE_DIRECTION = np.array([1.0, 1.0, 1.0, 0.7, 0.7, 1.0, -1.0, 0.0, 1.0], dtype=np.float32)
 _EPS = 1e-4
 
 
@@ -49,7 +53,7 @@ def prior_logits(X: np.ndarray, gain: float, collab_gain: float = 0.0, popularit
     """(n, len(TASKS)) logits from item rates shifted by user-item affinity, by collaborative evidence (the
     item-to-item score from the user's history) and by how many people engaged with the item at all: a rate
     alone ranks an item liked by 3 of 4 viewers above one liked by 300 of 500."""
-    rates = np.stack([X[:, RATE_COLUMNS[task]] for task in TASKS], axis=1)
+    rates = np.stack([X[:, RATE_COLUMNS[_RATE_OF_TASK.get(task, task)]] for task in TASKS], axis=1)
     evidence = collab_gain * X[:, F["collab"]] + popularity_gain * X[:, F["log_positives"]]
     return (logit(rates) + gain * affinity(X)[:, None] * _AFFINITY_DIRECTION[None, :]
             + evidence[:, None] * _EVIDENCE_DIRECTION[None, :])

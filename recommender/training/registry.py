@@ -11,6 +11,7 @@ import logging
 
 from ..ports import ModelStore, ModelVersionRecord
 from ..ranking.model import RankerModel
+from ..ranking.neural import Ranker, load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class RankerRegistry:
                  popularity_gain: float = 0.0) -> None:
         self.store = store
         self.records: dict[int, ModelVersionRecord] = {}
-        self.models: dict[int, RankerModel] = {}
+        self.models: dict[int, Ranker] = {}
         prior = ModelVersionRecord(version=0, created_at=0.0, status="active", note="untrained prior")
         self.records[0] = prior
         self.models[0] = RankerModel(affinity_gain=affinity_gain, collab_gain=collab_gain,
@@ -30,14 +31,14 @@ class RankerRegistry:
         self._load()
 
     @property
-    def active(self) -> RankerModel:
+    def active(self) -> Ranker:
         return self.models[self.active_version]
 
     def _load(self) -> None:
         loaded = []
         for record, blob in self.store.load_all():
             try:
-                self.models[record.version] = RankerModel.from_bytes(blob)
+                self.models[record.version] = load_ranker(blob)
             except (ValueError, KeyError, OSError) as error:
                 log.warning("skipping stored ranker version %s: %s", record.version, error)
                 continue
@@ -61,7 +62,7 @@ class RankerRegistry:
         self._save(dataclasses.replace(self.records[version], status=status))
 
     def add_candidate(
-        self, model: RankerModel, *, promote: bool, now: float, metrics: dict, n_train: int, n_holdout: int,
+        self, model: Ranker, *, promote: bool, now: float, metrics: dict, n_train: int, n_holdout: int,
         note: str = "",
     ) -> ModelVersionRecord:
         version = max(self.records) + 1

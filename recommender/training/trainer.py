@@ -1,4 +1,5 @@
-"""Incremental mini-batch training (BCE + L2, decaying learning rate) and held-out evaluation."""
+"""Held-out evaluation of rankers (log loss, AUC, value-model NDCG) and the training labels they are judged
+on (D2Q's debiased watch target)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ranking.model import TASKS, RankerModel
+from ..ranking.model import TASKS
+from ..ranking.value import value_scores
+from .d2q import DurationBuckets, effective_views, watch_quantiles
 
 
 def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -34,17 +37,38 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def value_ndcg(values: np.ndarray, gains: np.ndarray, sessions: np.ndarray) -> float | None:
+    """Mean NDCG over sessions of ranking each session's examples by predicted value, with the realised value
+    (Σ w·label, floored at 0) as the gain; sessions with fewer than two examples or no gain are skipped."""
+    gains = np.maximum(gains, 0.0)
+    scores = []
+    order = np.argsort(sessions, kind="stable")
+    boundaries = np.flatnonzero(np.diff(sessions[order])) + 1
+    for group in np.split(order, boundaries):
+        if len(group) < 2 or gains[group].max() <= 0:
+            continue
+        discount = 1.0 / np.log2(np.arange(2, len(group) + 2))
+        ranked = gains[group][np.argsort(-values[group], kind="stable")]
+        ideal = np.sort(gains[group])[::-1]
+        scores.append(float(ranked @ discount / (ideal @ discount)))
+    return float(np.mean(scores)) if scores else None
+
+
 @dataclass(frozen=True)
 class Evaluation:
     log_loss: float  # mean over tasks
     auc: float | None  # mean over tasks that have both classes in the holdout
     per_task: dict[str, dict[str, float | None]]
+    ndcg: float | None = None  # the value model's NDCG within held-out sessions
 
     def to_dict(self) -> dict:
-        return {"log_loss": self.log_loss, "auc": self.auc, "per_task": self.per_task}
+        return {"log_loss": self.log_loss, "auc": self.auc, "ndcg": self.ndcg, "per_task": self.per_task}
 
 
-def evaluate(model: RankerModel, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+def evaluate(model, X: np.ndarray, Y: np.ndarray, sessions: np.ndarray | None = None,  # noqa: ANN001
+             value_weights: dict[str, float] | None = None) -> Evaluation:
+    """Held-out log loss and AUC per task (watch: AUC of a quantile above one half) and, given sessions and
+    value weights, the value model's NDCG."""
     P = model.predict(X)
     per_task: dict[str, dict[str, float | None]] = {}
     aucs: list[float] = []
@@ -54,33 +78,16 @@ def evaluate(model: RankerModel, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         if auc is not None:
             aucs.append(auc)
     mean_loss = float(np.mean([v["log_loss"] for v in per_task.values()]))
-    return Evaluation(mean_loss, float(np.mean(aucs)) if aucs else None, per_task)
+    ndcg = None
+    if sessions is not None and value_weights is not None and len(X):
+        ndcg = value_ndcg(value_scores(P, value_weights), value_scores(Y, value_weights), sessions)
+    return Evaluation(mean_loss, float(np.mean(aucs)) if aucs else None, per_task, ndcg)
 
 
-def train_incremental(
-    model: RankerModel,
-    X: np.ndarray,
-    Y: np.ndarray,
-    *,
-    batch_size: int,
-    epochs: int,
-    learning_rate: float,
-    decay: float,
-    l2: float,
-    seed: int,
-) -> RankerModel:
-    """A copy of ``model`` after mini-batch SGD on (X, Y); η_t = η0 / (1 + decay·t) over lifetime steps."""
-    trained = model.copy()
-    rng = np.random.default_rng(seed)
-    X64 = X.astype(np.float64)
-    Y64 = Y.astype(np.float64)
-    for _ in range(epochs):
-        order = rng.permutation(len(X64))
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            xb, yb = X64[batch], Y64[batch]
-            error = trained.predict(xb) - yb  # dBCE/dlogit
-            gradient = error.T @ xb / len(batch) + l2 * trained.weights
-            trained.weights -= learning_rate / (1.0 + decay * trained.steps) * gradient
-            trained.steps += 1
-    return trained
+def debiased_labels(Y: np.ndarray, watch_seconds: np.ndarray, durations: np.ndarray, buckets: DurationBuckets
+                    ) -> np.ndarray:
+    """Y with the watch column replaced by the D2Q watch quantile and the effective-view column filled."""
+    out = Y.copy()
+    out[:, TASKS.index("watch")] = watch_quantiles(watch_seconds, durations, buckets)
+    out[:, TASKS.index("effective_view")] = effective_views(watch_seconds, durations, buckets)
+    return out

@@ -1,0 +1,134 @@
+"""Training the neural ranker with torch (CPU, one thread): mini-batch Adam with weight decay (L2) on the
+mean binary cross-entropy over tasks (soft targets for the watch quantile), warm-started from the active
+neural version when there is one, early-stopped on the newest tenth of the training examples, and bounded
+in wall time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ranking.model import TASKS
+from ..ranking.neural import HIDDEN, NeuralRanker, Ranker
+
+VALIDATION_FRACTION = 0.1
+PATIENCE = 4  # epochs without a better validation loss before stopping
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    model: NeuralRanker
+    epochs: int
+    seconds: float
+    validation_loss: float
+    warm_start: bool
+
+
+def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int, max_epochs: int,
+                 learning_rate: float, weight_decay: float, time_budget: float, seed: int) -> TrainingRun:
+    """A new NeuralRanker trained on (X, Y) in time order; ``start`` (the active version) is not changed."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    began = time.perf_counter()
+    gains = (start.affinity_gain, start.collab_gain, start.popularity_gain)
+    network = _Network(X.shape[1], len(TASKS), torch)
+    warm = isinstance(start, NeuralRanker) and start.hidden == HIDDEN
+    if warm:
+        network.load(start, torch)
+    base = NeuralRanker(network.export(), np.ones(len(TASKS)), *gains)
+    prior = torch.as_tensor(base.prior_logits(X), dtype=torch.float32)
+    inputs = torch.as_tensor(X, dtype=torch.float32)
+    targets = torch.as_tensor(np.clip(Y, 0.0, 1.0), dtype=torch.float32)
+
+    n_valid = max(1, int(len(X) * VALIDATION_FRACTION)) if len(X) >= 20 else 0
+    train_idx = np.arange(len(X) - n_valid)
+    valid = slice(len(X) - n_valid, len(X))
+    optimizer = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    rng = np.random.default_rng(seed)
+    def validation_loss() -> float:
+        network.eval()
+        with torch.no_grad():
+            return float(loss_fn(network(inputs[valid], prior[valid]), targets[valid]))
+
+    # The starting point competes too: a run that only made things worse returns the start unchanged.
+    best_loss = validation_loss() if n_valid else float("inf")
+    best_state, stale, epochs = network.state(), 0, 0
+    steps = start.steps if warm else 0
+    for _ in range(max_epochs):
+        network.train()
+        order = rng.permutation(train_idx)
+        for begin in range(0, len(order), batch_size):
+            batch = torch.as_tensor(order[begin : begin + batch_size])
+            optimizer.zero_grad()
+            loss = loss_fn(network(inputs[batch], prior[batch]), targets[batch])
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        epochs += 1
+        if n_valid:
+            valid_loss = validation_loss()
+            if valid_loss < best_loss - 1e-5:
+                best_loss, best_state, stale = valid_loss, network.state(), 0
+            else:
+                stale += 1
+        else:
+            best_state = network.state()
+        if stale >= PATIENCE or time.perf_counter() - began > time_budget:
+            break
+    network.restore(best_state)
+    model = NeuralRanker(network.export(), network.prior_scale.detach().numpy().astype(np.float64), *gains,
+                         steps=steps)
+    return TrainingRun(model, epochs, time.perf_counter() - began, best_loss, warm)
+
+
+class _Network:
+    """The torch twin of NeuralRanker (built lazily so that importing this module does not load torch)."""
+
+    def __init__(self, n_inputs: int, n_tasks: int, torch) -> None:  # noqa: ANN001
+        sizes = (n_inputs, *HIDDEN)
+        self.hidden = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.heads = torch.nn.Linear(HIDDEN[-1], n_tasks)
+        torch.nn.init.zeros_(self.heads.weight)  # untrained, the network is exactly the prior
+        torch.nn.init.zeros_(self.heads.bias)
+        self.prior_scale = torch.nn.Parameter(torch.ones(n_tasks))
+        self.modules = torch.nn.ModuleList([*self.hidden, self.heads])
+        self.torch = torch
+
+    def parameters(self):  # noqa: ANN201
+        return [*self.modules.parameters(), self.prior_scale]
+
+    def train(self) -> None:
+        self.modules.train()
+
+    def eval(self) -> None:
+        self.modules.eval()
+
+    def __call__(self, x, prior):  # noqa: ANN001, ANN204
+        h = x
+        for layer in self.hidden:
+            h = self.torch.relu(layer(h))
+        return self.heads(h) + prior * self.prior_scale
+
+    def state(self) -> list:
+        return [p.detach().clone() for p in self.parameters()]
+
+    def restore(self, state: list) -> None:
+        with self.torch.no_grad():
+            for p, saved in zip(self.parameters(), state, strict=True):
+                p.copy_(saved)
+
+    def load(self, model: NeuralRanker, torch) -> None:  # noqa: ANN001
+        with torch.no_grad():
+            for layer, (w, b) in zip([*self.hidden, self.heads], model.layers, strict=True):
+                layer.weight.copy_(torch.as_tensor(w))
+                layer.bias.copy_(torch.as_tensor(b))
+            self.prior_scale.copy_(torch.as_tensor(model.prior_scale, dtype=torch.float32))
+
+    def export(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
+                for layer in [*self.hidden, self.heads]]
