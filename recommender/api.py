@@ -13,6 +13,7 @@ from .ingest import apply_event
 from .jobs import JOBS
 from .pipeline import build_feed
 from .ports import ModelStore
+from .published import export_outputs, load_outputs
 from .state import EngineState
 from .stores import InMemoryModelStore
 from .training.examples import ExampleBuffer
@@ -141,6 +142,14 @@ class Recommender:
         with self._state.lock:
             self._state.job_runs[name] = summary
         return summary
+
+    def export_job_outputs(self, name: str) -> bytes | None:
+        """What job ``name`` last computed, as bytes another replica can load (None: nothing to publish)."""
+        return export_outputs(self._state, name)
+
+    def load_job_outputs(self, name: str, blob: bytes) -> dict:
+        """Take outputs another process computed instead of running the job here."""
+        return load_outputs(self._state, name, blob)
 
     def last_job_runs(self) -> dict[str, dict]:
         with self._state.lock:

@@ -239,5 +239,22 @@ class RankerVersion(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
+
+class RecommenderSnapshot(SQLModel, table=True):
+    """Outputs of one run of a periodic recommender job, published by the scheduler for every web replica to load
+    (``recommender.published`` says what each job's bytes hold). Versions only grow; old ones are pruned."""
+
+    __tablename__ = "recommender_snapshots"
+    __table_args__ = (Index("ix_recommender_snapshots_job_version", "job", "version"),)
+
+    version: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=48)
+    created_at: datetime = Field(default_factory=utcnow)
+    source: str = Field(default="", max_length=128)  # the replica id that computed it
+    size_bytes: int = Field(default=0)
+    summary: dict = _json({})
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 # Imported last so that Alembic sees them: operator tables (experiments, moderation, alerts); sounds.
 from app.db import admin_models, sound_models  # noqa: E402, F401

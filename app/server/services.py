@@ -18,6 +18,7 @@ from app.domain.events.writer import EventWriter
 from app.domain.feed.recommender import RecommenderService
 from app.domain.feed.replication import ReplicaSync
 from app.domain.feed.services import FeedService
+from app.domain.feed.snapshots import JobSnapshots
 from app.domain.interactions.services import InteractionService
 from app.domain.moderation.service import ModerationService
 from app.domain.privacy.service import PrivacyService
@@ -67,6 +68,7 @@ class Services:
     privacy: PrivacyService
     model_status: ModelStatus
     replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
+    snapshots: JobSnapshots | None = field(default=None)  # periodic-job outputs shared between replicas
     scheduler: Scheduler | None = field(default=None)
 
     @classmethod
@@ -79,12 +81,16 @@ class Services:
         models = models or ModelRegistry(model_settings(settings))
         recommender = RecommenderService(db, vectors, settings.resolved_database_url)
         events.add_listener(recommender.on_events)
-        replication = None
+        replication = snapshots = None
         if settings.event_stream_url:
             replication = ReplicaSync(EventStream(settings.event_stream_url, settings.event_stream_name,
                                                   settings.effective_replica_id), recommender)
             events.add_listener(replication.on_events)
             recommender.announce = replication.announce_video
+            snapshots = JobSnapshots(db, recommender, settings.effective_replica_id,
+                                     announce=replication.announce_snapshot)
+            recommender.after_job = snapshots.publish
+            replication.load_snapshot = snapshots.load
         feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
         pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video)
         videos = VideoService(settings, db, PIPELINE_STEPS)
@@ -95,7 +101,7 @@ class Services:
                                     settings.admin_usernames),
             events=events, feed=feed, videos=videos, models=models,
             vectors=vectors, recommender=recommender, pipeline=pipeline, jobs=JobRunner(db, pipeline.run_step),
-            replication=replication,
+            replication=replication, snapshots=snapshots,
             interactions=InteractionService(db, events), removal=removal,
             moderation=ModerationService(db, recommender),
             privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models),
@@ -110,6 +116,8 @@ class Services:
         if self.replication is not None:
             await self.replication.start()
         await self.recommender.bootstrap()
+        if self.snapshots is not None:
+            await self.snapshots.load_all()
         if self.replication is not None:
             await self.replication.follow()
         if scheduler:

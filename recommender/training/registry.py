@@ -54,6 +54,10 @@ class RankerRegistry:
         if trained:
             self.trained_until = max(trained)
 
+    def reload(self) -> None:
+        """Read versions another process saved (a web replica follows the scheduler's training)."""
+        self._load()
+
     def _save(self, record: ModelVersionRecord) -> None:
         self.records[record.version] = record
         self.store.save(record, self.models[record.version].to_bytes())

@@ -148,3 +148,42 @@ async def test_a_replica_resumes_after_the_last_message_it_acknowledged(stream_n
         await restarted.stop()
     finally:
         await publisher.stop()
+
+
+async def test_job_outputs_computed_once_are_loaded_by_every_replica(tmp_path, stream_name):
+    base = make_settings(tmp_path / "data", event_stream_url=NATS_URL, event_stream_name=stream_name)
+    await asyncio.to_thread(upgrade, base)
+    scheduler = Services.build(base.with_overrides(replica_id="scheduler"))
+    web = Services.build(base.with_overrides(replica_id="web-1"))
+    await scheduler.start(scheduler=False)
+    await web.start(scheduler=False)
+    late = None
+    try:
+        ids = await _catalogue(scheduler)
+        # A burst of shares on one video, stored through the web replica: the scheduler hears them on the stream.
+        async with web.db.write() as session:
+            session.add_all([User(id=f"u_fan{u}") for u in range(15)])
+        await web.events.submit([EventIn(event_id=f"share-{u}-{uuid.uuid4().hex[:6]}", event_type="share",
+                                         user_id=f"u_fan{u}", video_id=ids[0], creator_id="u_maker")
+                                 for u in range(15)])
+        await _wait_for(lambda: scheduler.recommender.engine._state.events.appended >= 15, timeout_s=5)
+
+        summary = await scheduler.recommender.run_job("trends")
+        version = summary["published_version"]
+        assert scheduler.recommender.engine._state.trending[:1] == [ids[0]]
+        await _wait_for(lambda: web.snapshots.loaded.get("trends") == version, timeout_s=1.0)
+        assert web.recommender.engine._state.trending == scheduler.recommender.engine._state.trending
+        assert web.recommender.engine.inspect_item(ids[0])["trend"] > 0
+        assert "trends" not in web.recommender.engine.last_job_runs(), "the replica loaded, it did not recompute"
+
+        # A replica that starts later takes the newest outputs at start-up.
+        await scheduler.recommender.run_job("trends")
+        assert (await scheduler.snapshots.versions())["trends"] > version
+        late = Services.build(base.with_overrides(replica_id="web-2"))
+        await late.start(scheduler=False)
+        assert late.snapshots.loaded["trends"] == (await scheduler.snapshots.versions())["trends"]
+        assert late.recommender.engine._state.trending[:1] == [ids[0]]
+    finally:
+        for services in (scheduler, web, late):
+            if services is not None:
+                await services.stop()

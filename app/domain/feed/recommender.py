@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -70,6 +70,8 @@ class RecommenderService:
         self.model_store: SqlModelStore | None = None
         # With several replicas: tells the others that a video's catalogue entry changed (app.domain.feed.replication).
         self.announce: Callable[[str], None] | None = None
+        # With several replicas: where a job's outputs go after it ran here (app.domain.feed.snapshots).
+        self.after_job: Callable[[str, dict], Awaitable[object]] | None = None
         # Built at bootstrap, after migrations: the recommender loads its ranker versions when created.
         self.engine: Recommender | None = None
 
@@ -165,7 +167,12 @@ class RecommenderService:
                 for r in results]
 
     async def run_job(self, name: str) -> dict:
-        return await asyncio.to_thread(self.engine.run_job, name)
+        summary = await asyncio.to_thread(self.engine.run_job, name)
+        if self.after_job is not None:
+            version = await self.after_job(name, summary)
+            if version is not None:
+                summary = {**summary, "published_version": version}
+        return summary
 
     def close(self) -> None:
         if self.model_store is not None:
