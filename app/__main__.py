@@ -165,7 +165,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import DEMO_DIR, load_manifest
     from recommender import evaluation
 
-    datasets = settings.data_dir / "datasets"
+    datasets = Path(args.datasets) if args.datasets else settings.data_dir / "datasets"
     embed = None if args.hashed else _text_embedder(settings)
     catalogue = [{**clip, "id": clip["file"]} for clip in load_manifest()["clips"]] if DEMO_DIR.is_dir() else None
     results: dict = {}
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--seed", type=int, default=0)
         command.add_argument("--hashed", action="store_true", help="embed item text with hashed bag-of-words")
         command.add_argument("--out", default="benchmarks/results", help="where the report goes")
+        command.add_argument("--datasets", help="where MovieLens is cached (default: <data dir>/datasets)")
     evaluate.set_defaults(func=cmd_eval)
     return parser
 

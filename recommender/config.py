@@ -123,6 +123,9 @@ class RecommenderConfig:
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1
+    # share of impressions served uniformly at random from the eligible pool, logged with their propensity
+    # (an unbiased slice for off-policy evaluation); 0 turns the slice off
+    random_exposure_share: float = 0.01
     cold_start_slot_position: float = 0.5  # where on the page (share of k) the cohort slot goes
     cohort_size: int = 20
     expansion_factor: float = 4.0

@@ -22,7 +22,7 @@ from .ranking.features import InterestQueries, build_features, interest_queries
 from .ranking.model import TASKS
 from .ranking.value import trend_boosted, value_scores
 from .reasons import reasons_for
-from .reranking import exploration
+from .reranking import exploration, random_exposure
 from .reranking.diversity import Placed, Ranked, assemble_page
 from .state import EngineState
 from .types import FeedContext, Recommendation
@@ -40,6 +40,7 @@ class _Request:
     context: FeedContext
     rng: np.random.Generator
     collaborative: UserCollaborative | None = None
+    random_picks: tuple[random_exposure.RandomPick, ...] = ()
 
 
 def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, now: float) -> list[Recommendation]:
@@ -84,6 +85,7 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
         else:
             removed[reason] = removed.get(reason, 0) + 1
     trace["filtered_out"] = removed
+    kept = _with_random_slots(request, filter_ctx, kept, trace)
 
     # Fallback chain: never serve an empty feed while anything at all may be shown.
     if len(kept) < request.k:
@@ -100,6 +102,27 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
             if len(kept) >= request.k:
                 break
     return kept, queries
+
+
+def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[Candidate],
+                       trace: dict) -> list[Candidate]:
+    """Draw this page's random-exposure slots (``random_exposure_share``) and make sure their items are scored."""
+    catalog = request.state.catalog
+
+    def eligible() -> np.ndarray:
+        return np.array([row for row in range(len(catalog)) if first_failing(filter_ctx, row) is None],
+                        dtype=np.int64)
+
+    picks = random_exposure.draw(request.k, request.config.random_exposure_share, eligible, request.rng)
+    if not picks:
+        return kept
+    request.random_picks = tuple(picks)
+    have = {c.row for c in kept}
+    extra = [Candidate(p.row, catalog.items[p.row].item_id, random_exposure.NAME, 0.0) for p in picks
+             if p.row not in have]
+    trace["random_exposure"] = [{"position": p.position, "item_id": catalog.items[p.row].item_id,
+                                 "propensity": p.propensity} for p in picks]
+    return kept + extra
 
 
 def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozenset[str]) -> list[Candidate]:
@@ -170,6 +193,14 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
     reserved: dict[int, Placed] = {}
     taken: set[int] = set()
 
+    # Random-exposure slots first: their position and item were drawn uniformly, nothing may move them.
+    by_row = {r.row: r for r in ranked}
+    for pick in request.random_picks:
+        entry = by_row.get(pick.row)
+        if entry is not None and pick.position < k:
+            reserved[pick.position] = Placed(entry, random_exposure.NAME, pick.propensity)
+            taken.add(entry.row)
+
     # Exploration slots (bandit over topics of the explore candidates), evenly spread over the page.
     slots = min(config.cold_user_explore_slots if cold else config.explore_slots, k // 3)
     explorable = [r for r in ranked if r.source == "explore"]
@@ -187,6 +218,8 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
         positions = [min(k - 1, (i + 1) * k // (len(picks) + 1)) for i in range(len(picks))]
         for position, pick in zip(positions, picks, strict=True):
             entry = explorable[pick.index]
+            if position in reserved or entry.row in taken:
+                continue
             reserved[position] = Placed(entry, "explore", pick.propensity)
             taken.add(entry.row)
         trace["exploration"] = {
@@ -225,7 +258,7 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
     for position, placed in enumerate(page):
         entry = placed.entry
         item = catalog.items[entry.row]
-        source = entry.source
+        source = random_exposure.NAME if placed.kind == random_exposure.NAME else entry.source
         reasons = reasons_for(item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now)
         if placed.kind == "explore" and "Something new to explore" not in reasons:
             reasons.insert(0, "Something new to explore")

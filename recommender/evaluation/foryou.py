@@ -25,15 +25,7 @@ from .embedding import EmbedTexts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ForYouPolicy", "recommender_available", "to_events"]
-
-
-def recommender_available() -> bool:
-    try:
-        from recommender import Recommender  # noqa: F401
-    except Exception:  # pragma: no cover - depends on the state of the recommender package
-        return False
-    return True
+__all__ = ["ForYouPolicy", "to_events"]
 
 
 def to_events(x: Interaction, duration: float, creator_id: str | None = None) -> list[Any]:
@@ -93,6 +85,7 @@ class ForYouPolicy:
         self.vectors_cache = dict(vectors or {})
         self.now = 0.0
         self.rec: Any = None
+        self.last_page: list[Any] = []
         self.durations: dict[str, float] = {}
         self.creators: dict[str, str] = {}
         self.job_seconds: dict[str, float] = {}
@@ -110,8 +103,8 @@ class ForYouPolicy:
             self.vectors_cache.update(zip(missing, vecs, strict=True))
         out = []
         for item_id, info in items.items():
-            # upload time: the first time the item shows up in the log the model is given
-            uploaded = first_seen.get(item_id, info.uploaded_at if info.uploaded_at <= now else now)
+            # upload time: the harness's catalogue carries the first training event; never later than the log
+            uploaded = min(info.uploaded_at, first_seen.get(item_id, info.uploaded_at))
             out.append(
                 Item(
                     item_id=item_id,
@@ -174,6 +167,7 @@ class ForYouPolicy:
         if self.periodic_jobs and now is not None:
             self.run_jobs(self.now)
         recs = self.rec.recommend(user, k=k, context=FeedContext(now=self.now, exclude=frozenset(exclude)))
+        self.last_page = recs  # with sources and propensities (the random-exposure slice reads them)
         return [r.item_id for r in recs]
 
     def observe(self, event: Interaction) -> None:

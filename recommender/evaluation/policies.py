@@ -2,7 +2,11 @@
 
 A policy is fitted on a training log, asked for rankings, and told about new events as they
 happen (the simulator calls ``observe`` after every swipe). Baselines: random, popularity,
-recent popularity, ItemKNN, EASE, and ALS / BPR from the ``implicit`` package (CPU, 1 thread).
+recent popularity, ItemKNN, EASE, RP3beta, and ALS / BPR from the ``implicit`` package (CPU, 1 thread).
+
+Every baseline sees the same graded events as ours (views with their watch ratio, likes, skips, hides; which
+of them count is the ``signal`` knob of its tuning grid), keeps a live popularity count of them, serves that
+popularity to a user with no signal yet, and breaks ties in its own scores by it (never by item id).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "MatrixPolicy",
     "Policy",
     "PopularityPolicy",
+    "RP3BetaPolicy",
     "RandomPolicy",
     "RecentPopularityPolicy",
     "make_baseline",
@@ -67,7 +72,10 @@ def signal_weight(x: Interaction, signal: str) -> float:
     raise ValueError(f"unknown signal {signal!r}")
 
 
-def _top_k(scores: np.ndarray, k: int, banned: np.ndarray | None = None) -> np.ndarray:
+def _top_k(
+    scores: np.ndarray, k: int, banned: np.ndarray | None = None, tie_break: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the ``k`` best scores; equal scores are ordered by ``tie_break`` (higher first), then index."""
     scores = scores.astype(float, copy=True)
     if banned is not None and banned.size:
         scores[banned] = -np.inf
@@ -75,9 +83,13 @@ def _top_k(scores: np.ndarray, k: int, banned: np.ndarray | None = None) -> np.n
     k = min(k, n_ok)
     if k <= 0:
         return np.zeros(0, dtype=int)
-    part = np.argpartition(-scores, k - 1)[:k]
-    # stable order: score desc, then index asc
-    return part[np.lexsort((part, -scores[part]))]
+    order = np.arange(scores.size)
+    secondary = tie_break if tie_break is not None else np.zeros(scores.size)
+    # argpartition would cut ties arbitrarily at the k-th score: take every item tied with it, then sort
+    kth = np.partition(-scores, k - 1)[k - 1]
+    cand = order[-scores <= kth]
+    ranked = cand[np.lexsort((cand, -secondary[cand], -scores[cand]))]
+    return ranked[:k]
 
 
 class MatrixPolicy:
@@ -96,6 +108,7 @@ class MatrixPolicy:
         self.item_index: dict[str, int] = {}
         self.user_index: dict[str, int] = {}
         self.history: dict[str, dict[int, float]] = defaultdict(dict)
+        self.popularity = np.zeros(0)
         self.now = 0.0
 
     # -- matrix helpers -------------------------------------------------------------------
@@ -105,6 +118,7 @@ class MatrixPolicy:
         users = sorted({x.user_id for x in train})
         self.user_index = {u: n for n, u in enumerate(users)}
         self.history = defaultdict(dict)
+        self.popularity = np.zeros(len(self.item_ids))
         for x in train:
             self._add(x)
 
@@ -112,6 +126,8 @@ class MatrixPolicy:
         j = self.item_index.get(x.item_id)
         if j is None:
             return
+        # the fallback / tie-break popularity counts graded engagement whatever the policy's own signal
+        self.popularity[j] += signal_weight(x, "graded")
         w = signal_weight(x, self.signal)
         row = self.history[x.user_id]
         if w > 0:
@@ -153,7 +169,12 @@ class MatrixPolicy:
         if now is not None:
             self.now = now
         banned = np.fromiter((self.item_index[i] for i in exclude if i in self.item_index), dtype=int)
-        return [self.item_ids[j] for j in _top_k(self.scores(user), k, banned)]
+        scores = self.scores(user) if self.has_signal(user) else self.popularity
+        return [self.item_ids[j] for j in _top_k(scores, k, banned, self.popularity)]
+
+    def has_signal(self, user: str) -> bool:
+        """Whether the user has any engagement this policy's signal counts (else: popularity)."""
+        return bool(self.history.get(user))
 
     def observe(self, event: Interaction) -> None:
         self.now = max(self.now, event.timestamp)
@@ -171,6 +192,9 @@ class RandomPolicy(MatrixPolicy):
 
     def scores(self, user: str) -> np.ndarray:
         return np.asarray([self.rng.random() for _ in self.item_ids])
+
+    def has_signal(self, user: str) -> bool:
+        return True  # random for everyone, cold or not
 
 
 class PopularityPolicy(MatrixPolicy):
@@ -192,6 +216,9 @@ class PopularityPolicy(MatrixPolicy):
 
     def scores(self, user: str) -> np.ndarray:
         return self.counts
+
+    def has_signal(self, user: str) -> bool:
+        return True  # the same list for everyone
 
 
 class RecentPopularityPolicy(MatrixPolicy):
@@ -222,6 +249,9 @@ class RecentPopularityPolicy(MatrixPolicy):
 
     def scores(self, user: str) -> np.ndarray:
         return self.counts
+
+    def has_signal(self, user: str) -> bool:
+        return True
 
 
 class ItemKNNPolicy(MatrixPolicy):
@@ -272,6 +302,38 @@ class EASEPolicy(MatrixPolicy):
 
     def scores(self, user: str) -> np.ndarray:
         return self._user_vector(user) @ self.b
+
+
+class RP3BetaPolicy(MatrixPolicy):
+    """RP3beta (Paudel et al. 2017): a 3-step random walk user -> item -> user -> item with transition
+    probabilities raised to ``alpha`` and each target item divided by its popularity to the ``beta``;
+    the ``neighbours`` strongest links per item are kept (Dacrema et al. 2019's implementation)."""
+
+    name = "rp3beta"
+
+    def __init__(self, alpha: float = 1.0, beta: float = 0.5, neighbours: int = 100, **params: Any) -> None:
+        super().__init__(alpha=alpha, beta=beta, neighbours=neighbours, **params)
+        self.alpha, self.beta, self.neighbours = alpha, beta, neighbours
+
+    def _fit_model(self) -> None:
+        x = self._matrix()
+        xb = (x > 0).astype(np.float64)
+        user_deg = np.asarray(xb.sum(axis=1)).ravel()
+        item_deg = np.asarray(xb.sum(axis=0)).ravel()
+        p_ui = sparse.diags(1.0 / np.maximum(user_deg, 1.0)) @ xb
+        p_iu = sparse.diags(1.0 / np.maximum(item_deg, 1.0)) @ xb.T.tocsr()
+        if self.alpha != 1.0:
+            p_ui, p_iu = p_ui.power(self.alpha), p_iu.power(self.alpha)
+        w = (p_iu @ p_ui).toarray()
+        w /= np.power(np.maximum(item_deg, 1.0), self.beta)[None, :]
+        np.fill_diagonal(w, 0.0)
+        if self.neighbours < w.shape[1]:
+            cut = np.argpartition(-w, self.neighbours, axis=1)[:, self.neighbours :]
+            np.put_along_axis(w, cut, 0.0, axis=1)
+        self.w = w.astype(np.float32)
+
+    def scores(self, user: str) -> np.ndarray:
+        return (self._user_vector(user) > 0).astype(np.float32) @ self.w
 
 
 def _single_thread_blas():
@@ -385,6 +447,7 @@ _BASELINES = {
         RecentPopularityPolicy,
         ItemKNNPolicy,
         EASEPolicy,
+        RP3BetaPolicy,
         ALSPolicy,
         BPRPolicy,
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 __all__ = ["save_results", "write_report"]
 
-_OFFLINE_COLUMNS = ["ndcg@10", "recall@20", "precision@10", "auc", "coverage@10", "ild@10", "novelty@10"]
+_OFFLINE_COLUMNS = ["ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12", "precision@10", "auc", "coverage@10",
+                    "ild@10", "novelty@10"]
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
@@ -96,61 +97,84 @@ def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
         f"{res.get('n_users')} users, {res.get('n_items')} items, {res.get('n_interactions')} interactions; "
         f"{res.get('positive_rule', '')}. Embedder: `{res.get('embedder', 'n/a')}`. "
         f"Bootstrap: {res.get('n_boot')} user resamples, 95% percentile intervals. "
-        f"Tuning budget: {res.get('tuning_budget')} configs per method on a validation split carved from "
-        f"training. Quick: {res.get('quick')}. Run time: {_fmt(res.get('seconds'), 1)} s.",
+        f"Tuning budget: {res.get('tuning_budget')} configs per method (ForYou's tuned config included) on a "
+        f"validation split carved from training by the same protocol. `foryou` = the app's served defaults, "
+        f"asked page by page ({res.get('page_size')} a page); `foryou_tuned` = relevance lists of "
+        f"{res.get('list_length')}, tuned. Quick: {res.get('quick')}. Run time: {_fmt(res.get('seconds'), 1)} s.",
         "",
     ]
-    for split_name, split in res.get("splits", {}).items():
+    for name, block in res.get("protocols", {}).items():
         lines += [
-            f"### Split `{split_name}` ({split.get('n_eval_users')} evaluated users, "
-            f"{split.get('n_train')} train / {split.get('n_test')} test events)",
+            f"### Protocol `{name}` ({block.get('n_eval_users')} evaluated users, {block.get('n_train')} train / "
+            f"{block.get('n_test')} test events, catalogue at the cut {block.get('n_catalogue')} items)",
             "",
             "| method | " + " | ".join(_OFFLINE_COLUMNS) + " |",
             "|---|" + "---|" * len(_OFFLINE_COLUMNS),
         ]
-        for method, metrics in split["methods"].items():
+        for method, metrics in block["methods"].items():
             lines.append(f"| {method} | " + " | ".join(_cell(metrics.get(c)) for c in _OFFLINE_COLUMNS) + " |")
         lines.append("")
-        if split.get("comparisons"):
-            lines += [
-                "Paired bootstrap of **foryou - baseline** (95% CI; ✔ = lower bound above zero):",
-                "",
-                "| baseline | Δ ndcg@10 | Δ recall@20 | Δ auc | Δ coverage@10 |",
-                "|---|---|---|---|---|",
-            ]
-            for method, comp in split["comparisons"].items():
-                cells = []
-                for c in ("ndcg@10", "recall@20", "auc", "coverage@10"):
-                    entry = comp.get(c, {})
-                    mark = " ✔" if entry.get("ci") and entry["ci"][0] is not None and entry["ci"][0] > 0 else ""
-                    cells.append(_cell(entry) + mark)
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for key, ours in (("comparisons", "foryou"), ("comparisons_tuned", "foryou_tuned")):
+            if block.get(key):
+                lines += _comparison_table(block[key], ours)
+        losses = _losses(block.get("comparisons", {}))
+        lines += [f"Where `foryou` loses ({name}): " + (", ".join(losses) if losses else
+                                                         "nowhere with the interval below zero") + ".", ""]
+        png = _plot_offline(name, block, out)
+        lines += [f"![{name}]({png.name})", ""]
+        if block.get("tuning"):
+            lines += [f"Tuning ({block.get('validation')}, {block.get('tuning_users')} users; validation NDCG@10 "
+                      "per config, best refitted on the full training part):", ""]
+            lines += ["| method | best config | trials (ndcg@10) |", "|---|---|---|"]
+            for m, t in block["tuning"].items():
+                trials = ", ".join(_fmt(x["ndcg@10"]) for x in t["trials"])
+                lines.append(f"| {m} | `{json.dumps(t['best'])}` | {trials} |")
             lines.append("")
-        png = _plot_offline(split_name, split, out)
-        lines += [f"![{split_name}]({png.name})", ""]
-    if res.get("kfold"):
-        kf = res["kfold"]
-        lines += [f"### Per-user random {kf['k']}-fold ({kf['metric']}, mean ± sd over folds)", ""]
-        lines += ["| method | mean | sd |", "|---|---|---|"]
-        for m, v in kf["methods"].items():
-            lines.append(f"| {m} | {_fmt(v['mean'])} | {_fmt(v['std'])} |")
-        lines.append("")
-    if res.get("tuning"):
-        lines += ["### Tuning (validation NDCG@10 per config; best refitted on full training)", ""]
-        lines += ["| method | best config | trials (ndcg@10) |", "|---|---|---|"]
-        for m, t in res["tuning"].items():
-            trials = ", ".join(_fmt(x["ndcg@10"]) for x in t["trials"])
-            lines.append(f"| {m} | `{json.dumps(t['best'])}` | {trials} |")
-        lines.append("")
     if res.get("notes"):
         lines += ["### Notes", ""] + [f"- {n}" for n in res["notes"]] + [""]
     return lines
 
 
+_COMPARED = ("ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12", "coverage@10")
+
+
+def _comparison_table(comparisons: dict[str, Any], ours: str) -> list[str]:
+    lines = [
+        f"Paired bootstrap of **{ours} - other** (95% CI; ✔ above zero, ✘ below zero):",
+        "",
+        "| other | " + " | ".join(f"Δ {c}" for c in _COMPARED) + " |",
+        "|---|" + "---|" * len(_COMPARED),
+    ]
+    for method, comp in comparisons.items():
+        cells = []
+        for c in _COMPARED:
+            entry = comp.get(c, {})
+            ci = entry.get("ci") or [None, None]
+            mark = ""
+            if ci[0] is not None and ci[0] > 0:
+                mark = " ✔"
+            elif ci[1] is not None and ci[1] < 0:
+                mark = " ✘"
+            cells.append(_cell(entry) + mark)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _losses(comparisons: dict[str, Any]) -> list[str]:
+    out = []
+    for method, comp in comparisons.items():
+        for c in _COMPARED:
+            ci = comp.get(c, {}).get("ci") or [None, None]
+            if ci[1] is not None and ci[1] < 0:
+                out.append(f"{c} vs {method} ({_cell(comp[c])})")
+    return out
+
+
 def _plot_offline(split_name: str, split: dict[str, Any], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    metrics = ["ndcg@10", "recall@20", "precision@10", "auc"]
+    metrics = ["ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12"]
     methods = list(split["methods"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
     for ax, metric in zip(axes, metrics, strict=True):
@@ -158,7 +182,7 @@ def _plot_offline(split_name: str, split: dict[str, Any], out: Path) -> Path:
         cis = [split["methods"][m][metric]["ci"] for m in methods]
         lo = [max(v - c[0], 0) if c[0] is not None else 0 for v, c in zip(vals, cis, strict=True)]
         hi = [max(c[1] - v, 0) if c[1] is not None else 0 for v, c in zip(vals, cis, strict=True)]
-        colors = ["tab:red" if m == "foryou" else "tab:gray" for m in methods]
+        colors = ["tab:red" if m.startswith("foryou") else "tab:gray" for m in methods]
         ax.bar(range(len(methods)), vals, yerr=[lo, hi], color=colors, capsize=3)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)

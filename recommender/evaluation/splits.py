@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .data import Interaction
+from .data import Interaction, ItemInfo
 
 __all__ = [
     "Split",
@@ -30,6 +31,15 @@ class Split:
     @property
     def cutoff(self) -> float:
         return max((x.timestamp for x in self.train), default=0.0)
+
+    def catalogue(self, items: Mapping[str, ItemInfo]) -> dict[str, ItemInfo]:
+        """The catalogue as it stood at the cut: items with at least one training event, each uploaded at its
+        first training event. Nothing about test-period events (which items appear later, or when) gets in."""
+        first: dict[str, float] = {}
+        for x in self.train:
+            if x.item_id in items and (x.item_id not in first or x.timestamp < first[x.item_id]):
+                first[x.item_id] = x.timestamp
+        return {i: dataclasses.replace(items[i], uploaded_at=t) for i, t in sorted(first.items())}
 
     def train_items_by_user(self) -> dict[str, set[str]]:
         seen: dict[str, set[str]] = defaultdict(set)
@@ -123,7 +133,10 @@ def kfold_splits(events: Sequence[Interaction], k: int = 5, seed: int = 0, name:
     return [Split(f"{name}{f}", tr, te) for f, (tr, te) in enumerate(folds)]
 
 
-def validation_split(train_split: Split, test_fraction: float = 0.2) -> Split:
-    """Carve a validation split out of TRAINING data only (per-user chronological)."""
-    inner = user_chronological_split(train_split.train, test_fraction, name=f"{train_split.name}_validation")
-    return inner
+def validation_split(train_split: Split, test_fraction: float = 0.2, protocol: str = "user_chrono") -> Split:
+    """Carve a validation split out of TRAINING data only, by the same protocol as the outer split
+    (``user_chrono``: per-user chronological; ``global_time``: a global time cut inside the training period)."""
+    name = f"{train_split.name}_validation"
+    if protocol == "global_time":
+        return global_temporal_split(train_split.train, test_fraction, name=name)
+    return user_chronological_split(train_split.train, test_fraction, name=name)

@@ -18,27 +18,29 @@ from .foryou import ForYouPolicy
 from .offline import MethodSpec, _truth, tune
 from .splits import user_chronological_split, validation_split
 
-__all__ = ["FORYOU_GRID", "foryou_spec", "run_tuning_on"]
+__all__ = ["FORYOU_GRID", "PURE_RELEVANCE", "foryou_spec", "foryou_specs", "run_tuning_on"]
 
 DAY = 86_400.0
 
-#: Variants of RecommenderConfig tried on validation, in budget order (the first is the default).
-#: Each is a dict of ``RecommenderConfig.with_overrides`` keys.
+#: What the app serves minus the page furniture: no MMR diversification, no exploration / new-upload /
+#: random-exposure slots -- ForYou asked for a pure relevance list.
+PURE_RELEVANCE: dict[str, Any] = {
+    "mmr_lambda": 1.0, "cold_user_mmr_lambda": 1.0, "explore_slots": 0, "fresh_slots": 0,
+    "cold_user_explore_slots": 0, "random_exposure_share": 0.0,
+}
+
+#: Variants of RecommenderConfig tried on validation for ``foryou_tuned`` (relevance lists), in budget
+#: order; the first is the app's default. Each is a dict of ``RecommenderConfig.with_overrides`` keys.
 FORYOU_GRID: list[dict[str, Any]] = [
     {},
+    PURE_RELEVANCE,
     # MovieLens spans 7 months; by default the ranker logs training features for the last 7 days only
-    {"training_window_seconds": 400 * DAY},
-    # lean on co-engagement: more item-to-item candidates and neighbours
-    {"candidate_quotas.item2item": 240, "neighbors_per_item": 100},
-    # pure relevance: no MMR diversification, no exploration / fresh slots
-    {"mmr_lambda": 1.0, "cold_user_mmr_lambda": 1.0, "explore_slots": 0, "fresh_slots": 0,
-     "cold_user_explore_slots": 0},
-    {"affinity_gain": 6.0},
-    {"candidate_quotas.explore": 0, "candidate_quotas.popular": 160},
-    # more anchors for item-to-item retrieval (the user's recent positives)
-    {"recent_positive_items": 50, "candidate_quotas.item2item": 240},
-    # weaker content affinity in the prior (item rates dominate)
-    {"affinity_gain": 1.0},
+    {**PURE_RELEVANCE, "training_window_seconds": 400 * DAY},
+    {**PURE_RELEVANCE, "collab_gain": 24.0},
+    {**PURE_RELEVANCE, "collab_gain": 8.0},
+    {**PURE_RELEVANCE, "popularity_gain": 1.5},
+    {**PURE_RELEVANCE, "affinity_gain": 2.5},
+    {**PURE_RELEVANCE, "cf_ease_lambda": 100.0},
 ]
 
 
@@ -47,17 +49,29 @@ def foryou_spec(
     vectors: Mapping[str, np.ndarray] | None = None,
     grid: Sequence[dict[str, Any]] | None = None,
     periodic_jobs: bool = True,
+    served: bool = False,
+    name: str = "foryou_tuned",
 ) -> MethodSpec:
-    """Our recommender as a method of the harness (``foryou``). ``vectors`` caches item embeddings
-    across fits (the injected encoder runs once per item)."""
-    cache: dict[str, np.ndarray] = dict(vectors or {})
+    """Our recommender as a method of the harness. ``vectors`` caches item embeddings across fits (the
+    injected encoder runs once per item)."""
+    cache: dict[str, np.ndarray] = vectors if isinstance(vectors, dict) else dict(vectors or {})
 
     def factory(cfg: dict[str, Any]) -> ForYouPolicy:
         policy = ForYouPolicy(embed_texts, overrides=cfg, periodic_jobs=periodic_jobs, vectors=cache)
         policy.vectors_cache = cache  # share, so new embeddings are kept for the next fit
         return policy
 
-    return MethodSpec("foryou", factory, list(grid if grid is not None else FORYOU_GRID))
+    return MethodSpec(name, factory, list(grid if grid is not None else FORYOU_GRID), served=served)
+
+
+def foryou_specs(embed_texts: EmbedTexts, periodic_jobs: bool = True) -> list[MethodSpec]:
+    """The two named ForYou configs: ``foryou`` -- the app's served defaults, asked page by page (diversity,
+    exploration, new-upload and random-exposure slots on; not tuned: it is what the app ships) -- and
+    ``foryou_tuned`` -- relevance lists of 100, tuned on validation with the same budget as every baseline."""
+    cache: dict[str, np.ndarray] = {}
+    served = foryou_spec(embed_texts, cache, grid=[{}], periodic_jobs=periodic_jobs, served=True, name="foryou")
+    tuned = foryou_spec(embed_texts, cache, periodic_jobs=periodic_jobs)  # the same embedding cache
+    return [served, tuned]
 
 
 def _findings(trials: list[dict[str, Any]]) -> list[str]:
@@ -103,7 +117,7 @@ def run_tuning_on(
         variants = [{}, *[v for v in variants if v]]
     primary = user_chronological_split(dataset.interactions, 0.2)
     validation = validation_split(primary, 0.2)
-    spec = foryou_spec(embed_texts, grid=variants)
+    spec = foryou_spec(embed_texts, grid=variants, name="foryou")
     _, trials = tune(spec, validation, dataset.items, len(variants), None, n_boot=n_boot, seed=seed)
     out_variants = []
     for n, t in enumerate(trials):
@@ -122,7 +136,7 @@ def run_tuning_on(
         "kind": "tuning",
         "dataset": dataset.name,
         "validation": validation.name,
-        "n_eval_users": len(_truth(validation, len(dataset.items))),
+        "n_eval_users": len(_truth(validation, len(validation.catalogue(dataset.items)))),
         "quick": quick,
         "seed": seed,
         "variants": out_variants,

@@ -1,4 +1,4 @@
-"""`foryou eval` end to end, small: MovieLens-100k fetched from PyPI at run time, every method, JSON out."""
+"""`foryou eval` end to end, small: MovieLens-100k (from the recbole wheel on PyPI, cached), every method, JSON out."""
 
 import json
 import os
@@ -8,34 +8,55 @@ from pathlib import Path
 
 import pytest
 
+from recommender.evaluation.data import load_movielens_100k
+
 ROOT = Path(__file__).resolve().parents[2]
-BASELINES = {"random", "popularity", "recent_popularity", "itemknn", "als", "bpr", "ease"}
+BASELINES = {"random", "popularity", "recent_popularity", "itemknn", "als", "bpr", "ease", "rp3beta"}
 pytestmark = pytest.mark.slow
+#: Downloaded once per machine, not once per run (``FORYOU_TEST_CACHE`` moves it).
+DATASETS = Path(os.environ.get("FORYOU_TEST_CACHE", Path.home() / ".cache" / "foryou")) / "datasets"
 
 
-def foryou_eval(tmp_path: Path, *args: str) -> dict:
+@pytest.fixture(scope="module")
+def datasets() -> Path:
+    try:
+        load_movielens_100k(DATASETS)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"MovieLens-100k is not cached in {DATASETS} and the package index is unreachable: {exc}")
+    return DATASETS
+
+
+def foryou_eval(tmp_path: Path, datasets: Path, *args: str) -> dict:
     env = {**os.environ, "FORYOU_DATA_DIR": str(tmp_path / "data"), "FORYOU_LOG_JSON": "false"}
-    done = subprocess.run([sys.executable, "-m", "app", "eval", *args, "--quick", "--json", "--hashed"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "app", "eval", *args, "--quick", "--json", "--hashed",
+                           "--datasets", str(datasets)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_offline_quick_run_reports_every_method_with_intervals(tmp_path):
-    result = foryou_eval(tmp_path, "offline")
-    methods = result["methods"]
-    assert {"foryou", *BASELINES} <= set(methods)
-    for name, metrics in methods.items():
-        for metric in ("ndcg@10", "recall@20", "precision@10"):
-            low, high = metrics[metric]["ci"]
-            assert low <= metrics[metric]["value"] <= high, (name, metric)
+def test_offline_quick_run_reports_every_method_in_both_protocols_with_intervals(tmp_path, datasets):
+    result = foryou_eval(tmp_path, datasets, "offline")
+    assert set(result["protocols"]) == {"user_chrono", "global_time"}
+    for protocol, block in result["protocols"].items():
+        methods = block["methods"]
+        assert {"foryou", "foryou_tuned", *BASELINES} == set(methods)
+        for name, metrics in methods.items():
+            for metric in ("ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12"):
+                low, high = metrics[metric]["ci"]
+                assert low <= metrics[metric]["value"] <= high, (protocol, name, metric)
+        # the served defaults against every baseline, with the interval of the paired difference
+        assert set(block["comparisons"]) == {"foryou_tuned", *BASELINES}
+        for comparison in block["comparisons"].values():
+            for metric in ("ndcg@10", "recall@20"):
+                low, high = comparison[metric]["ci"]
+                assert low <= comparison[metric]["diff"] <= high
     # A sanity floor that real data gives and shuffled data would not: popularity beats random.
-    assert methods["popularity"]["ndcg@10"]["value"] > methods["random"]["ndcg@10"]["value"]
-    assert set(result["comparisons"]) >= BASELINES
+    primary = result["protocols"]["user_chrono"]["methods"]
+    assert primary["popularity"]["ndcg@10"]["value"] > primary["random"]["ndcg@10"]["value"]
 
 
-def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_path):
-    result = foryou_eval(tmp_path, "simulate")
+def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_path, datasets):
+    result = foryou_eval(tmp_path, datasets, "simulate")
     world = result["worlds"]["catalogue"]["methods"]
     assert {"foryou", "popularity", "itemknn", "als", "random", "oracle"} <= set(world)
     assert world["random"]["gap_share"]["value"] == 0.0  # the gap is measured from random...

@@ -34,7 +34,10 @@ def test_signal_weights():
         signal_weight(_like("u", "a"), "nope")
 
 
-@pytest.mark.parametrize("name", ["random", "popularity", "recent_popularity", "itemknn", "ease", "als", "bpr"])
+BASELINES = ["random", "popularity", "recent_popularity", "itemknn", "ease", "rp3beta", "als", "bpr"]
+
+
+@pytest.mark.parametrize("name", BASELINES)
 def test_every_baseline_respects_exclusions_and_k(name):
     extra = {"iterations": 3} if name in {"als", "bpr"} else {}
     policy = make_baseline(name, **extra)
@@ -63,6 +66,23 @@ def test_item_neighbourhood_methods_follow_co_engagement():
         policy = make_baseline(name, **params)
         policy.fit(TRAIN, ITEMS, now=0.0)
         assert policy.recommend("u6", 1, exclude=frozenset({"a", "d"})) == ["b"], name
+
+
+@pytest.mark.parametrize("name", [n for n in BASELINES if n != "random"])
+def test_a_user_without_signal_gets_popularity_and_ties_break_by_popularity(name):
+    extra = {"iterations": 3} if name in {"als", "bpr"} else {}
+    policy = make_baseline(name, signal="positive", **extra)
+    policy.fit(TRAIN, ITEMS, now=10.0)
+    # a brand-new user, and a user whose only event (a skip) carries no positive signal: popularity, not item ids
+    assert policy.recommend("newcomer", 2) == ["a", "c"]  # a and c: three likes each; a's graded count wins ties
+    assert policy.recommend("skipper", 1, frozenset({"a"})) == ["c"]
+    policy.observe(_skip("skipper", "e", 11.0))
+    assert policy.recommend("skipper", 1, frozenset({"a"})) == ["c"]
+    # u3 liked only c: item-neighbourhood scores are 0 for every other item; ties fall to popularity, not "a"<"b"
+    policy.observe(_like("p1", "b", 12.0))
+    policy.observe(_like("p2", "b", 12.0))
+    if name in {"itemknn", "ease", "rp3beta"}:
+        assert policy.recommend("u3", 1, frozenset({"c"})) == ["b"], name
 
 
 def test_recent_popularity_prefers_recent_events():

@@ -60,16 +60,16 @@ def test_simulation_references_and_ordering(embed):
     ad = m["oracle"]["adaptation"]
     assert ad["swipes_to_half_median"] == 0.0 and ad["reached_half"] == 1.0  # the oracle adapts at once
     assert 0 < m["ease"]["creator_coverage"] <= 1
-    assert "ease" in res["comparisons"] or "foryou" not in m
+    assert "foryou" not in m and res["comparisons"] == {}  # comparisons are ForYou's, and it did not run here
 
 
 def test_run_simulation_quick_with_foryou_and_report(embed, tmp_path):
-    pytest.importorskip("recommender.api")
     cat = synthetic_catalogue(90, n_topics=5, n_creators=15, seed=2)
     res = run_simulation(cat, embed, config=CFG)
     methods = res["worlds"]["catalogue"]["methods"]
     assert {"foryou", "popularity", "itemknn", "als", "random", "oracle"} <= set(methods)
     assert "gap_share" in methods["foryou"]
+    assert set(res["worlds"]["catalogue"]["comparisons"]) == set(methods) - {"foryou"}
     md = write_report({"simulation": res}, tmp_path)
     assert "Swipe simulator" in md.read_text()
     assert (tmp_path / "eval_sim_catalogue_watch.png").exists()

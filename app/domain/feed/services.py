@@ -53,6 +53,7 @@ class Card:
     following: bool = False
     variant: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
+    propensity: float | None = None  # P(shown here) for randomised slots (random exposure, exploration)
 
     @property
     def video_url(self) -> str:
@@ -211,6 +212,7 @@ class FeedService:
                 save_count=saves.get(video.id, 0), share_count=shares.get(video.id, 0),
                 liked=video.id in liked, saved=video.id in saved,
                 following=video.creator_id in following, probabilities=pick.probabilities,
+                propensity=pick.propensity,
             ))
         return cards
 
@@ -230,7 +232,8 @@ class FeedService:
                 video_id=card.video.id,
                 creator_id=card.video.creator_id,
                 additional_info={"position": card.position, "source": card.source, "feed": tab,
-                                 "request_id": card.request_id, "server_ts": now, **variant},
+                                 "request_id": card.request_id, "server_ts": now, **variant,
+                                 **({"propensity": card.propensity} if card.propensity is not None else {})},
             )
             for card in cards
         ])

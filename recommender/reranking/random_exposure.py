@@ -1,0 +1,39 @@
+"""The random-exposure slice: a small configurable share of impressions is served uniformly at random from the
+eligible pool (everything the filters allow this user now), each logged with its propensity, KuaiRand-style.
+
+Those impressions are an unbiased sample of how users react to the catalogue, so any policy's value can be
+estimated off-policy from the logs by inverse propensity weighting (see ``recommender.evaluation.off_policy``).
+Each page position independently becomes a random slot with probability ``share``; the item in a random slot is
+drawn uniformly from the pool (several slots on one page: without replacement, which keeps every slot's marginal
+at ``1 / len(pool)``), and that is the propensity logged with the impression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+NAME = "random"
+
+
+@dataclass(frozen=True)
+class RandomPick:
+    position: int
+    row: int
+    propensity: float  # P(this item in this slot | the slot is random) = 1 / pool size
+
+
+def draw(k: int, share: float, eligible_rows: Callable[[], np.ndarray], rng: np.random.Generator) -> list[RandomPick]:
+    """The random slots of a page of ``k``. ``eligible_rows`` is only called when a slot comes up."""
+    if share <= 0.0 or k <= 0:
+        return []
+    positions = np.flatnonzero(rng.random(k) < share)
+    if positions.size == 0:
+        return []
+    pool = np.asarray(eligible_rows(), dtype=np.int64)
+    if pool.size == 0:
+        return []
+    rows = rng.choice(pool, size=min(positions.size, pool.size), replace=False)
+    return [RandomPick(int(p), int(r), 1.0 / pool.size) for p, r in zip(positions, rows, strict=False)]
