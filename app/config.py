@@ -73,6 +73,11 @@ class Settings:
     event_stream_url: str = ""  # nats://host:4222: replicas kept in step through NATS JetStream
     event_stream_name: str = "foryou"  # the JetStream stream (one per deployment)
     replica_id: str = ""  # names this process's durable consumer; default: host name and port
+    storage_url: str = ""  # s3://bucket/prefix: media and LanceDB tables on object storage; default: data dir
+    storage_endpoint: str = ""  # e.g. http://garage:3900 for an S3-compatible store; empty: AWS
+    storage_access_key: str = ""
+    storage_secret_key: str = ""
+    storage_region: str = "us-east-1"
 
     # ---- derived paths -------------------------------------------------
     @property

@@ -40,9 +40,11 @@ def _quote(value: str) -> str:
 
 
 class VectorStore:
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.db = lancedb.connect(str(path))
+    def __init__(self, path: Path | str, storage_options: dict[str, str] | None = None) -> None:
+        """``path``: a folder, or an object-store URI (``s3://bucket/prefix/lancedb``) with its storage options."""
+        if isinstance(path, Path):
+            path.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(path), storage_options=storage_options or None)
         self._lock = threading.Lock()  # LanceDB tables tolerate concurrent readers; we serialise our writers
 
     def _tables(self) -> list[str]:

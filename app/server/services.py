@@ -4,12 +4,14 @@ parameter name); the domain never imports this module."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 from litestar.di import Provide
 
 from app.adapters.event_stream import EventStream
+from app.adapters.object_storage import storage_for
 from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
@@ -77,7 +79,9 @@ class Services:
         db = Database(settings.resolved_database_url)
         sessions = SessionStore(db, settings.session_days)
         events = EventWriter(db, settings.event_batch_max, settings.event_flush_interval_ms / 1000)
-        vectors = VectorStore(settings.lancedb_dir)
+        storage = storage_for(settings.storage_url, settings.storage_endpoint, settings.storage_access_key,
+                              settings.storage_secret_key, settings.storage_region)
+        vectors = VectorStore(*storage.lancedb_location()) if storage.remote else VectorStore(settings.lancedb_dir)
         models = models or ModelRegistry(model_settings(settings))
         recommender = RecommenderService(db, vectors, settings.resolved_database_url)
         events.add_listener(recommender.on_events)
@@ -92,8 +96,9 @@ class Services:
             recommender.after_job = snapshots.publish
             replication.load_snapshot = snapshots.load
         feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
-        pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video)
-        videos = VideoService(settings, db, PIPELINE_STEPS)
+        pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video,
+                                 storage=storage)
+        videos = VideoService(settings, db, PIPELINE_STEPS, storage=storage)
         removal = VideoRemoval(videos, vectors, recommender)
         return cls(
             settings=settings, db=db, sessions=sessions,
@@ -110,6 +115,7 @@ class Services:
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def start(self, *, scheduler: bool) -> None:
         """Start background work: the event writer, the recommender's state, and (in the server) the scheduler."""
+        await asyncio.to_thread(self.videos.storage.start)
         await self.events.start()
         await self.jobs.reclaim_abandoned(everything=True)
         await self.videos.sweep_orphans()

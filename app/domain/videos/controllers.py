@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import InternalServerException, NotFoundException
 from sqlalchemy import select
@@ -9,7 +11,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, User, Video, is_published
-from app.domain.videos.files import file_response
+from app.domain.videos.files import file_response, object_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import UploadTooLarge, VideoService, rejection_message
@@ -40,6 +42,12 @@ class MediaController(Controller):
         user = web_session.user
         if video is None or not can_view(video, user.id if user else None, user.role if user else None):
             raise NotFoundException()
+        if videos.storage.remote:
+            stored = await asyncio.to_thread(videos.storage.stat, video_id, name)
+            if stored is None:
+                raise NotFoundException()
+            return object_response(videos.storage, video_id, name, stored, request.headers.get("range"),
+                                   request.headers.get("if-none-match"))
         path = videos.folder(video_id) / name
         if not path.is_file():
             raise NotFoundException()

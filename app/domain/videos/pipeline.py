@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from app.adapters.object_storage import LocalStorage, MediaStorage
 from app.adapters.vector_store import VectorStore, VideoVectors
 from app.config import Settings
 from app.db.engine import Database
@@ -69,8 +70,10 @@ def content_vector(visual: dict | None, text: dict | None) -> tuple[np.ndarray |
 
 class MediaPipeline:
     def __init__(self, settings: Settings, db: Database, models: ModelRegistry, vectors: VectorStore,
-                 events: EventWriter, on_published: Publisher | None = None) -> None:
+                 events: EventWriter, on_published: Publisher | None = None,
+                 storage: MediaStorage | None = None) -> None:
         self.settings = settings
+        self.storage = storage or LocalStorage()
         self.db = db
         self.models = models
         self.vectors = vectors
@@ -88,7 +91,18 @@ class MediaPipeline:
         )
 
     async def run_step(self, video: Video, job: MediaJob) -> dict:
+        """Run one step. With object storage, the step's inputs are pulled first and its outputs pushed after,
+        so the next step may run on another worker."""
         ctx = self.context(video)
+        if self.storage.remote:
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.storage.pull, video.id, ctx.work_dir)
+        result = await self._run_step(video, job, ctx)
+        if self.storage.remote:
+            await asyncio.to_thread(self.storage.push, video.id, ctx.work_dir)
+        return result
+
+    async def _run_step(self, video: Video, job: MediaJob, ctx: media_steps.StepContext) -> dict:
         if job.step in MEDIA_STEPS:
             result = await asyncio.to_thread(MEDIA_STEPS[job.step], ctx, self.models)
             await self._record(video.id, job.step, result)
@@ -181,6 +195,7 @@ class MediaPipeline:
                                                     "topic": video.topic, "duration": video.duration},
         )])
         await asyncio.to_thread(media_steps.remove_intermediates, ctx)
+        await asyncio.to_thread(self.storage.prune, video.id, ctx.work_dir)
         if self.on_published is not None:
             await self.on_published(video.id)
         return {"state": "ready", **({"moderation": "flagged"} if flags else {})}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
+from app.adapters.object_storage import LocalStorage, MediaStorage
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, Video, new_id, utcnow
@@ -51,8 +52,10 @@ def ffmpeg_tools(settings: Settings) -> FFmpegTools:
 
 
 class VideoService:
-    def __init__(self, settings: Settings, db: Database, pipeline_steps: tuple[str, ...]) -> None:
+    def __init__(self, settings: Settings, db: Database, pipeline_steps: tuple[str, ...],
+                 storage: MediaStorage | None = None) -> None:
         self.settings = settings
+        self.storage = storage or LocalStorage()
         self.db = db
         self.pipeline_steps = pipeline_steps
         self.limits = media_limits(settings)
@@ -88,6 +91,8 @@ class VideoService:
             folder = self.folder(video_id)
             folder.mkdir(parents=True)
             os.replace(tmp, folder / "original")
+            # In the store before its jobs exist: a worker on another machine may claim the first one at once.
+            await asyncio.to_thread(self.storage.push, video_id, folder)
             async with self.db.write() as session:
                 video = Video(
                     id=video_id, creator_id=creator_id, caption=caption, hashtags=parse_hashtags(caption),
@@ -107,6 +112,7 @@ class VideoService:
             tmp.unlink(missing_ok=True)
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+                await asyncio.to_thread(self.storage.delete, folder.name)
             raise
 
     async def retry(self, video_id: str) -> bool:
@@ -129,6 +135,7 @@ class VideoService:
         async with self.db.write() as session:
             await session.execute(delete(Video).where(Video.id == video_id))
         shutil.rmtree(self.folder(video_id), ignore_errors=True)
+        await asyncio.to_thread(self.storage.delete, video_id)
 
     async def sweep_orphans(self, older_than_s: float = 3600.0) -> int:
         """Remove temporary uploads and media folders that no video row owns (left by a crash mid-upload).
