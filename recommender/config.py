@@ -156,7 +156,7 @@ class RecommenderConfig:
     holdout_fraction: float = 0.2
     promotion_min_logloss_gain: float = 1e-4
     promotion_auc_tolerance: float = 0.005
-    promotion_ndcg_tolerance: float = 0.005
+    promotion_ndcg_tolerance: float = 0.01  # value NDCG on a few hundred held-out cards moves by ~0.005
     max_training_examples: int = 200_000
 
     random_seed: int = 7
