@@ -61,8 +61,11 @@ class Settings:
     allow_model_downloads: bool = True  # try the official downloads when online
     # feed
     feed_page_size: int = 6
+    # A skip is leaving a card before skip_threshold_s, or, on clips shorter than skip_short_clip_s, before
+    # skip_threshold_ratio of the clip (a third of a 4 s clip is 1.33 s).
     skip_threshold_s: float = 2.0
-    skip_threshold_ratio: float = 0.15
+    skip_threshold_ratio: float = 1 / 3
+    skip_short_clip_s: float = 6.0
     # accounts
     login_attempts_per_minute: int = 5
     admin_usernames: tuple[str, ...] = ()

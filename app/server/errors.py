@@ -7,7 +7,7 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from app.server.templating import render
+from app.server.templating import is_htmx, render
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ TITLES = {
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+    if request.url.path.startswith("/api/"):
+        return True
+    return not is_htmx(request) and "text/html" not in request.headers.get("accept", "")
 
 
 def error_response(request: Request, status: int, detail: str) -> Response:
@@ -32,6 +34,10 @@ def error_response(request: Request, status: int, detail: str) -> Response:
         return Response({"error": detail, "status": status}, status_code=status)
     title = TITLES.get(status, "Something went wrong")
     context = {"status": status, "title": title, "detail": detail}
+    if is_htmx(request):
+        # htmx swaps 4xx HTML in place (static/js/app.js): the message goes to the toast, the page stays.
+        headers = {"HX-Retarget": "#toast", "HX-Reswap": "innerHTML"}
+        return render(request, "components/error_fragment.html", context, status_code=status, headers=headers)
     try:
         return render(request, "error.html", context, status_code=status)
     except Exception:  # noqa: BLE001 - never fail while reporting a failure

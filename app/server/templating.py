@@ -65,6 +65,13 @@ def render_block(request: Request, template: str, block: str, context: dict[str,
     return "".join(page.blocks[block](page.new_context({**base_context(request), **(context or {})})))
 
 
+# One-line notices a redirect can ask for with ``?msg=<key>`` (shown once, in the toast).
+NOTICES = {
+    "account-deleted": "Your account and everything in it has been deleted.",
+    "logged-out": "You're logged out.",
+}
+
+
 def base_context(request: Request) -> dict[str, Any]:
     web_session = request.scope.get("state", {}).get("web_session")
     return {
@@ -74,4 +81,5 @@ def base_context(request: Request) -> dict[str, Any]:
         "signed_in": bool(web_session and web_session.is_signed_in),
         "csrf_token": web_session.csrf_token if web_session else "",
         "settings": request.app.state.settings,
+        "notice": NOTICES.get(request.query_params.get("msg", "")),
     }

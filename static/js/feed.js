@@ -237,9 +237,10 @@
                           final: !!final, client_ts: Date.now() }),
       };
     }
+    // Leaving before 2 s is a skip; on a clip shorter than 6 s, leaving before a third of it (settings).
     skipThreshold() {
       const d = this.duration;
-      return d > 0 ? Math.min(this.feed.skipSeconds, this.feed.skipRatio * d) : this.feed.skipSeconds;
+      return d > 0 && d < this.feed.skipShortClip ? this.feed.skipRatio * d : this.feed.skipSeconds;
     }
     // The periodic flush: the growing view, not final yet.
     snapshot() {
@@ -277,7 +278,9 @@
     init(root) {
       this.root = root;
       this.skipSeconds = parseFloat(root.dataset.skipThresholdS) || 2;
-      this.skipRatio = parseFloat(root.dataset.skipThresholdRatio) || 0.15;
+      this.skipRatio = parseFloat(root.dataset.skipThresholdRatio) || 1 / 3;
+      this.skipShortClip = parseFloat(root.dataset.skipShortClipS) || 6;
+      this.watchOnboarding();
       this.muted = store.get(KEYS.muted, true) !== false;
       this.captions = store.get(KEYS.captions, false) === true;
       this.io = new IntersectionObserver(guard("intersection", (entries) => this.onIntersect(entries)),
@@ -315,6 +318,8 @@
           }));
           v.addEventListener("error", guard("video error", () => card.classList.add("has-error")));
           this.applyCaptions(card);
+          const track = card.querySelector("track");
+          if (track) track.addEventListener("load", guard("captions loaded", () => this.placeCues(card)));
         }
         this.syncButtons(card);
       } catch (err) {
@@ -333,7 +338,28 @@
       if (v && bar && v.duration) bar.style.transform = "scaleX(" + Math.min(1, v.currentTime / v.duration) + ")";
     },
 
+    // The first-visit interests dialog: nothing plays and nothing is logged until it is dismissed.
+    watchOnboarding() {
+      const dialog = document.getElementById("onboarding");
+      if (!dialog) return;
+      this.blocked = true;
+      const observer = new MutationObserver(guard("onboarding closed", () => {
+        if (dialog.isConnected) return;
+        observer.disconnect();
+        this.blocked = false;
+        const card = this.pending || this.cards()[0];
+        this.pending = null;
+        if (card) this.activate(card);
+      }));
+      observer.observe(dialog.parentNode, { childList: true });
+      const first = dialog.querySelector("input, button");
+      if (first) first.focus({ preventScroll: true });
+    },
     activate(card) {
+      if (this.blocked) {
+        this.pending = card;
+        return;
+      }
       if (!card || card === this.active || !card.isConnected) return;
       if (this.active) this.deactivate(this.active, "swipe");
       this.active = card;
@@ -442,6 +468,10 @@
     onKey(e) {
       if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
       const target = e.target instanceof Element ? e.target : document.body;
+      if (e.key === "Tab" && this.isDrawerOpen()) {
+        this.trapFocus(this.drawer(), e);
+        return;
+      }
       if (e.key === "Escape") {
         if (this.isDrawerOpen()) this.closeDrawer();
         else if (this.active) this.closeSheet(this.active, true);
@@ -590,6 +620,27 @@
       const v = this.videoOf(card);
       if (!v || !v.textTracks) return;
       for (const track of Array.from(v.textTracks)) track.mode = this.captions ? "showing" : "hidden";
+      this.placeCues(card);
+    },
+    // Cues go just above the creator name and caption (not over them): each cue's bottom edge is put at the
+    // top of the caption block, as a percentage of the video's height.
+    placeCues(card) {
+      const v = this.videoOf(card);
+      const meta = card.querySelector(".meta");
+      if (!v || !meta || !v.textTracks) return;
+      const box = v.getBoundingClientRect();
+      if (!box.height) return;
+      const top = meta.getBoundingClientRect().top - box.top - 10;
+      const line = Math.max(10, Math.min(95, (top / box.height) * 100));
+      for (const track of Array.from(v.textTracks)) {
+        for (const cue of Array.from(track.cues || [])) {
+          if (cue.snapToLines !== false || Math.abs((cue.line || 0) - line) > 0.5) {
+            cue.snapToLines = false;
+            cue.line = line;
+            cue.lineAlign = "end";
+          }
+        }
+      }
     },
     syncButtons(card) {
       card.querySelectorAll("[data-action='mute']").forEach((b) => {
@@ -634,6 +685,23 @@
     },
     drawer() {
       return document.getElementById("comments-drawer");
+    },
+    // Tab and Shift+Tab go round the drawer's own controls while it is open.
+    trapFocus(container, e) {
+      const focusable = Array.from(container.querySelectorAll(
+        "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), textarea, select, [tabindex='0']"))
+        .filter((el) => el.offsetParent !== null || el === document.activeElement);
+      if (!focusable.length) return;
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      const inside = container.contains(document.activeElement);
+      if (e.shiftKey && (document.activeElement === first || !inside)) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && (document.activeElement === last || !inside)) {
+        e.preventDefault();
+        first.focus();
+      }
     },
     isDrawerOpen() {
       const d = this.drawer();
@@ -863,6 +931,7 @@
     }));
     window.addEventListener("pagehide", guard("pagehide", () => endView("hidden")));
     window.addEventListener("online", () => Outbox.flush());
+    window.addEventListener("resize", guard("resize", () => { if (Feed.active) Feed.placeCues(Feed.active); }));
     setInterval(guard("periodic flush", () => {
       if (Feed.view) Feed.view.snapshot();
       Outbox.flush();

@@ -18,7 +18,9 @@ def test_feed_pages_through_the_catalogue_once_then_says_caught_up(client, setti
     assert page.status_code == 200
     first = CARD_IDS.findall(page.text)
     assert len(first) == settings.feed_page_size
-    assert 'data-skip-threshold-s="2.0"' in page.text and 'data-skip-threshold-ratio="0.15"' in page.text
+    assert 'data-skip-threshold-s="2.0"' in page.text
+    assert f'data-skip-threshold-ratio="{settings.skip_threshold_ratio}"' in page.text
+    assert 'data-skip-short-clip-s="6.0"' in page.text
     assert '<link rel="stylesheet" href="/static/css/feed.css">' in page.text
     loader = re.search(r'class="feed-loader" hx-get="([^"]+)"', page.text).group(1).replace("&amp;", "&")
     assert loader == f"/feed/cards?tab=foryou&cursor={settings.feed_page_size}"

@@ -70,6 +70,12 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
             if row is not None:
                 if item.watch_duration is not None and item.watch_duration > (row.watch_duration or 0):
                     row.watch_duration = item.watch_duration
+                    # The grown view's own figures (watch_ratio, replays) go with it; "final" never reverts.
+                    info = {**(row.additional_info or {}), **item.additional_info}
+                    info["final"] = bool((row.additional_info or {}).get("final") or item.additional_info.get("final"))
+                    row.additional_info = info
+                elif item.additional_info.get("final") and not (row.additional_info or {}).get("final"):
+                    row.additional_info = {**(row.additional_info or {}), "final": True}
                 stored.append(StoredEvent(item, is_new=False, session_id=row.session_id))
                 continue
             session_id = sessions.get(item.user_id) if item.user_id else None

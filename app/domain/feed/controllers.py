@@ -37,6 +37,7 @@ def player_context(settings: Settings, tab: str) -> dict[str, Any]:
         "tab": tab,
         "skip_threshold_s": settings.skip_threshold_s,
         "skip_threshold_ratio": settings.skip_threshold_ratio,
+        "skip_short_clip_s": settings.skip_short_clip_s,
         "report_reasons": REPORT_REASONS,
         "source_words": source_words,
     }

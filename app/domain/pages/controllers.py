@@ -7,9 +7,10 @@ from typing import Annotated
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
+from litestar.response import File
 from sqlalchemy import func, select
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.db.engine import Database
 from app.db.models import Like, Save, User, Video
 from app.domain.accounts.services import AccountService
@@ -29,7 +30,15 @@ def absolute(request: Request, path: str) -> str:
     return str(request.base_url).rstrip("/") + path
 
 
+FAVICON = PROJECT_ROOT / "static" / "favicon.ico"
+
+
 class PagesController(Controller):
+    @get("/favicon.ico", include_in_schema=False)
+    async def favicon(self) -> File:
+        return File(FAVICON, media_type="image/x-icon", content_disposition_type="inline",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
     # ---- a video's own page: the same player and actions, then the For You feed continues -----------------
     @get("/v/{video_id:str}")
     async def video(self, request: Request, video_id: str, settings: Settings, db: Database,
