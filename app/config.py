@@ -69,6 +69,8 @@ class Settings:
     # accounts
     login_attempts_per_minute: int = 5
     admin_usernames: tuple[str, ...] = ()
+    # JSON API (/api/v1): calls per second per personal access token (seed 002's gateway limit)
+    api_rate_per_second: int = 5
     # events
     event_batch_max: int = 200
     event_flush_interval_ms: int = 30

@@ -256,5 +256,5 @@ class RecommenderSnapshot(SQLModel, table=True):
     blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
-# Imported last so that Alembic sees them: operator tables (experiments, moderation, alerts); sounds.
-from app.db import admin_models, sound_models  # noqa: E402, F401
+# Imported last so that Alembic sees them: operator tables (experiments, moderation, alerts), API, sounds.
+from app.db import admin_models, api_models, sound_models  # noqa: E402, F401

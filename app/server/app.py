@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from app.config import PROJECT_ROOT, Settings, load_settings
@@ -17,6 +19,8 @@ from app.db.migrate import upgrade
 from app.domain.accounts.controllers import AccountController
 from app.domain.admin.controllers import AdminController
 from app.domain.analytics.controllers import CreatorAnalyticsController
+from app.domain.api.controllers import SECURITY_SCHEME, api_router
+from app.domain.api.web import ApiTokenController
 from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
 from app.domain.interactions.controllers import InteractionController
@@ -56,8 +60,9 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         finally:
             await services.stop()
 
-    app = Litestar(
-        route_handlers=[
+    # The HTML app (and its own JSON endpoints for the pages) stays out of the OpenAPI schema: /schema documents
+    # the public API, /api/v1.
+    pages = Router(path="/", include_in_schema=False, route_handlers=[
             FeedController,
             InteractionController,
             PagesController,
@@ -69,9 +74,19 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             AdminController,
             CreatorAnalyticsController,
             SettingsController,
+            ApiTokenController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], cache_control=None,
                                        include_in_schema=False),
-        ],
+        ])
+    app = Litestar(
+        route_handlers=[pages, api_router(settings.api_rate_per_second)],
+        openapi_config=OpenAPIConfig(
+            title="ForYou API", version="1", path="/schema",
+            description="Recommendations, videos, events, likes, follows and search. Authenticate with a personal "
+                        "access token from /settings/tokens: `Authorization: Bearer fy_...`.",
+            components=Components(security_schemes={SECURITY_SCHEME: SecurityScheme(
+                type="http", scheme="bearer", description="A personal access token (scopes: read, write).")}),
+        ),
         middleware=[
             SecurityHeadersMiddleware(),
             AccessLogMiddleware(),

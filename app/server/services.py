@@ -16,6 +16,9 @@ from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
 from app.domain.accounts.services import AccountService, LoginRateLimiter
+from app.domain.api.controllers import ApiKit
+from app.domain.api.feeds import ApiFeedService, CursorCodec, recommend_via
+from app.domain.api.tokens import TokenService
 from app.domain.events.writer import EventWriter
 from app.domain.feed.recommender import RecommenderService
 from app.domain.feed.replication import ReplicaSync
@@ -23,6 +26,7 @@ from app.domain.feed.services import FeedService
 from app.domain.feed.snapshots import JobSnapshots
 from app.domain.interactions.services import InteractionService
 from app.domain.moderation.service import ModerationService
+from app.domain.pages.semantic import semantic_search_for
 from app.domain.privacy.service import PrivacyService
 from app.domain.system.status import ModelStatus
 from app.domain.videos.jobs import JobRunner
@@ -69,6 +73,7 @@ class Services:
     moderation: ModerationService
     privacy: PrivacyService
     model_status: ModelStatus
+    api: ApiKit
     replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
     snapshots: JobSnapshots | None = field(default=None)  # periodic-job outputs shared between replicas
     scheduler: Scheduler | None = field(default=None)
@@ -100,6 +105,10 @@ class Services:
                                  storage=storage)
         videos = VideoService(settings, db, PIPELINE_STEPS, storage=storage)
         removal = VideoRemoval(videos, vectors, recommender)
+        cursors = CursorCodec(settings.effective_secret_key())
+        api = ApiKit(db=db, events=events, tokens=TokenService(db), cursors=cursors,
+                     feeds=ApiFeedService(db, events, recommend_via(recommender), cursors),
+                     semantic_search=semantic_search_for(vectors, models))
         return cls(
             settings=settings, db=db, sessions=sessions,
             accounts=AccountService(db, sessions, LoginRateLimiter(settings.login_attempts_per_minute),
@@ -109,7 +118,7 @@ class Services:
             replication=replication, snapshots=snapshots,
             interactions=InteractionService(db, events), removal=removal,
             moderation=ModerationService(db, recommender),
-            privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models),
+            privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models), api=api,
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -162,7 +171,7 @@ class Services:
 
 # The long-lived services a handler can receive by naming them.
 INJECTED = ("settings", "db", "sessions", "accounts", "events", "feed", "videos", "recommender", "interactions",
-            "removal", "moderation", "privacy", "model_status")
+            "removal", "moderation", "privacy", "model_status", "api")
 
 
 def _constant(value: object):  # noqa: ANN202

@@ -175,8 +175,10 @@ class SessionMiddleware(ASGIMiddleware):
     """Loads (or starts) the visitor's session, enforces CSRF, and (re)issues the cookie when needed."""
 
     scopes = (ScopeType.HTTP,)
-    # Static files and probes need no session (a callable, not a path pattern: see Litestar's deprecation note).
-    should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith(("/static/", "/healthz", "/readyz")))
+    # Static files and probes need no session (a callable, not a path pattern: see Litestar's deprecation note);
+    # nor does the JSON API (/api/v1), whose callers present tokens, not cookies, so CSRF does not apply to it.
+    should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith(
+        ("/static/", "/healthz", "/readyz", "/api/v1/", "/schema")))
 
     def __init__(self, store: SessionStore, secure_cookies: bool) -> None:
         self.store = store
