@@ -28,8 +28,57 @@ def _serve(settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    overrides: dict[str, object] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    if args.no_worker:
+        overrides["run_worker"] = False
+    if args.no_scheduler:
+        overrides["run_scheduler"] = False
     return _serve(settings.with_overrides(**overrides))
+
+
+def _until_signalled(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT end a background role cleanly: the step or job in hand finishes first."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    """The media pipeline role: claim due steps under a lease and run them until stopped (several may run)."""
+    from app.commands import running
+    from app.server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def _run() -> None:
+        async with running(settings, recommender=False) as services:
+            stop = asyncio.Event()
+            _until_signalled(stop)
+            print(f"ForYou media worker {services.owner} is running", flush=True)
+            await services.jobs.work(stop, settings.worker_poll_s)
+
+    asyncio.run(_run())
+    return 0
+
+
+def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    """The periodic-jobs role: each job runs once per interval across every scheduler on the database."""
+    from app.commands import running
+    from app.server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def _run() -> None:
+        async with running(settings, scheduler=True) as services:
+            stop = asyncio.Event()
+            _until_signalled(stop)
+            print(f"ForYou scheduler {services.owner} is running", flush=True)
+            await stop.wait()
+
+    asyncio.run(_run())
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,7 +104,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     result = asyncio.run(_seed())
     if result.get("seeded"):
         print(f"Queued {result['seeded']} demo clips; they appear in the feed as processing finishes.")
-    return _serve(settings)
+    # The demo is one process whatever the database: web, media worker and scheduler together.
+    return _serve(settings.with_overrides(run_worker=True, run_scheduler=True))
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
@@ -110,8 +160,10 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     async def _run() -> object:
         async with running(settings) as services:
             if args.jobs_command == "list":
-                return [{"name": job.name, "every_s": job.every_s, "description": job.description}
-                        for job in services.scheduled_jobs()]
+                return [{"name": "media_pipeline", "every_s": None,
+                         "description": "due media steps, run continuously by `foryou worker` (or inside serve)"},
+                        *({"name": job.name, "every_s": job.every_s, "description": job.description}
+                          for job in services.scheduled_jobs())]
             if not args.name or args.name == "media_pipeline":
                 ran = await services.jobs.drain()
                 return {"job": "media_pipeline", "steps_run": ran, "pending": await services.jobs.pending_count()}
@@ -196,10 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="foryou", description="ForYou: short videos with a recommender.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the web app")
+    serve = sub.add_parser("serve", help="run the web app (on SQLite also the media worker and the scheduler)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--no-worker", action="store_true", help="leave media processing to `foryou worker`")
+    serve.add_argument("--no-scheduler", action="store_true", help="leave periodic jobs to `foryou scheduler`")
     serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run the media pipeline (several workers may run at once)").set_defaults(
+        func=cmd_worker)
+    sub.add_parser("scheduler", help="run the periodic jobs, once per interval across all schedulers").set_defaults(
+        func=cmd_scheduler)
 
     sub.add_parser("demo", help="migrate, prepare models, seed the demo catalogue once, and serve").set_defaults(
         func=cmd_demo)

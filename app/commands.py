@@ -25,11 +25,13 @@ class CommandError(Exception):
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Services]:
-    """The app's services without the web server: migrated database, event writer, recommender state."""
+async def running(settings: Settings, *, scheduler: bool = False, recommender: bool = True) -> AsyncIterator[Services]:
+    """The app's services without the web server: migrated database, event writer, recommender state.
+
+    Safe beside a live server on the same database: start-up reclaims only steps whose lease has expired."""
     await asyncio.to_thread(upgrade, settings)
     services = Services.build(settings)
-    await services.start(scheduler=False)
+    await services.start(scheduler=scheduler, recommender=recommender)
     try:
         yield services
     finally:

@@ -40,7 +40,14 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
-    run_scheduler: bool = True
+    # Background work inside `foryou serve`: the media worker and the periodic-job scheduler. Unset means
+    # "with SQLite" (one box, one process); with PostgreSQL run `foryou worker` / `foryou scheduler` instead.
+    # Either way leases keep several processes from doing the same work twice.
+    run_worker: bool | None = None
+    run_scheduler: bool | None = None
+    job_lease_s: float = 30.0  # a claim lives this long unless its holder's heartbeat renews it
+    worker_poll_s: float = 1.0  # an idle media worker looks for due steps this often
+    job_intervals: tuple[str, ...] = ()  # per-job interval overrides: "trends=60,video_stats=120" (seconds)
     # uploads and media
     max_upload_mb: int = 200
     max_video_seconds: float = 600.0
@@ -97,6 +104,25 @@ class Settings:
         import socket
 
         return f"{socket.gethostname()}-{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def worker_in_serve(self) -> bool:
+        return self.is_sqlite if self.run_worker is None else self.run_worker
+
+    @property
+    def scheduler_in_serve(self) -> bool:
+        return self.is_sqlite if self.run_scheduler is None else self.run_scheduler
+
+    def job_interval(self, name: str, default_s: float) -> float:
+        for pair in self.job_intervals:
+            key, _, value = pair.partition("=")
+            if key.strip() in (name, name.removeprefix("recommender:")) and value.strip():
+                return float(value)
+        return default_s
 
     @property
     def media_dir(self) -> Path:

@@ -12,6 +12,7 @@ import app.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata
+MIGRATION_LOCK_ID = 0x0F0E_0015
 
 
 def _run(connection) -> None:  # noqa: ANN001
@@ -22,6 +23,9 @@ def _run(connection) -> None:  # noqa: ANN001
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once: one migrates, the others wait and then find the head.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         context.run_migrations()
 
 

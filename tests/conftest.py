@@ -15,7 +15,7 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    defaults = {"run_scheduler": False, "log_json": False, "secret_key": "test-secret"}
+    defaults = {"run_worker": False, "run_scheduler": False, "log_json": False, "secret_key": "test-secret"}
     return Settings(data_dir=data_dir, **{**defaults, **overrides})
 
 

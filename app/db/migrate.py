@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+
 from alembic import command
 from alembic.config import Config
 
@@ -18,8 +20,15 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate to ``revision``. Processes starting together take turns: on SQLite through a lock file in the
+    data dir, on PostgreSQL through an advisory lock taken in the migration transaction (migrations/env.py)."""
     settings.ensure_dirs()
-    command.upgrade(alembic_config(settings.resolved_database_url), revision)
+    with open(settings.data_dir / ".migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(settings.resolved_database_url), revision)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def current_head() -> str:

@@ -222,6 +222,25 @@ class MediaJob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = Field(default=None)
     finished_at: datetime | None = Field(default=None)
+    # Which process runs the step, and until when its claim holds unless renewed by a heartbeat
+    # (app.domain.videos.jobs): only an expired lease lets another worker take the step over.
+    lease_owner: str | None = Field(default=None, max_length=96)
+    lease_expires_at: datetime | None = Field(default=None)
+
+
+class JobLease(SQLModel, table=True):
+    """One row per periodic job: who runs it now, and when it last started, so that across every process
+    of a deployment each job runs once per interval (app.server.scheduler)."""
+
+    __tablename__ = "job_leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str | None = Field(default=None, max_length=96)
+    expires_at: datetime | None = Field(default=None)
+    last_started_at: datetime | None = Field(default=None)
+    last_finished_at: datetime | None = Field(default=None)
+    runs: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=500)
 
 
 class RankerVersion(SQLModel, table=True):

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         if settings.run_migrations_on_start:
             # Alembic's environment runs its own event loop, so it gets a thread of its own.
             await asyncio.to_thread(upgrade, settings)
-        await services.start(scheduler=settings.run_scheduler)
+        await services.start(worker=settings.worker_in_serve, scheduler=settings.scheduler_in_serve)
         log.info("foryou started", extra={"data_dir": str(settings.data_dir.resolve())})
         try:
             yield

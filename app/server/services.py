@@ -15,6 +15,7 @@ from app.adapters.object_storage import storage_for
 from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
+from app.db.leases import PeriodicLeases, process_owner
 from app.domain.accounts.services import AccountService, LoginRateLimiter
 from app.domain.api.controllers import ApiKit
 from app.domain.api.feeds import ApiFeedService, CursorCodec, recommend_via
@@ -39,8 +40,6 @@ from media.models.registry import ModelRegistry, ModelSettings
 from recommender import JOBS
 
 log = logging.getLogger(__name__)
-
-MEDIA_TICK_S = 2.0
 
 
 def model_settings(settings: Settings) -> ModelSettings:
@@ -76,7 +75,10 @@ class Services:
     api: ApiKit
     replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
     snapshots: JobSnapshots | None = field(default=None)  # periodic-job outputs shared between replicas
+    owner: str = field(default_factory=process_owner)  # this process's name on the leases it holds
     scheduler: Scheduler | None = field(default=None)
+    _worker: asyncio.Task | None = field(default=None, repr=False)
+    _stop_worker: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, models: ModelRegistry | None = None) -> Services:
@@ -109,12 +111,14 @@ class Services:
         api = ApiKit(db=db, events=events, tokens=TokenService(db), cursors=cursors,
                      feeds=ApiFeedService(db, events, recommend_via(recommender), cursors),
                      semantic_search=semantic_search_for(vectors, models))
+        owner = process_owner()
         return cls(
             settings=settings, db=db, sessions=sessions,
             accounts=AccountService(db, sessions, LoginRateLimiter(settings.login_attempts_per_minute),
                                     settings.admin_usernames),
             events=events, feed=feed, videos=videos, models=models,
-            vectors=vectors, recommender=recommender, pipeline=pipeline, jobs=JobRunner(db, pipeline.run_step),
+            vectors=vectors, recommender=recommender, pipeline=pipeline,
+            jobs=JobRunner(db, pipeline.run_step, owner=owner, lease_s=settings.job_lease_s), owner=owner,
             replication=replication, snapshots=snapshots,
             interactions=InteractionService(db, events), removal=removal,
             moderation=ModerationService(db, recommender),
@@ -122,26 +126,40 @@ class Services:
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    async def start(self, *, scheduler: bool) -> None:
-        """Start background work: the event writer, the recommender's state, and (in the server) the scheduler."""
+    async def start(self, *, worker: bool = False, scheduler: bool = False, recommender: bool = True) -> None:
+        """Start this process's share of the work: the event writer, the recommender's state (web, scheduler),
+        the media worker loop and the periodic-job scheduler. Other processes may be running on the same
+        database: nothing here resets their work (steps whose lease expired are reclaimed, live ones never)."""
         await asyncio.to_thread(self.videos.storage.start)
         await self.events.start()
-        await self.jobs.reclaim_abandoned(everything=True)
+        await self.jobs.reclaim_expired()
         await self.videos.sweep_orphans()
         if self.replication is not None:
             await self.replication.start()
-        await self.recommender.bootstrap()
-        if self.snapshots is not None:
-            await self.snapshots.load_all()
-        if self.replication is not None:
-            await self.replication.follow()
+        if recommender:  # a media worker holds no recommender (it announces what it publishes)
+            await self.recommender.bootstrap()
+            if self.snapshots is not None:
+                await self.snapshots.load_all()
+            if self.replication is not None:
+                await self.replication.follow()
+        if worker:
+            self._worker = asyncio.create_task(self.jobs.work(self._stop_worker, self.settings.worker_poll_s))
         if scheduler:
-            self.scheduler = Scheduler(self.scheduled_jobs())
-            self.scheduler.start()
+            self.scheduler = Scheduler(self.scheduled_jobs(),
+                                       PeriodicLeases(self.db, self.owner, self.settings.job_lease_s))
+            await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, worker_grace_s: float = 30.0) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self._worker is not None:
+            # Let a running step finish; past the grace its lease expires and another worker takes it over.
+            self._stop_worker.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._worker), worker_grace_s)
+            except TimeoutError:
+                self._worker.cancel()
+            self._worker = None
         await self.events.stop()
         if self.replication is not None:
             await self.replication.stop()
@@ -149,11 +167,11 @@ class Services:
         await self.db.dispose()
 
     def scheduled_jobs(self) -> list[ScheduledJob]:
-        """The one table of every periodic job: the media queue, then the recommender's own jobs."""
-        jobs = [ScheduledJob("media_pipeline", MEDIA_TICK_S, lambda: self.jobs.drain(max_seconds=60),
-                             "run due media pipeline steps")]
+        """The one table of every periodic job (the media pipeline is not one: workers run it continuously)."""
+        jobs = []
         for spec in JOBS.values() if isinstance(JOBS, dict) else JOBS:
-            jobs.append(ScheduledJob(f"recommender:{spec.name}", spec.interval_seconds,
+            name = f"recommender:{spec.name}"
+            jobs.append(ScheduledJob(name, self.settings.job_interval(name, spec.interval_seconds),
                                      _job_runner(self.recommender, spec.name), spec.description))
         return jobs
 

@@ -97,7 +97,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_moderation_flags_video_id'), ['video_id'], unique=False)
 
     # ### end Alembic commands ###
-    terms = sa.table("blocked_terms", sa.column("term", sa.String), sa.column("created_at", sa.DateTime))
+    terms = sa.table("blocked_terms", sa.column("term", sa.String), sa.column("created_at", sa.DateTime(timezone=True)))
     op.bulk_insert(terms, [{"term": term, "created_at": datetime.now(UTC)} for term in DEFAULT_BLOCKED_TERMS])
 
 

@@ -115,7 +115,7 @@ def test_range_requests_return_206_with_the_right_bytes(tmp_path, speech_clip, r
 
 def _cli(data_dir: Path, *args: str, **popen) -> subprocess.Popen:
     env = {**os.environ, "FORYOU_DATA_DIR": str(data_dir), "FORYOU_ALLOW_MODEL_DOWNLOADS": "false",
-           "FORYOU_LOG_JSON": "false"}
+           "FORYOU_LOG_JSON": "false", "FORYOU_JOB_LEASE_S": "2"}
     return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, **popen)
 
 
@@ -143,6 +143,7 @@ def test_a_worker_killed_mid_step_resumes_after_restart_with_nothing_lost_or_dup
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT state FROM videos WHERE id = ?", (video_id,)).fetchone() == ("processing",)
 
+    time.sleep(2.5)  # the dead worker's lease expires: only then may the step be taken over
     restarted = _cli(data_dir, "jobs", "run", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     restarted.communicate(timeout=300)
     assert restarted.returncode == 0

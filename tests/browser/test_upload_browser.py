@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def processing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     from app.db.migrate import upgrade
 
-    settings = make_settings(tmp_path_factory.mktemp("upload") / "data", run_scheduler=True,
+    settings = make_settings(tmp_path_factory.mktemp("upload") / "data", run_worker=True, run_scheduler=True,
                              run_migrations_on_start=False, allow_model_downloads=False)
     migrate = threading.Thread(target=upgrade, args=(settings,))  # Alembic runs its own event loop
     migrate.start()

@@ -1,21 +1,26 @@
 """The durable media job runner: claims due steps from ``media_jobs`` and runs them one at a time.
 
 Each step of each video is a row. A worker claims the next due step (the lowest unfinished position of a
-processing video) in a write transaction, runs it off the event loop, and records the outcome:
-success moves the video on; ``MediaRejected`` fails it for good with a reason for the creator; anything else
-is retried with exponential backoff. Steps are idempotent, so a step interrupted by a crash (``kill -9``) is
-simply run again after restart: rows left ``running`` by a dead worker are reclaimed when their lease expires,
-and at start-up of the only worker.
+processing video) with a lease (owner + expiry, see app.db.leases), renews the lease by a heartbeat while the
+step runs off the event loop, and records the outcome only if it still holds the lease: success moves the
+video on; ``MediaRejected`` fails it for good with a reason for the creator; anything else is retried with
+exponential backoff. Several workers (processes) may run at once: on PostgreSQL the claim skips rows another
+worker has locked (``FOR UPDATE SKIP LOCKED``), on SQLite it is a conditional ``UPDATE`` inside
+``BEGIN IMMEDIATE``. A worker that dies (``kill -9``) stops renewing; once its lease has expired any worker puts
+the step back to pending and runs it again (steps are idempotent). Live leases are never reset.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app.db.engine import Database
 from app.db.models import MediaJob, Video, utcnow
@@ -25,50 +30,89 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 5.0
-LEASE = timedelta(minutes=30)
+DEFAULT_LEASE_S = 30.0
 
 StepRunner = Callable[[Video, MediaJob], Awaitable[dict]]
 Finisher = Callable[[str], Awaitable[None]]
 
 
 class JobRunner:
-    def __init__(self, db: Database, run_step: StepRunner, on_ready: Finisher | None = None) -> None:
+    def __init__(self, db: Database, run_step: StepRunner, on_ready: Finisher | None = None, *,
+                 owner: str, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.db = db
         self.run_step = run_step
         self.on_ready = on_ready
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_s)
+        self.heartbeat_s = lease_s / 4
 
-    async def reclaim_abandoned(self, everything: bool = False) -> int:
-        """Put ``running`` rows back to ``pending``: all of them (at start of the only worker) or expired leases."""
-        cutoff = utcnow() if everything else utcnow() - LEASE
-        async with self.db.write() as session:
-            result = await session.execute(
-                update(MediaJob).where(MediaJob.status == "running", MediaJob.started_at <= cutoff)
-                .values(status="pending", run_after=utcnow())
-            )
-        return result.rowcount or 0
+    def _expired(self, now):  # noqa: ANN001, ANN202 - a SQL condition
+        """Running rows whose lease ran out (rows from before leases existed: 30 minutes after their start)."""
+        return and_(MediaJob.status == "running",
+                    or_(MediaJob.lease_expires_at < now,
+                        and_(MediaJob.lease_expires_at.is_(None), MediaJob.started_at < now - timedelta(minutes=30))))
 
-    async def claim(self) -> tuple[Video, MediaJob] | None:
-        """Atomically take the next due step whose earlier steps have all succeeded."""
+    async def reclaim_expired(self) -> int:
+        """Put steps whose worker stopped renewing its lease back to pending. Live leases are left alone."""
         now = utcnow()
         async with self.db.write() as session:
-            candidates = (await session.execute(
-                select(MediaJob, Video).join(Video, Video.id == MediaJob.video_id)
-                .where(Video.state == "processing", MediaJob.status == "pending", MediaJob.run_after <= now)
+            result = await session.execute(
+                update(MediaJob).where(self._expired(now))
+                .values(status="pending", run_after=now, lease_owner=None, lease_expires_at=None)
+            )
+        reclaimed = result.rowcount or 0
+        if reclaimed:
+            log.warning("media steps reclaimed from expired leases", extra={"steps": reclaimed})
+        return reclaimed
+
+    async def claim(self) -> tuple[Video, MediaJob] | None:
+        """Atomically take the next due step whose earlier steps have all succeeded, under this worker's lease."""
+        await self.reclaim_expired()
+        now = utcnow()
+        earlier = aliased(MediaJob)
+        earlier_unfinished = exists().where(earlier.video_id == MediaJob.video_id,
+                                            earlier.position < MediaJob.position, earlier.status != "succeeded")
+        async with self.db.write() as session:
+            job_id = (await session.execute(
+                select(MediaJob.id).join(Video, Video.id == MediaJob.video_id)
+                .where(Video.state == "processing", MediaJob.status == "pending", MediaJob.run_after <= now,
+                       ~earlier_unfinished)
                 .order_by(MediaJob.run_after, MediaJob.video_id, MediaJob.position)
-                .limit(50)
-            )).all()
-            for job, video in candidates:
-                blocking = (await session.execute(
-                    select(MediaJob.id).where(MediaJob.video_id == job.video_id, MediaJob.position < job.position,
-                                              MediaJob.status != "succeeded").limit(1)
-                )).first()
-                if blocking:
-                    continue
-                job.status = "running"
-                job.started_at = now
-                job.attempts += 1
-                return video, job
-        return None
+                .limit(1)
+                .with_for_update(skip_locked=True, of=MediaJob)  # PostgreSQL; SQLite has one writer anyway
+            )).scalar_one_or_none()
+            if job_id is None:
+                return None
+            taken = await session.execute(
+                update(MediaJob).where(MediaJob.id == job_id, MediaJob.status == "pending")
+                .values(status="running", started_at=now, attempts=MediaJob.attempts + 1, lease_owner=self.owner,
+                        lease_expires_at=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:
+                return None
+            job = await session.get(MediaJob, job_id)
+            video = await session.get(Video, job.video_id)
+        return video, job
+
+    async def _heartbeat(self, job_id: int, lost: asyncio.Event) -> None:
+        """Renew the lease while the step runs; if another worker has taken the step over, say so."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                async with self.db.write() as session:
+                    result = await session.execute(
+                        update(MediaJob)
+                        .where(MediaJob.id == job_id, MediaJob.status == "running", MediaJob.lease_owner == self.owner)
+                        .values(lease_expires_at=utcnow() + self.lease)
+                    )
+            except Exception:  # noqa: BLE001 - a busy database: try again at the next beat
+                log.warning("lease heartbeat failed", exc_info=True, extra={"job": job_id})
+                continue
+            if result.rowcount != 1:
+                lost.set()
+                log.warning("media step lease lost", extra={"job": job_id, "owner": self.owner})
+                return
 
     async def run_next(self) -> str | None:
         """Run one due step. Returns "<video>:<step>:<outcome>" or None when nothing is due."""
@@ -77,29 +121,38 @@ class JobRunner:
             return None
         video, job = claimed
         started = time.perf_counter()
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, lost))
         try:
             result = await self.run_step(video, job)
         except MediaRejected as exc:
-            await self._fail(video.id, job.id, exc.message, permanent=True)
-            return f"{video.id}:{job.step}:rejected"
+            return await self._fail(video.id, job, exc.message, permanent=True, outcome="rejected")
         except Exception as exc:  # noqa: BLE001 - anything else may be transient: retry with backoff
             log.warning("media step failed", extra={"video": video.id, "step": job.step, "attempt": job.attempts,
                                                      "error": repr(exc)})
             permanent = job.attempts >= MAX_ATTEMPTS
             message = (f"Processing failed after {job.attempts} attempts ({type(exc).__name__}: {exc})"
                        if permanent else f"{type(exc).__name__}: {exc}")
-            await self._fail(video.id, job.id, message[:900], permanent=permanent, attempts=job.attempts)
-            return f"{video.id}:{job.step}:{'failed' if permanent else 'retry'}"
+            return await self._fail(video.id, job, message[:900], permanent=permanent,
+                                    outcome="failed" if permanent else "retry")
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         seconds = round(time.perf_counter() - started, 3)
         async with self.db.write() as session:
             row = await session.get(MediaJob, job.id)
             if row is None:  # the video was deleted meanwhile
                 return f"{video.id}:{job.step}:gone"
+            if not self._holds(row):  # our lease expired and another worker took the step over
+                return f"{video.id}:{job.step}:lost"
             row.status = "succeeded"
             row.progress = 1.0
             row.error = None
             row.finished_at = utcnow()
             row.result = {**(result or {}), "seconds": seconds}
+            row.lease_owner = None
+            row.lease_expires_at = None
             remaining = (await session.execute(
                 select(MediaJob.id).where(and_(MediaJob.video_id == video.id, MediaJob.status != "succeeded",
                                                MediaJob.id != job.id)).limit(1)
@@ -108,12 +161,19 @@ class JobRunner:
             await self.on_ready(video.id)
         return f"{video.id}:{job.step}:ok"
 
-    async def _fail(self, video_id: str, job_id: int, message: str, permanent: bool, attempts: int = 0) -> None:
+    def _holds(self, row: MediaJob) -> bool:
+        return row.status == "running" and row.lease_owner == self.owner
+
+    async def _fail(self, video_id: str, job: MediaJob, message: str, permanent: bool, outcome: str) -> str:
         async with self.db.write() as session:
-            row = await session.get(MediaJob, job_id)
+            row = await session.get(MediaJob, job.id)
             if row is None:
-                return
+                return f"{video_id}:{job.step}:gone"
+            if not self._holds(row):
+                return f"{video_id}:{job.step}:lost"
             row.error = message
+            row.lease_owner = None
+            row.lease_expires_at = None
             if permanent:
                 row.status = "failed"
                 row.finished_at = utcnow()
@@ -123,7 +183,8 @@ class JobRunner:
                     video.failure_reason = message
             else:
                 row.status = "pending"
-                row.run_after = utcnow() + timedelta(seconds=BACKOFF_BASE_S * 2 ** max(attempts - 1, 0))
+                row.run_after = utcnow() + timedelta(seconds=BACKOFF_BASE_S * 2 ** max(job.attempts - 1, 0))
+        return f"{video_id}:{job.step}:{outcome}"
 
     async def drain(self, max_seconds: float | None = None, max_steps: int | None = None) -> int:
         """Run due steps until none is left (or a budget runs out). Returns how many steps ran."""
@@ -134,6 +195,22 @@ class JobRunner:
                 break
             steps += 1
         return steps
+
+    async def work(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+        """The worker loop (``foryou worker``, or a task in ``foryou serve``): run steps until ``stop`` is set.
+
+        A step already running when ``stop`` is set finishes first."""
+        log.info("media worker started", extra={"owner": self.owner})
+        while not stop.is_set():
+            try:
+                outcome = await self.run_next()
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                log.exception("media worker: claiming a step failed")
+                outcome = None
+            if outcome is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_s)
+        log.info("media worker stopped", extra={"owner": self.owner})
 
     async def pending_count(self) -> int:
         async with self.db.read() as session:
