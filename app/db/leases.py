@@ -38,7 +38,8 @@ class PeriodicLeases:
         self.lease = timedelta(seconds=lease_s)
 
     async def ensure(self, names: list[str]) -> None:
-        """One row per job, created by whichever process gets there first."""
+        """One row per job, created by whichever process gets there first, as if the job had just run: a job
+        first runs one interval after the deployment first started, and restarts never reset its schedule."""
         async with self.db.read() as session:
             known = set((await session.execute(select(JobLease.name).where(JobLease.name.in_(names)))).scalars())
         for name in names:
@@ -46,7 +47,7 @@ class PeriodicLeases:
                 continue
             try:
                 async with self.db.write() as session:
-                    session.add(JobLease(name=name))
+                    session.add(JobLease(name=name, last_started_at=utcnow()))
             except IntegrityError:  # another process inserted it meanwhile
                 pass
 

@@ -157,6 +157,8 @@ async def test_a_periodic_job_runs_once_per_interval_however_many_schedulers_tic
     (first, job_a), (second, job_b) = scheduler("a"), scheduler("b")
     await first.leases.ensure([job_a.name])
     await second.leases.ensure([job_b.name])
+    assert not await first.run_if_due(job_a)  # a new job is first due one interval after its row appears
+    await asyncio.sleep(0.55)
     outcomes = await asyncio.gather(first.run_if_due(job_a), second.run_if_due(job_b))
     assert sorted(outcomes) == [False, True] and len(runs) == 1
     assert not await second.run_if_due(job_b)  # finished, but its interval has not passed
@@ -172,6 +174,7 @@ async def test_a_periodic_job_runs_once_per_interval_however_many_schedulers_tic
 async def test_a_periodic_job_held_by_a_dead_scheduler_is_taken_over_when_its_lease_expires(db):
     dead = PeriodicLeases(db, "dead", lease_s=0.3)
     await dead.ensure(["recommender:video_stats"])
+    await asyncio.sleep(0.1)
     assert await dead.try_start("recommender:video_stats", every_s=0.1)  # and then it is killed: no finish
     alive = PeriodicLeases(db, "alive", lease_s=30)
     await asyncio.sleep(0.15)
