@@ -22,6 +22,7 @@ import httpx
 import lancedb
 import pytest
 
+from app.domain.videos.pipeline import PIPELINE_STEPS
 from tests.app.test_accounts import signup
 from tests.conftest import csrf_of
 
@@ -158,7 +159,7 @@ def assert_processed_exactly_once(fleet: Fleet, video_ids: list[str]) -> dict[tu
         state, reason = fleet.query("SELECT state, failure_reason FROM videos WHERE id = ?", video_id)[0]
         assert state == "ready", f"{video_id} ended {state}: {reason}"
         steps = fleet.query("SELECT step, status FROM media_jobs WHERE video_id = ?", video_id)
-        assert len(steps) == 10 and {status for _, status in steps} == {"succeeded"}, steps
+        assert len(steps) == len(PIPELINE_STEPS) and {status for _, status in steps} == {"succeeded"}, steps
     uploads = fleet.query("SELECT video_id, COUNT(*) FROM events WHERE event_type = 'content_upload' "
                           "GROUP BY video_id")
     assert dict(uploads) == dict.fromkeys(video_ids, 1)
