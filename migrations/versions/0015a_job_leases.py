@@ -1,7 +1,7 @@
 """job leases: media job claims with an owner and an expiry, one lease row per periodic job
 
 Revision ID: 0015a
-Revises: 0015b
+Revises: 0016b
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0015a"
-down_revision: str | None = "0015b"
+down_revision: str | None = "0016b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
