@@ -96,17 +96,35 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
         t = time.perf_counter()
         rec.run_job(name, NOW)
         result["jobs_s"][name] = round(time.perf_counter() - t, 3)
+    active = rec.ranker_versions()[rec._state.ranker.active_version]
+    result["ranker"] = {"version": active["version"], "kind": active["metrics"].get("kind", "hand-set prior"),
+                        "training": rec.last_job_runs()["ranker_training"]}
 
     rng = np.random.default_rng(seed)
     users = [f"u{u}" for u in rng.integers(0, n_users, size=requests)]
-    latencies = []
-    for i, user in enumerate(users):
-        context = FeedContext(now=NOW + i, device="mobile", session_id=f"bench-{user}")
-        t = time.perf_counter()
-        page = rec.recommend(user, k=10, context=context)
-        latencies.append((time.perf_counter() - t) * 1000)
-        assert len(page) == 10
-    result["recommend_k10"] = percentiles(latencies)
+
+    def feeds(label: str, offset: float) -> None:
+        """Wall and CPU (this thread's) milliseconds per feed of 10; CPU time is what load does not inflate."""
+        latencies, cpu = [], []
+        for i, user in enumerate(users):
+            context = FeedContext(now=NOW + offset + i, device="mobile", session_id=f"bench-{label}-{user}")
+            t, c = time.perf_counter(), time.thread_time()
+            page = rec.recommend(user, k=10, context=context)
+            cpu.append((time.thread_time() - c) * 1000)
+            latencies.append((time.perf_counter() - t) * 1000)
+            assert len(page) == 10
+        result[label] = percentiles(latencies)
+        result[f"{label}_cpu"] = percentiles(cpu)
+
+    feeds("recommend_k10", 0.0)
+    # The same requests with the hand-set prior serving: the reference the learned ranker is compared to.
+    active_version = rec._state.ranker.active_version
+    if active_version:
+        rec.rollback_ranker(0)
+        feeds("recommend_k10_prior", 0.0)
+        rec.rollback_ranker(active_version)
+        result["learned_vs_prior_cpu_p99"] = round(result["recommend_k10_cpu"]["p99_ms"]
+                                                   / result["recommend_k10_prior_cpu"]["p99_ms"], 3)
     cold = []
     for i in range(min(50, requests)):
         t = time.perf_counter()
@@ -160,7 +178,11 @@ def main() -> None:
         outcome = run_scale(**scale)
         outcome["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report["scales"].append(outcome)
-        print(json.dumps({k: outcome[k] for k in ("items", "recommend_k10", "record_event", "ann", "total_s")}))
+        print(json.dumps({k: outcome.get(k) for k in ("items", "recommend_k10", "recommend_k10_cpu",
+                                                      "recommend_k10_prior_cpu", "learned_vs_prior_cpu_p99",
+                                                      "record_event", "total_s")}))
+        print(json.dumps({"ranker": {k: v for k, v in outcome["ranker"].items() if k != "training"},
+                          "jobs_s": outcome["jobs_s"]}))
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))

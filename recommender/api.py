@@ -161,6 +161,11 @@ class Recommender:
         with self._state.lock:
             return self._state.ranker.history()
 
+    def sequence_versions(self) -> list[dict]:
+        """Every trained sequence model with its held-out recall (the serving one is "active")."""
+        with self._state.lock:
+            return [dict(v) for v in self._state.sequence_versions]
+
     def rollback_ranker(self, version: int) -> dict:
         with self._state.lock:
             return self._state.ranker.rollback(version).to_dict()

@@ -37,6 +37,7 @@ def _candidate_quotas() -> dict[str, int]:
         "ann/short_term": 80,
         "ann/long_term": 120,
         "item2item": 80,
+        "sequence/next": 60,
         "trending": 40,
         "fresh": 30,
         "following": 40,
@@ -158,6 +159,18 @@ class RecommenderConfig:
     promotion_auc_tolerance: float = 0.005
     promotion_ndcg_tolerance: float = 0.01  # value NDCG on a few hundred held-out cards moves by ~0.005
     max_training_examples: int = 200_000
+
+    # --- sequence model (GRU4Rec) -----------------------------------------------------------
+    sequence_dim: int = 64
+    sequence_max_length: int = 50  # most recent positively engaged items the GRU reads
+    sequence_max_items: int = 20_000  # vocabulary: the most engaged items (full softmax over them)
+    sequence_epochs: int = 30
+    sequence_batch_size: int = 128
+    sequence_learning_rate: float = 5e-3
+    sequence_weight_decay: float = 1e-5
+    sequence_time_budget_seconds: float = 120.0
+    sequence_min_users: int = 20  # users with a sequence (two or more engaged items) before training
+    sequence_recall_k: int = 20
 
     random_seed: int = 7
 

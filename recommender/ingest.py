@@ -72,7 +72,7 @@ def exposure_features(state: EngineState, user: UserState, row: int, now: float,
     rows = np.array([row])
     collab = state.collaborative(user, now)
     return build_features(state.config, state.catalog, state.global_rates, user, queries, rows, now, device,
-                          collab)[0]
+                          collab, state.sequence_scores(user, rows))[0]
 
 
 def update_profile(

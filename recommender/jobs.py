@@ -6,6 +6,7 @@ snapshot under the lock, compute without it (feeds keep being served) and apply 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .features import collaborative
 from .features import items as item_features
 from .features.interests import spherical_kmeans
 from .reranking.cold_start import update_cohorts
+from .sequence.training import train_gru4rec
 from .state import EngineState
 from .training import d2q
 from .training.neural import train_neural
@@ -449,6 +451,63 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# sequence model
+
+
+def train_sequence_model(state: EngineState, now: float) -> dict:
+    """GRU4Rec on each user's positively engaged items in the order of their latest engagement (the order the
+    live profile keeps), over the ``sequence_max_items`` most engaged items. Each user's last item is held
+    out; the new version serves only if its recall@k there beats popularity's (else the previous one stays)."""
+    config = state.config
+    with state.lock:
+        events = state.events.snapshot()
+        suspicious = set(state.suspicious_users)
+        durations = {item.item_id: item.duration for item in state.catalog.items}
+        version = (state.sequence_versions[-1]["version"] if state.sequence_versions else 0) + 1
+    per_user: dict[str, dict[str, float]] = defaultdict(dict)
+    for e in events:
+        if e.item_id is None or e.user_id in suspicious or e.item_id not in durations:
+            continue
+        weight = engagement_weight(e, durations[e.item_id], config.event_weights)
+        if weight:
+            engaged = per_user[e.user_id]
+            engaged[e.item_id] = engaged.pop(e.item_id, 0.0) + weight
+    orders = [[i for i, net in engaged.items() if net > 0] for engaged in per_user.values()]
+    reach: dict[str, int] = defaultdict(int)
+    for order in orders:
+        for item_id in order:
+            reach[item_id] += 1
+    ids = sorted(reach, key=lambda i: (-reach[i], i))[: config.sequence_max_items]
+    index = {item_id: p for p, item_id in enumerate(ids)}
+    sequences = [s for s in ([index[i] for i in order if i in index] for order in orders) if len(s) >= 2]
+    summary: dict = {"users_with_sequences": len(sequences), "items": len(ids)}
+    if len(sequences) < config.sequence_min_users:
+        summary["skipped"] = f"fewer than {config.sequence_min_users} users with two or more engaged items"
+        return summary
+    run = train_gru4rec(sequences, ids, dim=config.sequence_dim, max_length=config.sequence_max_length,
+                        epochs=config.sequence_epochs, batch_size=config.sequence_batch_size,
+                        learning_rate=config.sequence_learning_rate, weight_decay=config.sequence_weight_decay,
+                        time_budget=config.sequence_time_budget_seconds, seed=config.random_seed + version,
+                        recall_k=config.sequence_recall_k, version=version)
+    promote = run.recall is not None and run.popularity_recall is not None and run.recall > run.popularity_recall
+    record = {"version": version, "created_at": now, "status": "active" if promote else "rejected",
+              "recall": run.recall, "popularity_recall": run.popularity_recall, "k": config.sequence_recall_k,
+              "users_held_out": run.users_held_out, "epochs": run.epochs, "seconds": round(run.seconds, 2),
+              "loss": run.loss, "items": len(ids), "users": len(sequences)}
+    with state.lock:
+        if promote:
+            for previous in state.sequence_versions:
+                if previous["status"] == "active":
+                    previous["status"] = "retired"
+            state.sequence = dataclasses.replace(run.model, metrics=record)
+        state.sequence_versions.append(record)
+        del state.sequence_versions[:-50]
+    summary.update({k: record[k] for k in ("version", "status", "recall", "popularity_recall", "k", "epochs",
+                                           "seconds", "users_held_out")})
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
 # vector index
 
 
@@ -507,6 +566,8 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("long_term_interests", HOUR, update_long_term_interests, "long-term interest centroids per user"),
         JobSpec("ranker_training", 15 * 60, train_and_promote_ranker,
                 "incremental ranker training, held-out evaluation, promotion"),
+        JobSpec("sequence_model", 30 * 60, train_sequence_model,
+                "GRU4Rec next-item model: the sequence/next source and the ranker's sequence feature"),
         JobSpec("vector_index", HOUR, rebuild_vector_index, "coarse nearest-neighbour index for large catalogues"),
         JobSpec("metrics_snapshot", HOUR, snapshot_metrics, "DAU, retention, session length, CTR, engagement"),
     )

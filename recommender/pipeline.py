@@ -145,7 +145,7 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     catalog = state.catalog
     rows = np.array([c.row for c in candidates], dtype=np.int64)
     X = build_features(config, catalog, state.global_rates, user, queries, rows, request.now, request.context.device,
-                       request.collaborative)
+                       request.collaborative, state.sequence_scores(user, rows))
     probabilities = state.ranker.active.predict(X)
     value = value_scores(probabilities, config.value_weights)
     scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)

@@ -3,10 +3,10 @@ them instead of recomputing.
 
 A job's outputs are the parts of the state it writes: the suspicious accounts, the statistics' baselines and
 lists, trend factors, item-to-item neighbours, long-term interest centroids, the coarse index's centroids, a
-metric snapshot, and which ranker version is active (the rankers themselves are in the model store). Item
-counters are not among them: every replica updates those itself from the same stream of events. Outputs are
-keyed by item and user ids, never by a replica's own row numbers, so a replica whose catalogue is ordered
-differently loads them all the same; ids it does not know (yet) are skipped.
+metric snapshot, the sequence model, and which ranker version is active (the rankers themselves are in the
+model store). Item counters are not among them: every replica updates those itself from the same stream of
+events. Outputs are keyed by item and user ids, never by a replica's own row numbers, so a replica whose
+catalogue is ordered differently loads them all the same; ids it does not know (yet) are skipped.
 
 The format is a NumPy ``.npz`` archive (``allow_pickle=False``): arrays as entries plus one JSON entry, so a
 blob read back from a database or object store cannot run code.
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import vector_index
 from .features import collaborative
+from .sequence.model import SequenceModel
 from .state import EngineState
 
 FORMAT = 1
@@ -136,6 +137,19 @@ def _ranker_in(state: EngineState, meta: dict, arrays: dict) -> dict:
     return {"active_version": registry.active_version, "versions": len(registry.records)}
 
 
+def _sequence_out(state: EngineState) -> Outputs:
+    model = state.sequence
+    arrays = {"model": np.frombuffer(model.to_bytes(), dtype=np.uint8)} if model is not None else {}
+    return {"versions": state.sequence_versions}, arrays
+
+
+def _sequence_in(state: EngineState, meta: dict, arrays: dict) -> dict:
+    state.sequence_versions = [dict(v) for v in meta["versions"]]
+    if "model" in arrays:
+        state.sequence = SequenceModel.from_bytes(arrays["model"].tobytes())
+    return {"version": state.sequence.version if state.sequence is not None else None}
+
+
 def _index_out(state: EngineState) -> Outputs:
     centroids = state.catalog.coarse_centroids
     return {"built": centroids is not None}, ({"centroids": centroids} if centroids is not None else {})
@@ -172,6 +186,7 @@ PUBLISHED: dict[str, tuple[Callable[[EngineState], Outputs], Callable[[EngineSta
     "item_neighbors": (_neighbors_out, _neighbors_in),
     "long_term_interests": (_interests_out, _interests_in),
     "ranker_training": (_ranker_out, _ranker_in),
+    "sequence_model": (_sequence_out, _sequence_in),
     "vector_index": (_index_out, _index_in),
     "metrics_snapshot": (_metrics_out, _metrics_in),
 }

@@ -38,6 +38,8 @@ def reasons_for(item: Item, source: str, also_from: list[str], user: UserState, 
             reasons.append("Similar to videos you enjoyed")
     elif source == "item2item":
         reasons.append("People who liked the videos you liked also enjoyed this")
+    elif source == "sequence/next":
+        reasons.append("Often watched next after videos like your latest ones")
     elif source == "trending":
         reasons.append("Trending now")
     elif source == "fresh":

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .catalog import Catalog
 from .config import RecommenderConfig
 from .events import EventLog
@@ -13,6 +15,7 @@ from .features import collaborative
 from .features.collaborative import ItemSimilarity, UserCollaborative
 from .features.items import DEFAULT_GLOBAL_RATES
 from .features.users import UserState
+from .sequence.model import SequenceModel, UserSequence, user_sequence
 
 if TYPE_CHECKING:
     from .training.examples import ExampleBuffer
@@ -40,6 +43,10 @@ class EngineState:
     job_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _similarity_rows: tuple[tuple[int, int], object] | None = field(default=None, repr=False)
+    sequence: SequenceModel | None = None  # GRU4Rec (sequence_model job)
+    sequence_versions: list[dict[str, Any]] = field(default_factory=list)
+    _sequence_users: dict[str, tuple[tuple[int, int], UserSequence | None]] = field(default_factory=dict, repr=False)
+    _sequence_rows: tuple[tuple[int, int], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.events = EventLog(self.config.max_events)
@@ -62,3 +69,40 @@ class EngineState:
             self._similarity_rows = (key, collaborative.row_positions(similarity, items))
         rows = self._similarity_rows[1]
         return collaborative.for_user(similarity, rows, user, now, config or self.config, self.catalog.version)
+
+    def user_sequence(self, user: UserState) -> UserSequence | None:
+        """The user's GRU state under the serving sequence model (None without a model or positive history),
+        cached until they engage again or the model changes."""
+        model = self.sequence
+        if model is None or not user.engaged:
+            return None
+        key = (user.engaged_version, model.version)
+        cached = self._sequence_users.get(user.user_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        positions = user_sequence(user.engaged, model.index)
+        result = UserSequence.of(model, positions) if positions else None
+        self._sequence_users[user.user_id] = (key, result)
+        return result
+
+    def sequence_vocabulary(self) -> np.ndarray:
+        """Per catalogue row: its position in the sequence model's vocabulary, -1 if unknown to it."""
+        model = self.sequence
+        key = (self.catalog.version, model.version if model is not None else -1)
+        if self._sequence_rows is None or self._sequence_rows[0] != key:
+            index = model.index if model is not None else {}
+            rows = np.fromiter((index.get(item.item_id, -1) for item in self.catalog.items), dtype=np.int64,
+                               count=len(self.catalog.items))
+            self._sequence_rows = (key, rows)
+        return self._sequence_rows[1]
+
+    def sequence_scores(self, user: UserState, rows: np.ndarray) -> np.ndarray | None:
+        """Next-item scores in (-1, 1) for catalogue ``rows`` (0 where the model does not know the item)."""
+        sequence = self.user_sequence(user)
+        if sequence is None:
+            return None
+        vocab = self.sequence_vocabulary()[rows]
+        out = np.zeros(len(rows), dtype=np.float32)
+        known = vocab >= 0
+        out[known] = sequence.for_vocabulary(vocab[known])
+        return out

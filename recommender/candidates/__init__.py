@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ann, explore, following, fresh, item_to_item, popular, trending
+from . import ann, explore, following, fresh, item_to_item, popular, sequence, trending
 from .base import CandidateRequest, Scored
 
 # Priority order: when several sources find the same item, the first one here is its source.
@@ -16,6 +16,7 @@ SOURCE_ORDER: tuple[str, ...] = (
     following.NAME,
     ann.SHORT_TERM,
     item_to_item.NAME,
+    sequence.NAME,
     ann.LONG_TERM,
     trending.NAME,
     fresh.NAME,
@@ -24,6 +25,7 @@ SOURCE_ORDER: tuple[str, ...] = (
 )
 _SIMPLE_SOURCES = {
     item_to_item.NAME: item_to_item.generate,
+    sequence.NAME: sequence.generate,
     trending.NAME: trending.generate,
     fresh.NAME: fresh.generate,
     following.NAME: following.generate,

@@ -49,6 +49,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "collab",
     "collab_support",
     "log_positives",
+    "sequence",
 )
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # How many people engaged positively: reach that counts, unlike exposures (which our own feed hands out).
@@ -130,8 +131,10 @@ def build_features(
     now: float,
     device: str | None,
     collab: UserCollaborative | None = None,
+    sequence: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Feature matrix (len(rows), len(FEATURE_NAMES)) as float32. ``collab``: the user's item-to-item scores."""
+    """Feature matrix (len(rows), len(FEATURE_NAMES)) as float32. ``collab``: the user's item-to-item scores;
+    ``sequence``: the sequence model's next-item scores for ``rows``."""
     n = len(rows)
     X = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
     if n == 0:
@@ -193,6 +196,8 @@ def build_features(
     if collab is not None:
         X[:, F["collab"]] = collab.score[rows]
         X[:, F["collab_support"]] = np.tanh(collab.support[rows] / 5.0)
+    if sequence is not None:
+        X[:, F["sequence"]] = sequence
     X[:, _RATE_SLICE] = rate_matrix(counts, global_rates, config.rate_prior_strength)
     X[:, F["trend"]] = catalog.trend[rows]
     X[:, F["freshness"]] = freshness(catalog.uploaded_at[rows], now, config.freshness_half_life)

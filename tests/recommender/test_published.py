@@ -61,6 +61,9 @@ def test_a_replica_loading_the_outputs_holds_what_the_scheduler_computed(pair):
     assert r.metric_history[-1] == pytest.approx(s.metric_history[-1])
     assert r.ranker.active_version == s.ranker.active_version
     assert len(r.ranker.records) == len(s.ranker.records) > 1, summaries["ranker_training"]
+    if s.sequence is not None:  # (trained only when it beats popularity on held-out next items)
+        np.testing.assert_array_equal(r.sequence.embeddings, s.sequence.embeddings)
+    assert r.sequence_versions == s.sequence_versions and len(s.sequence_versions) == 1, summaries["sequence_model"]
     assert len(replica.recommend("u1", k=10)) == 10
 
 
