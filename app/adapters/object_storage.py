@@ -97,11 +97,18 @@ class S3Storage:
         return self._base(video_id) + name
 
     def start(self) -> None:
-        """Check the bucket answers (a clear message at start-up rather than at the first upload)."""
+        """Check the bucket answers, creating it on a first start (a clear message now rather than at the first
+        upload)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+                self.client.create_bucket(Bucket=self.bucket)
+                log.info("bucket created", extra={"bucket": self.bucket})
         except (ClientError, BotoCoreError) as exc:
             raise RuntimeError(f"object storage s3://{self.bucket} at {self.endpoint or 'AWS'} is not usable: "
                                f"{exc}") from exc

@@ -83,6 +83,13 @@ def test_push_pull_prune_delete_move_only_what_changed(s3_endpoint, tmp_path):
         storage.key("../etc", "passwd")
 
 
+def test_a_missing_bucket_is_created_on_first_start(s3_endpoint):
+    storage = S3Storage("s3://fresh-bucket/x", s3_endpoint, KEYS["storage_access_key"], KEYS["storage_secret_key"])
+    storage.start()
+    storage.client.head_bucket(Bucket="fresh-bucket")
+    storage.start()  # and found on the next
+
+
 def test_an_unreachable_store_is_a_clear_error_at_start(tmp_path):
     storage = S3Storage("s3://nowhere/x", "http://127.0.0.1:9", "k", "s")
     with pytest.raises(RuntimeError, match="not usable"):
