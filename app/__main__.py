@@ -71,7 +71,7 @@ def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
 
     async def _run() -> None:
-        async with running(settings, scheduler=True) as services:
+        async with running(settings, scheduler=True, recommender=True) as services:
             stop = asyncio.Event()
             _until_signalled(stop)
             print(f"ForYou scheduler {services.owner} is running", flush=True)
@@ -157,8 +157,10 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import running
 
+    needs_recommender = args.jobs_command == "run" and bool(args.name) and args.name != "media_pipeline"
+
     async def _run() -> object:
-        async with running(settings) as services:
+        async with running(settings, recommender=needs_recommender) as services:
             if args.jobs_command == "list":
                 return [{"name": "media_pipeline", "every_s": None,
                          "description": "due media steps, run continuously by `foryou worker` (or inside serve)"},
@@ -181,7 +183,7 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.models import User
 
     async def _run() -> list[dict]:
-        async with running(settings) as services:
+        async with running(settings, recommender=True) as services:
             async with services.db.read() as session:
                 user = (await session.execute(
                     select(User).where((User.username == args.user) | (User.id == args.user)))).scalar_one_or_none()

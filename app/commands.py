@@ -25,8 +25,10 @@ class CommandError(Exception):
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, scheduler: bool = False, recommender: bool = True) -> AsyncIterator[Services]:
-    """The app's services without the web server: migrated database, event writer, recommender state.
+async def running(settings: Settings, *, scheduler: bool = False, recommender: bool = False
+                  ) -> AsyncIterator[Services]:
+    """The app's services without the web server: migrated database, event writer, and (only for the commands
+    that ask for it) the recommender's state, which costs a snapshot load or a replay.
 
     Safe beside a live server on the same database: start-up reclaims only steps whose lease has expired."""
     await asyncio.to_thread(upgrade, settings)

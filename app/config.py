@@ -81,6 +81,7 @@ class Settings:
     # events
     event_batch_max: int = 200
     event_flush_interval_ms: int = 30
+    recommender_snapshot_interval_s: int = 600  # plus one at shutdown; start-up replays only what came after
     # scaling out (docs/SCALING.md): off on a single box
     event_stream_url: str = ""  # nats://host:4222: replicas kept in step through NATS JetStream
     event_stream_name: str = "foryou"  # the JetStream stream (one per deployment)
@@ -131,6 +132,10 @@ class Settings:
     @property
     def uploads_tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+    @property
+    def recommender_snapshot_path(self) -> Path:
+        return self.data_dir / "recommender" / "state.snapshot"
 
     @property
     def lancedb_dir(self) -> Path:

@@ -58,6 +58,11 @@ class Recommender:
         with self._state.lock:
             return self._state.catalog.remove(item_id)
 
+    def item_ids(self) -> list[str]:
+        """Every item in the catalogue (available or not)."""
+        with self._state.lock:
+            return list(self._state.catalog.row_of)
+
     # ----- events ---------------------------------------------------------------------------
     def record_event(self, event: Event) -> bool:
         """Apply one event now (short-term interests and topic scores update immediately).
@@ -65,13 +70,15 @@ class Recommender:
         with self._state.lock:
             return apply_event(self._state, event)
 
-    def record_events(self, events: Iterable[Event]) -> int:
+    def record_events(self, events: Iterable[Event], history_end: float | None = None) -> int:
         """Bulk replay (startup, backfill), in time order. Ranking features for training are logged only for
-        the most recent ``training_window_seconds`` of the batch. Returns how many were new."""
+        the most recent ``training_window_seconds`` of the history (which ends at ``history_end`` when the
+        history is replayed in chunks, else at the batch's last event). Returns how many were new."""
         ordered = sorted_events(events)
         if not ordered:
             return 0
-        horizon = ordered[-1].timestamp - self.config.training_window_seconds
+        end = ordered[-1].timestamp if history_end is None else history_end
+        horizon = end - self.config.training_window_seconds
         applied = 0
         with self._state.lock:
             for event in ordered:

@@ -90,7 +90,8 @@ class Services:
                               settings.storage_secret_key, settings.storage_region)
         vectors = VectorStore(*storage.lancedb_location()) if storage.remote else VectorStore(settings.lancedb_dir)
         models = models or ModelRegistry(model_settings(settings))
-        recommender = RecommenderService(db, vectors, settings.resolved_database_url)
+        recommender = RecommenderService(db, vectors, settings.resolved_database_url,
+                                         snapshot_path=settings.recommender_snapshot_path)
         events.add_listener(recommender.on_events)
         replication = snapshots = None
         if settings.event_stream_url:
@@ -163,7 +164,7 @@ class Services:
         await self.events.stop()
         if self.replication is not None:
             await self.replication.stop()
-        self.recommender.close()
+        await asyncio.to_thread(self.recommender.close)  # writes the final state snapshot
         await self.db.dispose()
 
     def scheduled_jobs(self) -> list[ScheduledJob]:

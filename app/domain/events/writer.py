@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.db.engine import Database
 from app.db.models import Event, ViewingSession, utcnow
@@ -43,13 +43,26 @@ class StoredEvent:
     event: EventIn
     is_new: bool  # False: a duplicate event id (a view's watch time may still have grown)
     session_id: int | None
+    row_id: int | None = None  # the events row: its id is the event log's sequence (restart replays after it)
 
 
 Listener = Callable[[Sequence[StoredEvent]], None]
 
 
+def _insert_ignoring_duplicates(dialect: str):  # noqa: ANN202 - a dialect's INSERT construct
+    """``INSERT ... ON CONFLICT DO NOTHING``: a duplicate stored meanwhile by another process is not an error."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Event).on_conflict_do_nothing()
+
+
 async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEvent]:
-    """Store events in one write transaction: dedupe on event id, merge watch time with max, sessionize."""
+    """Store events in one write transaction: dedupe on event id, merge watch time with max, sessionize.
+
+    Core statements throughout (one SELECT of the ids already stored, one multi-row INSERT ... ON CONFLICT DO
+    NOTHING RETURNING, one UPDATE per view whose watch time grew): no ORM objects per event."""
     if not events:
         return []
     # The same id may repeat inside one batch too (periodic flush + swipe-away): keep the largest watch time.
@@ -58,42 +71,47 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
         previous = merged.get(item.event_id)
         if previous is None or (item.watch_duration or 0) > (previous.watch_duration or 0):
             merged[item.event_id] = item
-    stored: list[StoredEvent] = []
+    stored: dict[str, StoredEvent] = {}
     async with db.write() as session:
         existing = {
-            row.event_id: row
-            for row in (await session.execute(select(Event).where(Event.event_id.in_(list(merged))))).scalars()
+            event_id: (row_id, watch, session_id, info)
+            for event_id, row_id, watch, session_id, info in (await session.execute(
+                select(Event.event_id, Event.id, Event.watch_duration, Event.session_id, Event.additional_info)
+                .where(Event.event_id.in_(list(merged)))
+            )).all()
         }
-        sessions = await _sessionize(session, [e for e in merged.values() if e.event_id not in existing])
+        fresh = [e for e in merged.values() if e.event_id not in existing]
+        sessions = await _sessionize(session, fresh)
         for item in merged.values():
-            row = existing.get(item.event_id)
-            if row is not None:
-                if item.watch_duration is not None and item.watch_duration > (row.watch_duration or 0):
-                    row.watch_duration = item.watch_duration
-                    # The grown view's own figures (watch_ratio, replays) go with it; "final" never reverts.
-                    info = {**(row.additional_info or {}), **item.additional_info}
-                    info["final"] = bool((row.additional_info or {}).get("final") or item.additional_info.get("final"))
-                    row.additional_info = info
-                elif item.additional_info.get("final") and not (row.additional_info or {}).get("final"):
-                    row.additional_info = {**(row.additional_info or {}), "final": True}
-                stored.append(StoredEvent(item, is_new=False, session_id=row.session_id))
+            if item.event_id not in existing:
                 continue
-            session_id = sessions.get(item.user_id) if item.user_id else None
-            session.add(
-                Event(
-                    event_id=item.event_id,
-                    event_type=item.event_type,
-                    user_id=item.user_id,
-                    video_id=item.video_id,
-                    creator_id=item.creator_id,
-                    timestamp=item.timestamp,
-                    watch_duration=item.watch_duration,
-                    session_id=session_id,
-                    additional_info=item.additional_info,
-                )
-            )
-            stored.append(StoredEvent(item, is_new=True, session_id=session_id))
-    return stored
+            row_id, watch, session_id, info = existing[item.event_id]
+            info = info or {}
+            if item.watch_duration is not None and item.watch_duration > (watch or 0):
+                # The grown view's own figures (watch_ratio, replays) go with it; "final" never reverts.
+                grown = {**info, **item.additional_info, "final": bool(info.get("final")
+                                                                      or item.additional_info.get("final"))}
+                await session.execute(update(Event).where(Event.id == row_id)
+                                      .values(watch_duration=item.watch_duration, additional_info=grown))
+            elif item.additional_info.get("final") and not info.get("final"):
+                await session.execute(update(Event).where(Event.id == row_id)
+                                      .values(additional_info={**info, "final": True}))
+            stored[item.event_id] = StoredEvent(item, is_new=False, session_id=session_id, row_id=row_id)
+        if fresh:
+            rows = [
+                {"event_id": item.event_id, "event_type": item.event_type, "user_id": item.user_id,
+                 "video_id": item.video_id, "creator_id": item.creator_id, "timestamp": item.timestamp,
+                 "watch_duration": item.watch_duration,
+                 "session_id": sessions.get(item.user_id) if item.user_id else None,
+                 "additional_info": item.additional_info}
+                for item in fresh
+            ]
+            statement = _insert_ignoring_duplicates(session.bind.dialect.name).returning(Event.id, Event.event_id)
+            ids = dict((event_id, row_id) for row_id, event_id in (await session.execute(statement, rows)).all())
+            for item, row in zip(fresh, rows, strict=True):
+                stored[item.event_id] = StoredEvent(item, is_new=item.event_id in ids, session_id=row["session_id"],
+                                                    row_id=ids.get(item.event_id))
+    return [stored[item.event_id] for item in merged.values()]
 
 
 async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:  # noqa: ANN001

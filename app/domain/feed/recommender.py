@@ -1,20 +1,27 @@
 """The embedded recommender, wired to the app: bootstrapped from SQLite + LanceDB, fed every stored event,
 asked for the For You feed, and run on the scheduler's periodic jobs.
 
-SQLite is the source of truth: at start-up the recommender's in-memory state is rebuilt by replaying the ready
-videos (their vectors come from LanceDB) and recent events. After that it is kept in step as things happen:
-events through the event writer's listener, videos when they become ready, change moderation state or go.
+SQLite is the source of truth. At start-up the recommender loads its latest valid state snapshot
+(``recommender.snapshot``, written periodically and at shutdown) and replays only the event rows after the
+sequence it covers; without a usable snapshot it replays the last ``REPLAY_DAYS`` of events. Either way the rows
+are streamed in chunks with only the columns it needs, and the catalogue (ready videos, vectors from LanceDB),
+follows and declared interests are read afresh. After that it is kept in step as things happen: committed
+events through the event writer's listener, applied by a worker thread (never on the event loop), videos when
+they become ready, change moderation state or go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from app.adapters.model_store import SqlModelStore
 from app.adapters.vector_store import VectorStore
@@ -25,10 +32,18 @@ from app.domain.events.writer import StoredEvent
 from app.domain.experiments.service import registry_for
 from app.domain.feed.services import Pick, hidden_for
 from recommender import Event, FeedContext, Item, Recommender, RecommenderConfig
+from recommender.snapshot import SnapshotError, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
 
 REPLAY_DAYS = 60
+REPLAY_CHUNK = 5_000
+# A view's row is updated in place as its watch time grows (and forwarded once final), so views stored shortly
+# before a snapshot are looked at again after it; the engine ignores the ones it already applied.
+SNAPSHOT_VIEW_GRACE = timedelta(minutes=30)
+CATCH_UP_WAIT_S = 1.0  # a feed request waits at most this long for the event worker to apply what came before it
+EVENT_COLUMNS = (EventRow.id, EventRow.event_id, EventRow.user_id, EventRow.event_type, EventRow.timestamp,
+                 EventRow.video_id, EventRow.creator_id, EventRow.watch_duration, EventRow.additional_info)
 
 
 def video_item(video: Video, vector) -> Item:  # noqa: ANN001 - numpy array or None
@@ -40,12 +55,16 @@ def video_item(video: Video, vector) -> Item:  # noqa: ANN001 - numpy array or N
     )
 
 
-def event_from_row(row: EventRow) -> Event | None:
+def event_from_row(row) -> Event | None:  # noqa: ANN001 - an ORM row or a Core row with EVENT_COLUMNS
     if not row.user_id:
         return None
     return Event(event_id=row.event_id, user_id=row.user_id, event_type=row.event_type,
-                 timestamp=row.timestamp.timestamp(), item_id=row.video_id, creator_id=row.creator_id,
+                 timestamp=_epoch(row.timestamp), item_id=row.video_id, creator_id=row.creator_id,
                  watch_duration=row.watch_duration, info=dict(row.additional_info or {}))
+
+
+def _epoch(when: datetime) -> float:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() if isinstance(when, datetime) else when
 
 
 def should_forward(stored: StoredEvent) -> bool:
@@ -62,8 +81,17 @@ def should_forward(stored: StoredEvent) -> bool:
 
 class RecommenderService:
     def __init__(self, db: Database, vectors: VectorStore, database_url: str,
-                 config: RecommenderConfig | None = None) -> None:
+                 config: RecommenderConfig | None = None, snapshot_path: Path | None = None) -> None:
         self.db = db
+        self.snapshot_path = snapshot_path
+        # Committed events wait here for the worker thread; ``applied_through`` is the highest event row id it
+        # has taken in (rows arrive in commit order), which a snapshot records as the sequence it covers.
+        self._inbox: queue.SimpleQueue[list[StoredEvent] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self.applied_through = 0
+        self.last_bootstrap: dict = {}
         self.vectors = vectors
         self.database_url = database_url
         self.config = config
@@ -79,53 +107,137 @@ class RecommenderService:
     async def bootstrap(self) -> dict:
         started = time.perf_counter()
         self.model_store = SqlModelStore(self.database_url)
-        self.engine = await asyncio.to_thread(Recommender, config=self.config, model_store=self.model_store)
+        config = self.config or RecommenderConfig()
+        engine, meta, fallback = None, {}, None
+        if self.snapshot_path is not None and self.snapshot_path.exists():
+            try:
+                engine, meta = await asyncio.to_thread(load_snapshot, self.snapshot_path, config,
+                                                       model_store=self.model_store)
+            except SnapshotError as exc:
+                fallback = str(exc)
+                log.warning("recommender snapshot unusable; replaying history", extra={"reason": fallback})
+        if engine is None:
+            engine = await asyncio.to_thread(Recommender, config=config, model_store=self.model_store)
+        self.engine = engine
         vectors = {row["id"]: row["vector"] for row in await asyncio.to_thread(self.vectors.all_videos)}
-        since = utcnow() - timedelta(days=REPLAY_DAYS)
         async with self.db.read() as session:
             videos = (await session.execute(select(Video).where(Video.state == "ready"))).scalars().all()
-            rows = (await session.execute(
-                select(EventRow).where(EventRow.timestamp >= since).order_by(EventRow.timestamp)
-            )).scalars().all()
             follows = (await session.execute(select(Follow.follower_id, Follow.creator_id))).all()
             declared = [(uid, prefs.get("categories")) for uid, prefs in
                         (await session.execute(select(User.id, User.preferences))).all()
                         if prefs and prefs.get("categories")]
         items = [video_item(video, vectors.get(video.id)) for video in videos]
-        events = [event for event in map(event_from_row, rows) if event is not None]
         followed: dict[str, set[str]] = {}
         for follower, creator in follows:
             followed.setdefault(follower, set()).add(creator)
+        wanted = {item.item_id for item in items}
 
-        def _load() -> int:
+        def _catalogue() -> None:
+            for gone in set(self.engine.item_ids()) - wanted:  # deleted while we were down
+                self.engine.remove_item(gone)
             self.engine.upsert_items(items)
-            applied = self.engine.record_events(events)
             for user_id, creators in followed.items():
                 self.engine.set_follows(user_id, creators)
-            for user_id, topics in declared:
-                self.engine.set_declared_interests(user_id, topics)
-            return applied
 
-        applied = await asyncio.to_thread(_load)
+        await asyncio.to_thread(_catalogue)
+        applied = await self._replay(meta)
+        if not meta:
+            # Declared interests seed decaying scores: applied once when the state is new, not on every restart.
+            await asyncio.to_thread(lambda: [self.engine.set_declared_interests(u, t) for u, t in declared])
+        self._start_worker()
         summary = {"items": len(items), "with_vectors": sum(1 for i in items if i.vector is not None),
-                   "events": applied, "seconds": round(time.perf_counter() - started, 2)}
+                   "events": applied, "from_snapshot": bool(meta), "snapshot_fallback": fallback,
+                   "sequence": self.applied_through, "seconds": round(time.perf_counter() - started, 2)}
         log.info("recommender bootstrapped", extra=summary)
+        self.last_bootstrap = summary
+        return summary
+
+    async def _replay(self, meta: dict) -> int:
+        """Stream event rows (only the needed columns) into the engine in time order, chunk by chunk."""
+        if meta:
+            after = int(meta.get("sequence", 0))
+            written = datetime.fromtimestamp(float(meta.get("written_at", 0)), UTC)
+            where = or_(EventRow.id > after,
+                        (EventRow.event_type == "view") & (EventRow.timestamp >= written - SNAPSHOT_VIEW_GRACE))
+        else:
+            after = 0
+            where = EventRow.timestamp >= utcnow() - timedelta(days=REPLAY_DAYS)
+        applied = 0
+        async with self.db.read() as session:
+            last_id, history_end = (await session.execute(
+                select(func.max(EventRow.id), func.max(EventRow.timestamp)))).one()
+            end = _epoch(history_end) if history_end is not None else None
+            result = await session.stream(select(*EVENT_COLUMNS).where(where).order_by(EventRow.timestamp)
+                                          .execution_options(yield_per=REPLAY_CHUNK))
+            async for rows in result.partitions(REPLAY_CHUNK):
+                events = [event for event in map(event_from_row, rows) if event is not None]
+                applied += await asyncio.to_thread(self.engine.record_events, events, end)
+        self.applied_through = max(after, last_id or 0)
+        return applied
+
+    # ---- snapshots ----------------------------------------------------------------------------------
+    def write_snapshot(self) -> dict:
+        """Save the state with the event sequence it covers (read under the state lock with the state itself)."""
+        if self.engine is None or self.snapshot_path is None:
+            return {"written": False}
+        info = save_snapshot(self.engine, self.snapshot_path,
+                             lambda: {"sequence": self.applied_through, "written_at": time.time()})
+        summary = {"written": True, "bytes": info.bytes, "seconds": info.seconds, **info.meta}
+        log.info("recommender snapshot written", extra=summary)
         return summary
 
     # ---- keeping in step ---------------------------------------------------------------------------
     def on_events(self, stored: Sequence[StoredEvent]) -> None:
-        """Event-writer listener: apply committed events now (the short-term taste updates immediately)."""
-        if self.engine is None:
+        """Event-writer listener (on the event loop): hand committed events to the worker thread."""
+        if self.engine is None or not stored:
             return
-        for item in stored:
-            if not should_forward(item) or not item.event.user_id:
-                continue
-            event = item.event
-            self.engine.record_event(Event(
-                event_id=event.event_id, user_id=event.user_id, event_type=event.event_type,
-                timestamp=event.timestamp.timestamp(), item_id=event.video_id, creator_id=event.creator_id,
-                watch_duration=event.watch_duration, info=dict(event.additional_info),
-            ))
+        with self._idle:
+            self._pending += 1
+        self._inbox.put(list(stored))
+        if self._worker is None:  # not started (a command without the worker): apply now
+            self._drain_inbox()
+
+    def _start_worker(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="recommender-events", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._inbox.get()
+            if batch is None:
+                return
+            self._apply(batch)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                batch = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if batch is not None:
+                self._apply(batch)
+
+    def _apply(self, batch: list[StoredEvent]) -> None:
+        try:
+            events = [_engine_event(item) for item in batch if should_forward(item) and item.event.user_id]
+            with self.engine._state.lock:  # the events and the sequence they bring move together
+                for event in events:
+                    self.engine.record_event(event)
+                ids = [item.row_id for item in batch if item.row_id is not None]
+                if ids:
+                    self.applied_through = max(self.applied_through, *ids)
+        except Exception:  # noqa: BLE001 - one bad event must not stop the worker
+            log.exception("recommender failed to apply %d events", len(batch))
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def caught_up(self, timeout: float = CATCH_UP_WAIT_S) -> bool:
+        """Wait (in a worker thread) until events committed so far are applied: a feed reflects the last swipe."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     async def refresh_video(self, video_id: str, announce: bool = True) -> None:
         """Re-read one video (ready, moderated, edited) and its vector into the recommender (and, with
@@ -162,7 +274,12 @@ class RecommenderService:
         overrides = {**assignment.overrides, **(overrides or {})} or None
         context = FeedContext(session_id=session_key, exclude=frozenset(exclude | hidden_videos),
                               overrides=overrides)
-        results = await asyncio.to_thread(self.engine.recommend, user_id, k, context)
+
+        def _recommend() -> list:
+            self.caught_up()
+            return self.engine.recommend(user_id, k, context)
+
+        results = await asyncio.to_thread(_recommend)
         return [Pick(r.item_id, r.source, list(r.reasons), r.score, dict(r.probabilities), r.propensity)
                 for r in results]
 
@@ -175,5 +292,23 @@ class RecommenderService:
         return summary
 
     def close(self) -> None:
+        """Stop the worker after it has applied everything queued, write a final snapshot, release the store."""
+        if self._worker is not None:
+            self._inbox.put(None)
+            self._worker.join(timeout=30)
+            self._worker = None
+        self._drain_inbox()
+        if self.engine is not None and self.snapshot_path is not None:
+            try:
+                self.write_snapshot()
+            except OSError:
+                log.exception("could not write the recommender snapshot at shutdown")
         if self.model_store is not None:
             self.model_store.dispose()
+
+
+def _engine_event(stored: StoredEvent) -> Event:
+    event = stored.event
+    return Event(event_id=event.event_id, user_id=event.user_id, event_type=event.event_type,
+                 timestamp=_epoch(event.timestamp), item_id=event.video_id, creator_id=event.creator_id,
+                 watch_duration=event.watch_duration, info=dict(event.additional_info))
