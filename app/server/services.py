@@ -91,7 +91,8 @@ class Services:
         vectors = VectorStore(*storage.lancedb_location()) if storage.remote else VectorStore(settings.lancedb_dir)
         models = models or ModelRegistry(model_settings(settings))
         recommender = RecommenderService(db, vectors, settings.resolved_database_url,
-                                         snapshot_path=settings.recommender_snapshot_path)
+                                         snapshot_path=settings.recommender_snapshot_path,
+                                         snapshot_every_s=settings.recommender_snapshot_interval_s)
         events.add_listener(recommender.on_events)
         replication = snapshots = None
         if settings.event_stream_url:

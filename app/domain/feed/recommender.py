@@ -81,9 +81,13 @@ def should_forward(stored: StoredEvent) -> bool:
 
 class RecommenderService:
     def __init__(self, db: Database, vectors: VectorStore, database_url: str,
-                 config: RecommenderConfig | None = None, snapshot_path: Path | None = None) -> None:
+                 config: RecommenderConfig | None = None, snapshot_path: Path | None = None,
+                 snapshot_every_s: float = 600.0) -> None:
         self.db = db
+        # This process's own state: written by the event worker every ``snapshot_every_s`` and at close (not a
+        # scheduled job: each process holding a recommender has its own state, whatever the job leases say).
         self.snapshot_path = snapshot_path
+        self.snapshot_every_s = snapshot_every_s
         # Committed events wait here for the worker thread; ``applied_through`` is the highest event row id it
         # has taken in (rows arrive in commit order), which a snapshot records as the sequence it covers.
         self._inbox: queue.SimpleQueue[list[StoredEvent] | None] = queue.SimpleQueue()
@@ -203,11 +207,22 @@ class RecommenderService:
             self._worker.start()
 
     def _work(self) -> None:
+        next_snapshot = time.monotonic() + self.snapshot_every_s
         while True:
-            batch = self._inbox.get()
+            try:
+                batch = self._inbox.get(timeout=max(0.05, next_snapshot - time.monotonic()))
+            except queue.Empty:
+                batch = []
             if batch is None:
                 return
-            self._apply(batch)
+            if batch:
+                self._apply(batch)
+            if time.monotonic() >= next_snapshot:
+                next_snapshot = time.monotonic() + self.snapshot_every_s
+                try:
+                    self.write_snapshot()
+                except Exception:  # noqa: BLE001 - a failed snapshot only means a longer replay next start
+                    log.exception("could not write the recommender snapshot")
 
     def _drain_inbox(self) -> None:
         while True:
