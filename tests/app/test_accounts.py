@@ -1,5 +1,9 @@
+import pytest
+
 from app.server.web_session import COOKIE_NAME
 from tests.conftest import csrf_of
+
+pytestmark = pytest.mark.both_databases
 
 
 def signup(client, username="alice", password="correct horse", csrf=None):

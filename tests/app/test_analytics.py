@@ -14,6 +14,8 @@ from app.domain.events.writer import EventIn
 from tests.app.helpers import add_video, run, services
 from tests.app.test_accounts import signup
 
+pytestmark = pytest.mark.both_databases
+
 DAY = 86_400.0
 _ids = itertools.count()
 

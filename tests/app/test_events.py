@@ -1,12 +1,15 @@
 import json
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from app.db.models import Event, User
 from tests.app.helpers import add_video, run, services
 from tests.app.test_accounts import login, signup
 from tests.conftest import csrf_of
+
+pytestmark = pytest.mark.both_databases
 
 
 def beacon(client, events, csrf=None):

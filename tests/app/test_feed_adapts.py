@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from app.adapters.vector_store import VideoVectors
@@ -20,6 +21,8 @@ from app.db.models import Event, HiddenVideo, Report, User, Video
 from app.domain.events.writer import EventIn
 from tests.app.helpers import run, services
 from tests.conftest import csrf_of
+
+pytestmark = pytest.mark.both_databases
 
 TOPICS = ("cooking", "cars", "cats", "music")
 DIM = 32

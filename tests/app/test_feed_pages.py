@@ -3,10 +3,14 @@
 import json
 import re
 
+import pytest
+
 from tests.app.helpers import add_video, run, services
 from tests.app.test_accounts import signup
 from tests.app.test_interactions import add_ready, hx
 from tests.conftest import csrf_of
+
+pytestmark = pytest.mark.both_databases
 
 HTML = {"accept": "text/html"}
 CARD_IDS = re.compile(r'<article class="card[^"]*" id="card-([^"]+)"')

@@ -20,6 +20,7 @@ from app.db.models import JobLease, MediaJob, User, Video
 from app.domain.videos.jobs import JobRunner
 from app.server.scheduler import ScheduledJob, Scheduler
 
+pytestmark = pytest.mark.both_databases
 STEPS = ("probe", "transcode", "publish")
 
 

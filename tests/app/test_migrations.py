@@ -35,3 +35,22 @@ def test_models_and_migrations_agree(tmp_path):
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert diff == []
+
+
+def test_on_postgresql_migrations_apply_from_empty_and_agree_with_the_models(postgres_server):
+    """The session's template database was migrated from empty (tests/conftest.py); a clone of it is checked."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine, inspect
+
+    url = postgres_server.clone()
+    engine = create_engine(url.replace("+asyncpg", "+psycopg"))
+    try:
+        with engine.connect() as connection:
+            assert set(SQLModel.metadata.tables) <= set(inspect(connection).get_table_names())
+            context = MigrationContext.configure(connection)
+            assert context.get_current_revision() == current_head()
+            assert compare_metadata(context, SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+        postgres_server.drop(url)

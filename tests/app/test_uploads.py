@@ -11,6 +11,8 @@ from tests.app.helpers import run, services
 from tests.app.test_accounts import signup
 from tests.conftest import csrf_of
 
+pytestmark = pytest.mark.both_databases
+
 
 def ffmpeg(*args: str) -> None:
     subprocess.run([default_tools().ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *args], check=True,

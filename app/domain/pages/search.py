@@ -1,7 +1,8 @@
 """Search and the video grids of the profile, hashtag and saved pages.
 
-Search is plain SQL ``LIKE`` over captions, hashtags, transcripts and creators. A semantic search can be
-plugged in without touching this module's callers: set ``app.state.semantic_search`` to an async callable
+Search is plain SQL ``ILIKE`` over captions, hashtags, transcripts and creators (case-insensitive on SQLite and
+PostgreSQL alike: PostgreSQL's ``LIKE`` is case-sensitive). A semantic search can be plugged in without touching
+this module's callers: set ``app.state.semantic_search`` to an async callable
 ``(query: str, limit: int) -> list[str]`` returning video ids, best first; its hits are listed before the
 keyword hits (deduplicated, and filtered exactly like them: published, not hidden by the viewer).
 """
@@ -73,7 +74,7 @@ async def hashtag_videos(db: Database, tag: str, limit: int = 90) -> list[Video]
     """Published videos carrying ``#tag``, newest first (LIKE finds candidates, the list check confirms)."""
     async with db.read() as session:
         rows = (await session.execute(
-            select(Video).where(*PUBLISHED, cast(Video.hashtags, String).like(like_pattern(f'"{tag}"'), escape="\\"))
+            select(Video).where(*PUBLISHED, cast(Video.hashtags, String).ilike(like_pattern(f'"{tag}"'), escape="\\"))
             .order_by(Video.created_at.desc()).limit(limit * 2)
         )).scalars().all()
     return [v for v in rows if tag in [str(t).lower() for t in (v.hashtags or [])]][:limit]
@@ -97,16 +98,16 @@ async def search(db: Database, raw_query: str, hidden: set[str], semantic: Seman
     async with db.read() as session:
         creators = list((await session.execute(
             select(User).where(User.is_guest.is_(False), User.status != "banned",
-                               or_(User.username.like(pattern, escape="\\"),
-                                   User.display_name.like(pattern, escape="\\")))
+                               or_(User.username.ilike(pattern, escape="\\"),
+                                   User.display_name.ilike(pattern, escape="\\")))
             .order_by(User.username).limit(10)
         )).scalars())
         keyword_hits = list((await session.execute(
             select(Video).where(*PUBLISHED, or_(
-                Video.caption.like(pattern, escape="\\"),
-                cast(Video.hashtags, String).like(pattern, escape="\\"),
-                Video.transcript.like(pattern, escape="\\"),
-                Video.topic.like(pattern, escape="\\"),
+                Video.caption.ilike(pattern, escape="\\"),
+                cast(Video.hashtags, String).ilike(pattern, escape="\\"),
+                Video.transcript.ilike(pattern, escape="\\"),
+                Video.topic.ilike(pattern, escape="\\"),
             )).order_by(Video.created_at.desc()).limit(limit)
         )).scalars())
     # ---- the semantic-search hook: its hits come first --------------------------------------------------
