@@ -141,8 +141,12 @@ class SessionLabeler:
 
     def close_idle(self, now: float) -> int:
         """Close the sessions of users idle for longer than the gap as of ``now``; returns examples closed."""
-        idle = [u for u in self.open if now - self.last_event.get(u, now) > self.session_gap]
-        return sum(self.close_user(u) for u in idle)
+        idle = [u for u, at in self.last_event.items() if now - at > self.session_gap]
+        closed = sum(self.close_user(u) for u in idle)
+        for user in idle:  # their next event starts a new session anyway: forget them (guests come and go)
+            del self.last_event[user]
+            self.session_start.pop(user, None)
+        return closed
 
     def close_all(self) -> int:
         return sum(self.close_user(u) for u in list(self.open))
