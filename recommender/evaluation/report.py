@@ -229,34 +229,66 @@ def _simulation_section(res: dict[str, Any], out: Path) -> list[str]:
     lines.append(
         f"Embedder: `{res.get('embedder', 'n/a')}`. Quick: {res.get('quick')}. "
         f"Run time: {_fmt(res.get('seconds'), 1)} s. Gap share = (policy - random) / (oracle - random) "
-        "watch time per session; 95% bootstrap CIs over simulated users."
+        "watch time per session; 95% bootstrap CIs over simulated users. Every policy tried "
+        f"{res.get('tuning_budget')} configs in the world's validation twin."
     )
     lines.append("")
     for name, w in worlds.items():
         lines += [
             f"### World `{name}` ({w.get('n_users')} users x {w.get('swipes')} swipes, "
-            f"{w.get('n_items')} items, {w.get('n_topics')} topics, taste shift at swipe {w.get('shift_at')})",
+            f"{w.get('n_items')} items, {w.get('n_background_events')} background events, taste shift at swipe "
+            f"{w.get('shift_at')}; validation twin: {w.get('validation_users')} users)",
             "",
-            "| policy | watch s/session | gap share | likes/session | skip rate | swipes to half (median) "
-            "| reached half | feed ILD | topics/session | creator coverage |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| policy | watch s/session | gap share | new-taste share after shift | likes/session | skip rate "
+            "| feed ILD | topics/session | creator coverage |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for m, v in w["methods"].items():
             ad = v.get("adaptation", {})
             lines.append(
                 f"| {m} | {_cell(v['watch_time_per_session'], 1)} | {_cell(v.get('gap_share'), 3)} | "
-                f"{_cell(v['likes_per_session'], 2)} | {_fmt(v['skip_rate'], 3)} | "
-                f"{_fmt(ad.get('swipes_to_half_median'), 1)} / {ad.get('horizon', 'n/a')} | "
-                f"{_fmt(ad.get('reached_half'), 2)} | {_fmt(v['feed_diversity']['ild'], 3)} | "
-                f"{_fmt(v['feed_diversity']['distinct_topics_per_session'], 1)} | "
-                f"{_fmt(v['creator_coverage'], 3)} |"
+                f"{_cell(ad.get('new_taste_share'), 3)} | {_cell(v['likes_per_session'], 2)} | "
+                f"{_fmt(v['skip_rate'], 3)} | {_fmt(v['feed_diversity']['ild'], 3)} | "
+                f"{_fmt(v['feed_diversity']['distinct_topics_per_session'], 1)} | {_fmt(v['creator_coverage'], 3)} |"
             )
         lines.append("")
         if w.get("comparisons"):
-            lines += ["Paired Δ watch time per session, foryou - policy (95% CI):", ""]
-            lines += ["| policy | Δ seconds |", "|---|---|"]
+            lines += ["Paired differences, foryou - policy (95% CI over the same simulated users; ✔ above zero, "
+                      "✘ below):", ""]
+            lines += ["| policy | Δ gap share | Δ watch seconds |", "|---|---|---|"]
             for m, c in w["comparisons"].items():
-                lines.append(f"| {m} | {_cell(c['watch_time_per_session'], 1)} |")
+                cells = []
+                for key, digits in (("gap_share", 3), ("watch_time_per_session", 1)):
+                    entry = c.get(key, {})
+                    ci = entry.get("ci") or [None, None]
+                    mark = " ✔" if ci[0] is not None and ci[0] > 0 else (" ✘" if ci[1] is not None and ci[1] < 0
+                                                                          else "")
+                    cells.append(_cell(entry, digits) + mark)
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+        if w.get("tuning"):
+            lines += ["Tuning in the validation twin (watch s/session per config):", ""]
+            lines += ["| policy | chosen config | trials |", "|---|---|---|"]
+            for m, t in w["tuning"].items():
+                trials = ", ".join(_fmt(x.get("watch_time_per_session"), 1) for x in t["trials"])
+                lines.append(f"| {m} | `{json.dumps(t['best'])}` | {trials} |")
+            lines.append("")
+        if w.get("off_policy"):
+            op = w["off_policy"]
+            test = op.get("share_test", {})
+            lines += [
+                f"Off-policy check (SNIPS): a logging run of ForYou with its random-exposure slice at "
+                f"{op.get('logging_share')}: {op.get('random_impressions')} of {op.get('impressions')} impressions "
+                f"random ({_fmt(test.get('observed'), 3)}; binomial test p = {_fmt(test.get('p_value'), 3)}). "
+                "Each target's mean watch ratio estimated from those slots vs the simulated truth on the same "
+                "contexts:",
+                "",
+                "| target | SNIPS estimate | truth | truth in interval | effective n |",
+                "|---|---|---|---|---|",
+            ]
+            for m, e in op.get("targets", {}).items():
+                lines.append(f"| {m} | {_cell(e, 3)} | {_fmt(e.get('truth'), 3)} | {e.get('truth_in_interval')} | "
+                             f"{_fmt(e.get('effective_n'), 1)} |")
             lines.append("")
         for png in _plot_simulation(name, w, out):
             lines += [f"![{png.stem}]({png.name})", ""]
@@ -272,7 +304,7 @@ def _plot_simulation(name: str, w: dict[str, Any], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, v in w["methods"].items():
         ax.plot(range(1, len(v["watch_curve"]) + 1), v["watch_curve"], label=m,
-                lw=2.5 if m == "foryou" else 1.2, ls="--" if m in {"oracle", "random"} else "-")
+                lw=2.5 if m.startswith("foryou") else 1.2, ls="--" if m in {"oracle", "random"} else "-")
     if w.get("shift_at"):
         ax.axvline(w["shift_at"], color="k", lw=0.8, ls=":")
     ax.set_xlabel("swipe")
@@ -293,8 +325,8 @@ def _plot_simulation(name: str, w: dict[str, Any], out: Path) -> list[Path]:
             ax.plot(xs, curve, marker="o", ms=3, label=m, lw=2.5 if m == "foryou" else 1.2,
                     ls="--" if m in {"oracle", "random"} else "-")
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("swipes since the user started liking a new topic")
-    ax.set_ylabel("share of next page from the new topic")
+    ax.set_xlabel("swipes since the user's taste changed")
+    ax.set_ylabel("share of next page from the new taste's favourites")
     ax.set_title(f"Adaptation ({name})")
     ax.legend(fontsize=8)
     fig.tight_layout()

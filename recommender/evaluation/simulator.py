@@ -1,29 +1,33 @@
 """Swipe simulator: simulated users with hidden tastes watch one video at a time.
 
-The policy is asked for a page (``page_size`` items, the app's feed page, excluding what the user
-already watched this session); the user watches it one video at a time -- watch ratio, like,
-skip and hide follow from the user's hidden affinity for the item plus noise, and the policy sees
-each event immediately (``observe``) -- then the next page is requested. Users are simulated one
-after another through one simulated day, so what earlier users did reaches later ones
-(popularity, co-engagement, periodic jobs).
+The policy is asked for a page (``page_size`` items, the app's feed page, excluding what the user already
+watched this session); the user watches it one video at a time and the policy sees each event immediately
+(``observe``); then the next page is requested. Users are simulated one after another through one simulated
+day, so what earlier users did reaches later ones (popularity, co-engagement, periodic jobs).
 
-Two worlds of hidden tastes:
+The world is not ForYou's model. Tastes live on latent factors, and the recommender never sees the data they
+were fitted on:
 
-* :class:`TopicWorld` -- a topic-preference model over any catalogue of items with topics (the
-  app's demo catalogue, or :func:`synthetic_catalogue` in tests): Dirichlet topic preferences,
-  per-item quality, per-creator affinity and a text-similarity term;
-* :class:`RatingsWorld` -- tastes drawn from real MovieLens ratings (observed ratings as they
-  are; unobserved ones completed by a low-rank model fitted to all ratings, minus a
-  missing-not-at-random penalty). Background traffic is the real log of the other users.
+* :class:`CatalogueWorld` -- any catalogue (the app's demo clips, or :func:`synthetic_catalogue`): item factors
+  drawn around per-topic and per-creator centres (topics explain part of the taste, not all of it), an item
+  quality bias, users drawn from the same factor distribution; background traffic from other drawn users;
+* :class:`MovieLensWorld` -- a biased matrix factorisation fitted (alternating least squares on the ratings)
+  to a held-out share of MovieLens users; the simulated users are those held-out users, and the recommender's
+  background log is the real log of the OTHER users only.
 
-Half way through each session the user starts liking a topic they were cold on; the share of
-each next page from that topic measures adaptation speed.
+Reactions come from :class:`WatchModel`, with its own parameters (an early swipe-away probability, a Beta-
+distributed partial watch, a watch-to-the-end probability, like and hide rates): none of them is a ForYou
+threshold. Each world has a validation twin (other users from the same world) that policies are tuned on.
+
+Half way through each session the user's taste changes to another user's (their factors are swapped); the
+share of each next page from the new taste's favourites (its top decile, less the old top decile) measures
+adaptation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,13 +44,18 @@ from .policies import Policy
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RatingsWorld",
+    "CatalogueWorld",
+    "MovieLensWorld",
+    "OracleFactorPolicy",
     "SimConfig",
-    "TopicWorld",
+    "WatchModel",
     "World",
     "catalogue_from",
+    "fit_rating_factors",
+    "off_policy_check",
     "simulate",
     "synthetic_catalogue",
+    "tune_in_world",
 ]
 
 
@@ -56,13 +65,60 @@ class SimConfig:
     swipes: int = 48
     page_size: int = 6  # the app's feed page size
     shift_fraction: float = 0.5  # the taste shift happens at this share of the session
-    noise: float = 0.15
     n_background_users: int = 300
     background_events: int = 30
     day_seconds: float = 86_400.0
     gap_seconds: float = 1.0  # time between the end of one video and the next
     n_boot: int = 1000
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class WatchModel:
+    """How a simulated user reacts to a video of affinity ``a`` in (0, 1).
+
+    * swipes away early with probability ``sigmoid((away_at - a) / away_width)``: watches a ``U(0.01, 0.12)``
+      share, flagged as a skip; hides it with probability ``hide_rate * (1 - a)^3``;
+    * otherwise watches to the end with probability ``a^full_power``, else a ``Beta`` share with mean
+      ``watch_floor + watch_span * a`` and concentration ``concentration``; likes it with probability
+      ``like_rate * a^3``.
+    """
+
+    away_at: float = 0.35
+    away_width: float = 0.08
+    watch_floor: float = 0.25
+    watch_span: float = 0.7
+    concentration: float = 5.0
+    full_power: float = 2.0
+    like_rate: float = 0.5
+    hide_rate: float = 0.15
+
+    def p_away(self, a: np.ndarray | float) -> np.ndarray | float:
+        return 1.0 / (1.0 + np.exp(-(self.away_at - np.asarray(a)) / self.away_width))
+
+    def expected_ratio(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=float)
+        p_full = a**self.full_power
+        stay = p_full + (1.0 - p_full) * (self.watch_floor + self.watch_span * a)
+        away = self.p_away(a)
+        return away * 0.065 + (1.0 - away) * stay
+
+    def react(self, user: str, item: ItemInfo, a: float, t: float, rng: np.random.Generator) -> Interaction:
+        if rng.random() < float(self.p_away(a)):
+            ratio = float(rng.uniform(0.01, 0.12))
+            hidden = bool(rng.random() < self.hide_rate * (1.0 - a) ** 3)
+            return Interaction(user, item.item_id, t, -1.0 if hidden else -0.5, ratio, skipped=True, hidden=hidden)
+        if rng.random() < a**self.full_power:
+            ratio = 1.0
+        else:
+            mean = self.watch_floor + self.watch_span * a
+            ratio = float(np.clip(rng.beta(self.concentration * mean, self.concentration * (1 - mean)), 0.0, 1.0))
+        liked = bool(rng.random() < self.like_rate * a**3)
+        return Interaction(user, item.item_id, t, 1.0 if liked else ratio, ratio, liked=liked)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 # -- catalogues -------------------------------------------------------------------------------
@@ -143,19 +199,17 @@ def catalogue_from(catalogue: Iterable[Any]) -> list[ItemInfo]:
 
 
 class World:
-    """Hidden tastes. ``affinity[u]`` (0..1) is how much simulated user ``u`` likes each item."""
+    """Hidden tastes: ``affinity[u]`` (0..1) is how much simulated user ``u`` likes each item before the taste
+    shift, ``shifted[u]`` after it; both follow from the world's latent factors."""
 
     name = "world"
     items: list[ItemInfo]
     affinity: np.ndarray  # (n_users, n_items)
+    shifted: np.ndarray  # (n_users, n_items): the user's taste after the shift
     user_ids: list[str]
     background: list[Interaction]
     start_time: float
-
-    def __init__(self) -> None:
-        self.item_index = {}
-        self.topic_of: np.ndarray = np.zeros(0)
-        self.durations: np.ndarray = np.zeros(0)
+    watch: WatchModel
 
     def _finish(self) -> None:
         self.item_index = {it.item_id: n for n, it in enumerate(self.items)}
@@ -163,72 +217,72 @@ class World:
         tindex = {t: n for n, t in enumerate(self.topics)}
         self.topic_of = np.array([tindex[it.topic or "unknown"] for it in self.items])
         self.durations = np.array([max(it.duration, 1.0) for it in self.items])
+        # the new taste's favourites: its top decile by expected watch time, less the old top decile
+        n_top = max(1, len(self.items) // 10)
+        new_top = np.argsort(-self.expected_watch(self.shifted), axis=1)[:, :n_top]
+        old_top = np.argsort(-self.expected_watch(self.affinity), axis=1)[:, :n_top]
+        self.new_favourites = np.zeros_like(self.affinity, dtype=bool)
+        for u in range(self.affinity.shape[0]):
+            self.new_favourites[u, new_top[u]] = True
+            self.new_favourites[u, old_top[u]] = False
 
-    def shift_target(self, u: int, min_items: int) -> int:
-        """The topic user ``u`` will start liking: their least-liked topic with enough items."""
-        counts = np.bincount(self.topic_of, minlength=len(self.topics))
-        means = np.array(
-            [self.affinity[u, self.topic_of == t].mean() if counts[t] else np.inf for t in range(len(self.topics))]
-        )
-        means[counts < min_items] = np.inf
-        if not np.isfinite(means).any():
-            means = np.where(counts > 0, 0.0, np.inf)
-        return int(np.argmin(means))
-
-    def shifted(self, u: int, topic: int, rng: np.random.Generator) -> np.ndarray:
-        """User ``u``'s affinities after they start liking ``topic``: its items become the favourites
-        (0.75-1.0, by a per-item draw) and every other item loses a fifth of its appeal."""
-        a = self.affinity[u] * 0.8
-        mask = self.topic_of == topic
-        a = a.copy()
-        a[mask] = 0.75 + 0.25 * rng.random(int(mask.sum()))
-        return a
+    def expected_watch(self, affinity: np.ndarray) -> np.ndarray:
+        """Expected seconds watched of every item for a user with these affinities."""
+        return self.watch.expected_ratio(affinity) * self.durations
 
 
-class TopicWorld(World):
-    """Topic-preference tastes over a catalogue of items with topics."""
+def _swap_tastes(affinity: np.ndarray) -> np.ndarray:
+    """After the shift each user has another simulated user's taste (half the population away)."""
+    n = affinity.shape[0]
+    return affinity[(np.arange(n) + max(n // 2, 1)) % n] if n > 1 else affinity.copy()
 
-    name = "topics"
 
-    def __init__(
-        self, catalogue: Sequence[ItemInfo], vectors: np.ndarray, config: SimConfig, start_time: float = 1.7e9
-    ) -> None:
-        super().__init__()
+class CatalogueWorld(World):
+    """Latent-factor tastes over any catalogue. Item factors: ``0.6`` x a topic centre + ``0.5`` x a creator style
+    + ``0.6`` x the item's own draw (topics explain about a third of the taste); an item quality bias; users drawn
+    from a standard normal. ``variant`` 0 is the test world, 1 its validation twin (same items and background,
+    other users)."""
+
+    name = "catalogue"
+
+    def __init__(self, catalogue: Sequence[ItemInfo], config: SimConfig, variant: int = 0, dim: int = 8,
+                 start_time: float = 1.7e9, watch: WatchModel | None = None) -> None:
         self.items = list(catalogue)
-        self._finish()
-        rng = np.random.default_rng(config.seed + 17)
-        n_items, n_topics = len(self.items), len(self.topics)
+        self.watch = watch or WatchModel()
+        items_rng = np.random.default_rng(config.seed + 101)
+        topics = sorted({it.topic or "unknown" for it in self.items})
         creators = sorted({it.creator_id for it in self.items})
-        cindex = {c: n for n, c in enumerate(creators)}
-        creator_of = np.array([cindex[it.creator_id] for it in self.items])
-        quality = rng.beta(2.0, 2.0, n_items)
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-        n_all = config.n_users + config.n_background_users
-
-        def tastes(n: int) -> np.ndarray:
-            prefs = rng.dirichlet(np.full(n_topics, 0.4), n)
-            prefs = prefs / prefs.max(axis=1, keepdims=True)
-            creator_aff = rng.normal(0.0, 0.08, (n, len(creators)))
-            anchor = unit[rng.integers(0, n_items, n)]
-            text = anchor @ unit.T
-            a = 0.1 + 0.6 * prefs[:, self.topic_of] + 0.2 * quality[None, :] + creator_aff[:, creator_of] + 0.1 * text
-            return np.clip(a, 0.0, 1.0)
-
-        all_aff = tastes(n_all)
-        self.affinity = all_aff[: config.n_users]
-        self.user_ids = [f"sim{u:04d}" for u in range(config.n_users)]
-        self.start_time = start_time
-        self.background = _background_log(
-            all_aff[config.n_users :], self.items, config, start_time - 2 * 86_400.0, rng
+        centres = items_rng.normal(size=(len(topics), dim))
+        styles = items_rng.normal(size=(len(creators), dim))
+        tix = {t: n for n, t in enumerate(topics)}
+        cix = {c: n for n, c in enumerate(creators)}
+        self.item_factors = (
+            0.6 * centres[[tix[it.topic or "unknown"] for it in self.items]]
+            + 0.5 * styles[[cix[it.creator_id] for it in self.items]]
+            + 0.6 * items_rng.normal(size=(len(self.items), dim))
         )
+        self.item_bias = items_rng.normal(0.0, 0.4, len(self.items))
+        users_rng = np.random.default_rng(config.seed + 211 + 7919 * variant)
+        self.user_factors = users_rng.normal(size=(config.n_users, dim))
+        self.affinity = self.affinity_of(self.user_factors)
+        self.shifted = _swap_tastes(self.affinity)
+        self.user_ids = [f"sim{variant}-{u:04d}" for u in range(config.n_users)]
+        self.start_time = start_time
+        background_rng = np.random.default_rng(config.seed + 307)
+        background_users = background_rng.normal(size=(config.n_background_users, dim))
+        self.background = _background_log(self.affinity_of(background_users), self.items, config,
+                                          start_time - 2 * 86_400.0, background_rng, self.watch)
+        self._finish()
+
+    def affinity_of(self, user_factors: np.ndarray) -> np.ndarray:
+        return _sigmoid(0.35 * user_factors @ self.item_factors.T + self.item_bias[None, :] - 0.3)
 
 
-def _background_log(
-    affinity: np.ndarray, items: Sequence[ItemInfo], config: SimConfig, t0: float, rng: np.random.Generator
-) -> list[Interaction]:
-    """Past traffic of background users: what an existing feed showed them (70% taste-driven,
-    30% random) and how they reacted, spread over two days before the simulated day."""
-    log: list[Interaction] = []
+def _background_log(affinity: np.ndarray, items: Sequence[ItemInfo], config: SimConfig, t0: float,
+                    rng: np.random.Generator, watch: WatchModel) -> list[Interaction]:
+    """Past traffic of background users: what an earlier feed showed them (half taste-driven, half random) and
+    how they reacted, spread over the two days before the simulated day."""
+    out: list[Interaction] = []
     n_items = len(items)
     span = 2 * 86_400.0
     for b in range(affinity.shape[0]):
@@ -237,103 +291,116 @@ def _background_log(
         w /= w.sum()
         liked = rng.choice(n_items, size=m, replace=False, p=w)
         rand = rng.choice(n_items, size=m, replace=False)
-        picks = list(dict.fromkeys(np.where(rng.random(m) < 0.7, liked, rand).tolist()))
+        picks = list(dict.fromkeys(np.where(rng.random(m) < 0.5, liked, rand).tolist()))
         t = t0 + rng.random() * span * 0.8
         for j in picks:
-            x = react(f"bg{b:04d}", items[j], float(affinity[b, j]), t, config.noise, rng)
-            log.append(x)
+            x = watch.react(f"bg{b:04d}", items[j], float(affinity[b, j]), t, rng)
+            out.append(x)
             t += x.watch_ratio * items[j].duration + config.gap_seconds
-    return log
+    return out
 
 
-class RatingsWorld(World):
-    """Tastes from real ratings (MovieLens). Simulated users are real users whose log is removed
-    from the background (they arrive cold); their affinity is their real rating where they rated,
-    else a low-rank completion fitted to all ratings minus 0.5 stars (missing-not-at-random)."""
+def fit_rating_factors(
+    ratings: Sequence[tuple[int, int, float]], n_users: int, n_items: int, rank: int = 16, reg: float = 8.0,
+    iterations: int = 8, seed: int = 0,
+) -> dict[str, Any]:
+    """Biased matrix factorisation of explicit ratings by alternating ridge regressions:
+    ``r ~ mu + b_u + b_i + U_u . V_i``. Returns ``mu``, ``user_bias``, ``item_bias``, ``U``, ``V``."""
+    rng = np.random.default_rng(seed)
+    arr = np.asarray(ratings, dtype=float)
+    users, items, r = arr[:, 0].astype(int), arr[:, 1].astype(int), arr[:, 2]
+    mu = float(r.mean())
+    U = rng.normal(0.0, 0.1, (n_users, rank))
+    V = rng.normal(0.0, 0.1, (n_items, rank))
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    by_user = [np.flatnonzero(users == u) for u in range(n_users)]
+    by_item = [np.flatnonzero(items == i) for i in range(n_items)]
+    eye = np.eye(rank + 1) * reg
+    for _ in range(iterations):
+        for u, idx in enumerate(by_user):
+            if idx.size:
+                x = np.hstack([V[items[idx]], np.ones((idx.size, 1))])
+                sol = np.linalg.solve(x.T @ x + eye, x.T @ (r[idx] - mu - bi[items[idx]]))
+                U[u], bu[u] = sol[:-1], sol[-1]
+        for i, idx in enumerate(by_item):
+            if idx.size:
+                x = np.hstack([U[users[idx]], np.ones((idx.size, 1))])
+                sol = np.linalg.solve(x.T @ x + eye, x.T @ (r[idx] - mu - bu[users[idx]]))
+                V[i], bi[i] = sol[:-1], sol[-1]
+            else:
+                V[i], bi[i] = 0.0, 0.0
+    return {"mu": mu, "user_bias": bu, "item_bias": bi, "U": U, "V": V}
 
-    name = "ratings"
 
-    def __init__(self, dataset: Dataset, config: SimConfig, rank: int = 20) -> None:
-        super().__init__()
-        self.items = [dataset.items[i] for i in sorted(dataset.items)]
-        self._finish()
+_ML_FITS: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+class MovieLensWorld(World):
+    """Tastes from a factor model fitted on MovieLens users the recommender never sees.
+
+    A seeded ``held_out`` share of the users is set aside: the factor model is fitted on their ratings only,
+    and they are the simulated users (``variant`` 0: every other one of them, the test world; 1: the rest, the
+    validation world). The recommender's background log is the real log of the OTHER users. Affinity is
+    ``sigmoid(1.5 (predicted rating - 3.6))``; a taste shift swaps in another held-out user's factors."""
+
+    name = "ml-100k"
+
+    def __init__(self, dataset: Dataset, config: SimConfig, variant: int = 0, held_out: float = 0.4,
+                 watch: WatchModel | None = None) -> None:
+        self.watch = watch or WatchModel()
         users = dataset.user_ids
-        uindex = {u: n for n, u in enumerate(users)}
-        r = np.zeros((len(users), len(self.items)))
-        mask = np.zeros_like(r, dtype=bool)
-        for x in dataset.interactions:
-            if x.rating is not None and x.item_id in self.item_index:
-                r[uindex[x.user_id], self.item_index[x.item_id]] = x.rating
-                mask[uindex[x.user_id], self.item_index[x.item_id]] = True
-        mu = r[mask].mean()
-        n_u = np.maximum(mask.sum(1), 1)
-        b_u = ((r - mu) * mask).sum(1) / (n_u + 5)
-        n_i = np.maximum(mask.sum(0), 1)
-        b_i = ((r - mu - b_u[:, None]) * mask).sum(0) / (n_i + 10)
-        base = mu + b_u[:, None] + b_i[None, :]
-        resid = np.where(mask, r - base, 0.0)
-        u_, s_, vt = np.linalg.svd(resid, full_matrices=False)
-        # scale up the low-rank residual: zeros for missing entries shrink it toward the baseline
-        density = mask.mean()
-        low = (u_[:, :rank] * s_[:rank]) @ vt[:rank] / max(density * 8, 1.0)
-        pred = np.clip(base + low - 0.5, 1.0, 5.0)
-        full = np.where(mask, r, pred)
-
-        rng = random.Random(config.seed + 23)
-        chosen = sorted(rng.sample(users, min(config.n_users, len(users))))
-        rows = [uindex[u] for u in chosen]
-        self.affinity = (full[rows] - 1.0) / 4.0
-        self.user_ids = [f"mlsim{u}" for u in chosen]
-        keep = set(chosen)
-        self.background = [x for x in dataset.interactions if x.user_id not in keep]
+        order = users[:]
+        random.Random(config.seed + 23).shuffle(order)
+        world_users = sorted(order[: int(len(order) * held_out)])
+        keep_out = set(world_users)
+        self.background = [x for x in dataset.interactions if x.user_id not in keep_out]
+        first_seen: dict[str, float] = {}
+        for x in self.background:
+            first_seen.setdefault(x.item_id, x.timestamp)
+        ids = sorted(dataset.items)
+        self.items = [dataclasses.replace(dataset.items[i], uploaded_at=first_seen.get(i, 0.0)) for i in ids]
+        index = {i: n for n, i in enumerate(ids)}
+        uindex = {u: n for n, u in enumerate(world_users)}
+        key = (dataset.name, config.seed, len(dataset.interactions))
+        if key not in _ML_FITS:
+            ratings = [(uindex[x.user_id], index[x.item_id], x.rating) for x in dataset.interactions
+                       if x.user_id in keep_out and x.rating is not None and x.item_id in index]
+            _ML_FITS[key] = fit_rating_factors(ratings, len(world_users), len(ids), seed=config.seed)
+        fit = _ML_FITS[key]
+        chosen = list(range(variant % 2, len(world_users), 2))[: config.n_users]
+        self.user_factors = fit["U"][chosen]
+        self.user_bias = fit["user_bias"][chosen]
+        self.fit = fit
+        self.affinity = self.affinity_of(self.user_factors, self.user_bias)
+        self.shifted = _swap_tastes(self.affinity)
+        self.user_ids = [f"mlsim{world_users[c]}" for c in chosen]
         self.start_time = max(x.timestamp for x in dataset.interactions) + 86_400.0
+        self._finish()
 
-
-# -- behaviour -------------------------------------------------------------------------------
-
-
-def react(
-    user: str, item: ItemInfo, affinity: float, t: float, noise: float, rng: np.random.Generator
-) -> Interaction:
-    """How a user reacts to one video: watch ratio = affinity + noise (clipped to [0.02, 1]);
-    complete view at >= 0.95; like with probability sigmoid(12 (a' - 0.8)); skip below 0.2;
-    hide with probability 0.3 when a' < 0.1 (a' = noisy affinity)."""
-    a = affinity + rng.normal(0.0, noise)
-    ratio = float(np.clip(a, 0.02, 1.0))
-    liked = bool(rng.random() < 1.0 / (1.0 + math.exp(-12.0 * (a - 0.8))))
-    skipped = ratio < 0.2
-    hidden = bool(a < 0.1 and rng.random() < 0.3)
-    strength = 1.0 if liked else (-1.0 if hidden else (-0.5 if skipped else ratio * 0.6))
-    return Interaction(user, item.item_id, t, strength, ratio, liked=liked, skipped=skipped, hidden=hidden)
-
-
-def expected_watch(affinity: np.ndarray, durations: np.ndarray, noise: float) -> np.ndarray:
-    """E[clip(a + N(0, noise), 0.02, 1)] * duration, computed in closed form-ish by quadrature."""
-    z = np.linspace(-3, 3, 25)
-    w = np.exp(-0.5 * z * z)
-    w /= w.sum()
-    ratios = np.clip(affinity[..., None] + noise * z, 0.02, 1.0) @ w
-    return ratios * durations
+    def affinity_of(self, user_factors: np.ndarray, user_bias: np.ndarray) -> np.ndarray:
+        f = self.fit
+        predicted = f["mu"] + user_bias[:, None] + f["item_bias"][None, :] + user_factors @ f["V"].T
+        return _sigmoid(1.5 * (predicted - 3.6))
 
 
 # -- simulation ------------------------------------------------------------------------------
 
 
-class OraclePolicy:
-    """Knows the user's true current affinities and shows the best expected watch time first."""
+class OracleFactorPolicy:
+    """Reads the world's latent factors: knows each user's current affinities (the shift included) and shows
+    the best expected watch time first. No policy can beat it in expectation; the simulator must say so."""
 
     name = "oracle"
 
-    def __init__(self, world: World, noise: float) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
-        self.noise = noise
         self.current: dict[str, np.ndarray] = {}
 
     def fit(self, train: Sequence[Interaction], items: Mapping[str, ItemInfo], now: float) -> None:
         return None
 
     def recommend(self, user: str, k: int, exclude: frozenset[str] = frozenset(), now: float | None = None):
-        value = expected_watch(self.current[user], self.world.durations, self.noise).astype(float)
+        value = self.world.expected_watch(self.current[user]).astype(float)
         for i in exclude:
             j = self.world.item_index.get(i)
             if j is not None:
@@ -346,13 +413,32 @@ class OraclePolicy:
 
 
 @dataclass
+class LoggedSlot:
+    """One impression of the random-exposure slice: the context at the page request, the item, its propensity
+    and the watch ratio the user gave it."""
+
+    user: int
+    user_id: str
+    exclude: frozenset[str]
+    t: float
+    events_before: int  # how many events of the run's log came before the page request
+    item: int
+    propensity: float
+    ratio: float
+    shifted: bool
+
+
+@dataclass
 class _Trace:
     watch: list[list[float]] = field(default_factory=list)  # per user, per swipe seconds watched
     likes: list[int] = field(default_factory=list)
     skips: list[int] = field(default_factory=list)
     hides: list[int] = field(default_factory=list)
-    shares: list[list[float]] = field(default_factory=list)  # per user, new-topic share of each page
+    shares: list[list[float]] = field(default_factory=list)  # per user, new-taste share of each page
     watched: list[list[int]] = field(default_factory=list)  # per user, item indices watched
+    events: list[Interaction] = field(default_factory=list)
+    random_slots: list[LoggedSlot] = field(default_factory=list)
+    impressions: int = 0
     empty_pages: int = 0
     seconds: float = 0.0
 
@@ -373,53 +459,54 @@ def _run_policy(policy: Policy, world: World, config: SimConfig) -> _Trace:
     items_by_id = {it.item_id: it for it in world.items}
     policy.fit(world.background, items_by_id, world.start_time)
     trace = _Trace()
-    n_items = len(world.items)
-    swipes, shift_at = _session_shape(n_items, config)
-    min_topic_items = min(config.page_size, max(2, n_items // max(len(world.topics), 1) // 2))
+    swipes, shift_at = _session_shape(len(world.items), config)
     for u, user in enumerate(world.user_ids):
         rng = np.random.default_rng([config.seed, u])
         affinity = world.affinity[u]
-        if isinstance(policy, OraclePolicy):
+        if isinstance(policy, OracleFactorPolicy):
             policy.current[user] = affinity
-        target = world.shift_target(u, min_topic_items)
         t = world.start_time + u * config.day_seconds / max(len(world.user_ids), 1)
-        seen: list[str] = []
         seen_set: set[str] = set()
         watch, shares, watched = [], [], []
         likes = skips = hides = 0
-        shift_rng = np.random.default_rng([config.seed, u, 1])
         s = 0
         while s < swipes:
             if s == shift_at:
-                affinity = world.shifted(u, target, shift_rng)
-                if isinstance(policy, OraclePolicy):
+                affinity = world.shifted[u]
+                if isinstance(policy, OracleFactorPolicy):
                     policy.current[user] = affinity
-            page = list(policy.recommend(user, config.page_size, frozenset(seen_set), t))
+            exclude = frozenset(seen_set)
+            page = list(policy.recommend(user, config.page_size, exclude, t))
             page = list(dict.fromkeys(i for i in page if i in world.item_index and i not in seen_set))
             page = page[: config.page_size]
+            randomised = {r.item_id: r.propensity for r in getattr(policy, "last_page", ())
+                          if getattr(r, "source", None) == "random" and r.propensity}
+            trace.impressions += len(page)
             if s >= shift_at:
-                shares.append(
-                    sum(world.topic_of[world.item_index[i]] == target for i in page) / config.page_size
-                )
+                shares.append(sum(world.new_favourites[u, world.item_index[i]] for i in page) / config.page_size)
             while len(page) < config.page_size:  # a short page is topped up at random (counted)
                 trace.empty_pages += 1
                 rest = [it.item_id for it in world.items if it.item_id not in seen_set and it.item_id not in page]
                 if not rest:
                     break
                 page.append(rest[int(rng.integers(len(rest)))])
+            events_before = len(trace.events)
             for item_id in page:
                 if s >= swipes:
                     break
                 j = world.item_index[item_id]
-                x = react(user, world.items[j], float(affinity[j]), t, config.noise, rng)
+                x = world.watch.react(user, world.items[j], float(affinity[j]), t, rng)
                 policy.observe(x)
+                trace.events.append(x)
+                if item_id in randomised:
+                    trace.random_slots.append(LoggedSlot(u, user, exclude, t, events_before, j,
+                                                         randomised[item_id], x.watch_ratio, s >= shift_at))
                 seconds = x.watch_ratio * world.items[j].duration
                 watch.append(seconds)
                 watched.append(j)
                 likes += x.liked
                 skips += x.skipped
                 hides += x.hidden
-                seen.append(item_id)
                 seen_set.add(item_id)
                 t += seconds + config.gap_seconds
                 s += 1
@@ -434,15 +521,16 @@ def _run_policy(policy: Policy, world: World, config: SimConfig) -> _Trace:
 
 
 def _swipes_to_half(shares: Sequence[float], page_size: int) -> int | None:
-    """Swipes after the shift until a page is at least half from the new topic (pages are requested
-    every ``page_size`` swipes; 0 = the first page after the shift already was)."""
+    """Swipes after the shift until a page is at least half from the new taste's favourites (pages are
+    requested every ``page_size`` swipes; 0 = the first page after the shift already was)."""
     for n, share in enumerate(shares):
         if share >= 0.5:
             return n * page_size
     return None
 
 
-def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, config: SimConfig) -> dict:
+def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, config: SimConfig,
+               ours: str = "foryou") -> dict:
     n_users = len(world.user_ids)
     totals = {m: np.array([sum(w) for w in tr.watch]) for m, tr in traces.items()}
     idx = bootstrap_indices(n_users, config.n_boot, config.seed)
@@ -451,13 +539,19 @@ def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, con
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
     n_creators = len({it.creator_id for it in world.items})
     out: dict[str, Any] = {"methods": {}, "comparisons": {}}
+
+    def gap_samples(tot: np.ndarray) -> np.ndarray:
+        return (tot[idx].mean(1) - lo_ref[idx].mean(1)) / np.maximum(hi_ref[idx].mean(1) - lo_ref[idx].mean(1),
+                                                                      1e-9)
+
     for m, tr in traces.items():
         tot = totals[m]
+        n_swipes = max(sum(len(w) for w in tr.watch), 1)
         res: dict[str, Any] = {
             "watch_time_per_session": mean_with_interval(tot, config.n_boot, config.seed),
             "likes_per_session": mean_with_interval(tr.likes, config.n_boot, config.seed),
-            "skip_rate": float(np.sum(tr.skips) / max(sum(len(w) for w in tr.watch), 1)),
-            "hide_rate": float(np.sum(tr.hides) / max(sum(len(w) for w in tr.watch), 1)),
+            "skip_rate": float(np.sum(tr.skips) / n_swipes),
+            "hide_rate": float(np.sum(tr.hides) / n_swipes),
             "watch_curve": np.cumsum(np.mean(np.array(tr.watch), axis=0)).tolist(),
             "seconds": tr.seconds,
             "empty_pages": tr.empty_pages,
@@ -465,10 +559,7 @@ def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, con
         if lo_ref is not None and hi_ref is not None:
             gap = hi_ref.mean() - lo_ref.mean()
             point = (tot.mean() - lo_ref.mean()) / gap if gap > 0 else float("nan")
-            samples = (tot[idx].mean(1) - lo_ref[idx].mean(1)) / np.maximum(
-                hi_ref[idx].mean(1) - lo_ref[idx].mean(1), 1e-9
-            )
-            res["gap_share"] = {"value": float(point), "ci": list(interval(samples))}
+            res["gap_share"] = {"value": float(point), "ci": list(interval(gap_samples(tot)))}
         shares = np.array(tr.shares) if tr.shares and tr.shares[0] else np.zeros((n_users, 0))
         if shares.size:
             halves = [_swipes_to_half(row, config.page_size) for row in shares]
@@ -477,8 +568,8 @@ def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, con
             res["adaptation"] = {
                 "curve": shares.mean(axis=0).tolist(),
                 "curve_swipes": [n * config.page_size for n in range(shares.shape[1])],
+                "new_taste_share": mean_with_interval(shares.mean(axis=1), config.n_boot, config.seed),
                 "swipes_to_half_median": float(np.median(censored)),
-                "swipes_to_half_mean_censored": float(censored.mean()),
                 "reached_half": float(np.mean([h is not None for h in halves])),
                 "horizon": horizon,
             }
@@ -498,14 +589,17 @@ def _summarise(traces: dict[str, _Trace], world: World, vectors: np.ndarray, con
         res["creator_coverage"] = len({world.items[j].creator_id for j in all_watched}) / max(n_creators, 1)
         res["catalogue_coverage"] = len(all_watched) / max(len(world.items), 1)
         out["methods"][m] = res
-    if "foryou" in totals:
+    if ours in totals:
         for m, tot in totals.items():
-            if m != "foryou":
-                out["comparisons"][m] = {
-                    "watch_time_per_session": paired_mean_difference(
-                        totals["foryou"], tot, config.n_boot, config.seed
-                    )
-                }
+            if m == ours:
+                continue
+            comp: dict[str, Any] = {
+                "watch_time_per_session": paired_mean_difference(totals[ours], tot, config.n_boot, config.seed)}
+            if lo_ref is not None and hi_ref is not None:
+                diff = gap_samples(totals[ours]) - gap_samples(tot)
+                point = out["methods"][ours]["gap_share"]["value"] - out["methods"][m]["gap_share"]["value"]
+                comp["gap_share"] = {"diff": float(point), "ci": list(interval(diff))}
+            out["comparisons"][m] = comp
     return out
 
 
@@ -514,19 +608,21 @@ def simulate(
     policies: Mapping[str, Callable[[], Policy]],
     config: SimConfig,
     embed_texts: EmbedTexts,
+    ours: str = "foryou",
 ) -> dict[str, Any]:
-    """Run every policy (plus random and oracle references) through ``world``; return results."""
+    """Run every policy (plus the random and oracle references) through ``world``; return results."""
     vectors = np.asarray(embed_texts([it.text for it in world.items]), dtype=float)
     factories: dict[str, Callable[[], Any]] = {
         "random": lambda: _random_policy(config.seed),
-        "oracle": lambda: OraclePolicy(world, config.noise),
+        "oracle": lambda: OracleFactorPolicy(world),
     }
     factories.update(policies)
     traces = {}
     for name, make in factories.items():
         traces[name] = _run_policy(make(), world, config)
         log.info("simulated %s in world %s: %.1fs", name, world.name, traces[name].seconds)
-    summary = _summarise(traces, world, vectors, config)
+    summary = _summarise(traces, world, vectors, config, ours=ours)
+    swipes, shift_at = _session_shape(len(world.items), config)
     summary.update(
         {
             "world": world.name,
@@ -534,12 +630,78 @@ def simulate(
             "n_items": len(world.items),
             "n_topics": len(world.topics),
             "n_background_events": len(world.background),
-            "swipes": _session_shape(len(world.items), config)[0],
+            "swipes": swipes,
             "page_size": config.page_size,
-            "shift_at": _session_shape(len(world.items), config)[1],
+            "shift_at": shift_at,
         }
     )
     return summary
+
+
+def tune_in_world(
+    make: Callable[[dict[str, Any]], Policy], grid: Sequence[dict[str, Any]], world: World, config: SimConfig,
+    budget: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Try up to ``budget`` configs in a validation world; the best by mean watch time per session wins."""
+    configs = list(grid[:budget]) or [{}]
+    if len(configs) == 1:
+        return configs[0], [{"config": configs[0], "note": "one config: not tuned"}]
+    trials = []
+    for cfg in configs:
+        trace = _run_policy(make(cfg), world, config)
+        trials.append({"config": cfg, "watch_time_per_session": float(np.mean([sum(w) for w in trace.watch])),
+                       "seconds": trace.seconds})
+    best = max(trials, key=lambda t: t["watch_time_per_session"])
+    return best["config"], trials
+
+
+def off_policy_check(
+    world: World, logging_policy: Policy, targets: Mapping[str, Callable[[], Policy]], config: SimConfig,
+    share: float,
+) -> dict[str, Any]:
+    """Log a run of ``logging_policy`` (whose random-exposure slice is set to ``share``), then for each target
+    policy compare its SNIPS estimate of mean watch ratio from the random slots with the simulated truth (the
+    mean expected watch ratio of the target's own page at the same contexts). The target replays the log: it
+    observes every event that came before each logged page request, then is asked for its page there."""
+    from scipy.stats import binomtest
+
+    from .off_policy import snips
+
+    trace = _run_policy(logging_policy, world, config)
+    slots = sorted(trace.random_slots, key=lambda s: s.events_before)
+    shown = len(slots)
+    result: dict[str, Any] = {
+        "logging_share": share,
+        "impressions": trace.impressions,
+        "random_impressions": shown,
+        "share_test": {"observed": shown / max(trace.impressions, 1),
+                       "p_value": float(binomtest(shown, max(trace.impressions, 1), share).pvalue) if shown else None},
+        "targets": {},
+    }
+    for name, make in targets.items():
+        policy = make()
+        policy.fit(world.background, {it.item_id: it for it in world.items}, world.start_time)
+        done = 0
+        in_page, truths = [], []
+        for slot in slots:
+            while done < slot.events_before:
+                policy.observe(trace.events[done])
+                done += 1
+            affinity = world.shifted[slot.user] if slot.shifted else world.affinity[slot.user]
+            if isinstance(policy, OracleFactorPolicy):
+                policy.current[slot.user_id] = affinity
+            page = [world.item_index[i] for i in policy.recommend(slot.user_id, config.page_size, slot.exclude,
+                                                                  slot.t) if i in world.item_index]
+            in_page.append(slot.item in page)
+            truths.append(float(world.watch.expected_ratio(affinity[page]).mean()) if page else float("nan"))
+        target_prob = np.array(in_page, dtype=float) / config.page_size
+        estimate = snips(np.array([s.ratio for s in slots]), target_prob, np.array([s.propensity for s in slots]),
+                         groups=np.array([s.user for s in slots]), n_boot=config.n_boot, seed=config.seed)
+        truth = float(np.nanmean(truths)) if truths else float("nan")
+        lo, hi = estimate["ci"]
+        estimate.update({"truth": truth, "truth_in_interval": bool(lo <= truth <= hi) if lo is not None else None})
+        result["targets"][name] = estimate
+    return result
 
 
 def _random_policy(seed: int) -> Policy:
