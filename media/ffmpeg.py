@@ -115,6 +115,10 @@ def file_url(path: str | os.PathLike) -> str:
     return "file:" + str(Path(path).resolve())
 
 
+NICENESS = 10
+_NICE = shutil.which("nice")
+
+
 @dataclass
 class Completed:
     returncode: int
@@ -138,8 +142,11 @@ def run(cmd: list[str], timeout: float, check: bool = False) -> Completed:
     Raises :class:`FFmpegTimeout` on timeout and, with ``check``, :class:`FFmpegFailed` on a non-zero exit.
     """
     try:
-        # no preexec_fn / new session: lets CPython use vfork, cheap even from a process holding large models
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        # no preexec_fn / new session: lets CPython use vfork, cheap even from a process holding large models.
+        # Media work yields the CPU to the web requests: ffmpeg runs under `nice` where the system has it.
+        niced = _NICE and os.path.basename(cmd[0]).startswith("ffmpeg")
+        argv = [_NICE, "-n", str(NICENESS), *cmd] if niced else cmd
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise FFmpegTimeout(cmd, timeout) from exc
     result = Completed(proc.returncode, proc.stdout, proc.stderr)

@@ -40,6 +40,12 @@ class ProbeInfo:
     audio_codec: str | None
     size_bytes: int
     rotation: int = 0
+    # What decides whether the upload can be served as it is (remuxed) instead of re-encoded:
+    video_profile: str | None = None  # "High", "Main", "Constrained Baseline", ...
+    pix_fmt: str | None = None
+    square_pixels: bool = True
+    bit_rate: int = 0  # the whole file's, bits per second (0: unknown)
+    audio_channels: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -298,6 +304,11 @@ def probe(path: str | os.PathLike, limits: MediaLimits | None = None,
         audio_codec=str(audios[0].get("codec_name")) if audios else None,
         size_bytes=size,
         rotation=rotation,
+        video_profile=str(video.get("profile")) if video.get("profile") else None,
+        pix_fmt=str(video.get("pix_fmt")) if video.get("pix_fmt") else None,
+        square_pixels=not (sar > 0 and abs(sar - 1.0) > 1e-3),
+        bit_rate=int(_float(fmt.get("bit_rate"))) or int(size * 8 / duration),
+        audio_channels=int(audios[0].get("channels") or 0) if audios else 0,
     )
 
 

@@ -35,7 +35,7 @@ from media.fingerprint import fingerprint
 from media.frames import sample_frames
 from media.probe import MediaLimits, ProbeInfo, probe
 from media.text import embedding_text, parse_hashtags
-from media.transcode import TranscodeOptions, make_poster, transcode
+from media.transcode import TranscodeOptions, make_poster, remux, remux_reason, transcode
 
 if TYPE_CHECKING:  # the registry pulls in torch lazily; keep this module light to import
     from media.models.registry import ModelRegistry
@@ -148,19 +148,24 @@ def step_probe(ctx: StepContext, models: ModelRegistry | None = None) -> dict:
 
 
 def step_transcode(ctx: StepContext, models: ModelRegistry | None = None) -> dict:
-    """H.264/AAC faststart MP4 (``video.mp4``) + poster JPEG (``poster.jpg``)."""
+    """H.264/AAC faststart MP4 (``video.mp4``: the upload's own streams when already web-playable, else
+    re-encoded) + poster JPEG (``poster.jpg``)."""
     _begin(ctx)
     info = ProbeInfo.from_dict(_require(ctx, "probe"))
     key = _key("transcode", _source_key(ctx), asdict(ctx.transcode), info.to_dict())
     cached = _cached(ctx, "transcode", key, lambda r: [r["video"], r["poster"]])
     if cached is not None:
         return cached
-    out = transcode(ctx.source, ctx.path(VIDEO), info, ctx.transcode, ctx.limits, ctx.ffmpeg)
+    reason = remux_reason(info, ctx.transcode)
+    if reason is None:
+        out = remux(ctx.source, ctx.path(VIDEO), info, ctx.limits, ctx.ffmpeg)
+    else:
+        out = transcode(ctx.source, ctx.path(VIDEO), info, ctx.transcode, ctx.limits, ctx.ffmpeg)
     duration = min(info.duration_s, ctx.limits.max_duration_s)
     poster_t = make_poster(ctx.path(VIDEO), ctx.path(POSTER), duration, limits=ctx.limits, tools=ctx.ffmpeg)
     result = {"video": VIDEO, "poster": POSTER, "poster_time_s": poster_t, "width": out["width"],
               "height": out["height"], "duration_s": duration, "has_audio": out["has_audio"],
-              "size_bytes": ctx.path(VIDEO).stat().st_size}
+              "size_bytes": ctx.path(VIDEO).stat().st_size, "method": out["method"], "transcode_reason": reason}
     return _store(ctx, "transcode", key, result)
 
 
