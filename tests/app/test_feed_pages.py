@@ -164,7 +164,7 @@ def test_search_has_a_hook_for_semantic_search(client):
     page = client.get("/search?q=dogs", headers=HTML).text
     assert calls == [("dogs", 60)]
     hits = re.findall(r'href="/v/([^"]+)"', page)
-    assert hits == [semantic, keyword]  # semantic hits first, unknown ids dropped
+    assert hits == [keyword, semantic]  # word matches first, then by meaning; unknown ids dropped
 
 
 def test_guest_gets_a_visitor_row_so_that_impressions_are_logged(client):

@@ -1,15 +1,17 @@
 """Search and the video grids of the profile, hashtag and saved pages.
 
-Search is plain SQL ``ILIKE`` over captions, hashtags, transcripts and creators (case-insensitive on SQLite and
-PostgreSQL alike: PostgreSQL's ``LIKE`` is case-sensitive). A semantic search can be plugged in without touching
-this module's callers: set ``app.state.semantic_search`` to an async callable
-``(query: str, limit: int) -> list[str]`` returning video ids, best first; its hits are listed before the
-keyword hits (deduplicated, and filtered exactly like them: published, not hidden by the viewer).
+Search ranks words first: exact and prefix matches on handles, hashtags, captions and transcripts
+(``search_index.keyword_ranking``: FTS5 + bm25 on SQLite, a portable ranking elsewhere). Semantic matches
+(``app.state.semantic_search``, an async ``(query, limit) -> video ids``) come after, fused with the keyword
+list by reciprocal rank fusion with the keyword list weighted double: a video found both ways rises, a video
+found only by meaning never passes the leading word matches. Creators are matched on their handle (whole,
+prefix, or a prefix of one of its parts: "lena" finds @lab.bench.lena) and display name.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from sqlalchemy import String, cast, func, or_, select
 
 from app.db.engine import Database
 from app.db.models import Like, User, Video, published_clause
+from app.domain.pages.search_index import keyword_ranking, reciprocal_rank_fusion
 
 log = logging.getLogger(__name__)
 
@@ -88,40 +91,57 @@ async def popular_hashtags(db: Database, limit: int = 12) -> list[tuple[str, int
     return counts.most_common(limit)
 
 
+# RRF weights: keyword matches lead, semantic ones follow.
+KEYWORD_WEIGHT = 1.0
+SEMANTIC_WEIGHT = 0.5
+
+
+async def matching_creators(db: Database, query: str, limit: int = 10) -> list[User]:
+    """Creators whose handle or display name matches: exact handle, handle prefix, a handle part's prefix,
+    then display-name word prefix, then anywhere in the handle."""
+    term = query.strip().lstrip("#@").lower()
+    if not term:
+        return []
+    pattern = like_pattern(term)
+    async with db.read() as session:
+        rows = list((await session.execute(
+            select(User).where(User.is_guest.is_(False), User.status != "banned",
+                               or_(User.username.like(pattern, escape="\\"),
+                                   User.display_name.like(pattern, escape="\\")))
+            .limit(200))).scalars())
+
+    def rank(user: User) -> tuple[int, str]:
+        name = (user.username or "").lower()
+        parts = re.split(r"[._]", name)
+        words = (user.display_name or "").lower().split()
+        if name == term:
+            return (0, name)
+        if name.startswith(term):
+            return (1, name)
+        if any(part.startswith(term) for part in parts):
+            return (2, name)
+        if any(word.startswith(term) for word in words):
+            return (3, name)
+        return (4, name)
+
+    return sorted(rows, key=rank)[:limit]
+
+
 async def search(db: Database, raw_query: str, hidden: set[str], semantic: SemanticSearch | None = None,
                  limit: int = 60) -> SearchResults:
     query = " ".join((raw_query or "").split())[:MAX_QUERY]
     if not query:
         return SearchResults("", [], [])
-    term = query.lstrip("#@").lower() or query
-    pattern = like_pattern(term)
-    async with db.read() as session:
-        creators = list((await session.execute(
-            select(User).where(User.is_guest.is_(False), User.status != "banned",
-                               or_(User.username.ilike(pattern, escape="\\"),
-                                   User.display_name.ilike(pattern, escape="\\")))
-            .order_by(User.username).limit(10)
-        )).scalars())
-        keyword_hits = list((await session.execute(
-            select(Video).where(*PUBLISHED, or_(
-                Video.caption.ilike(pattern, escape="\\"),
-                cast(Video.hashtags, String).ilike(pattern, escape="\\"),
-                Video.transcript.ilike(pattern, escape="\\"),
-                Video.topic.ilike(pattern, escape="\\"),
-            )).order_by(Video.created_at.desc()).limit(limit)
-        )).scalars())
-    # ---- the semantic-search hook: its hits come first --------------------------------------------------
-    semantic_hits: list[Video] = []
+    creators = await matching_creators(db, query)
+    keyword_ids = await keyword_ranking(db, query, limit)
+    semantic_ids: list[str] = []
     if semantic is not None:
         try:
-            semantic_hits = await videos_by_ids(db, list(await semantic(query, limit)))
+            semantic_ids = list(await semantic(query, limit))
         except Exception:  # noqa: BLE001 - keyword search still answers when the semantic index is down
             log.exception("semantic search failed; keyword results only")
-    seen: set[str] = set()
-    merged = []
-    for video in [*semantic_hits, *keyword_hits]:
-        if video.id not in seen:
-            seen.add(video.id)
-            merged.append(video)
-    tiles = await tiles_for(db, merged[:limit], hidden)
-    return SearchResults(query, creators, tiles, semantic=bool(semantic_hits))
+    fused = reciprocal_rank_fusion([(keyword_ids, KEYWORD_WEIGHT), (semantic_ids, SEMANTIC_WEIGHT)])
+    videos = await videos_by_ids(db, fused)
+    tiles = await tiles_for(db, videos[:limit], hidden)
+    found_by_meaning = set(semantic_ids) - set(keyword_ids)
+    return SearchResults(query, creators, tiles, semantic=any(t.video.id in found_by_meaning for t in tiles))
