@@ -22,11 +22,12 @@ class Page:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.goto(path)
-        self.page.wait_for_selector(ACTIVE)
+        self.page.wait_for_selector("#feed")
         skip = self.page.locator("#onboarding button[name=skip]")
-        if skip.count():  # a first visit asks for interests; these tests swipe without choosing any
+        if skip.count():  # a first visit asks for interests (nothing plays meanwhile); these tests skip it
             skip.click()
             self.page.wait_for_selector("#onboarding", state="detached")
+        self.page.wait_for_selector(ACTIVE)
 
     def active_id(self) -> str | None:
         return self.page.evaluate(f"document.querySelector('{ACTIVE}')?.dataset.videoId || null")
@@ -121,8 +122,10 @@ def test_phone_touch_swipe_and_double_tap_like(phone, live_server, artifacts):
     assert second in ALL_IDS
     feed.wait_playing(0.2)
     assert feed.playing() == [second]
-    # Exactly one card down once the smooth scroll settles.
-    feed.page.wait_for_function("() => Math.abs(document.getElementById('feed').scrollTop - 812) < 2", timeout=3000)
+    # Exactly one card down once the smooth scroll settles (a card is the viewport above the bottom bar).
+    feed.page.wait_for_function("""() => { const feed = document.getElementById('feed');
+        const card = feed.querySelector(':scope > .card');
+        return card.offsetHeight > 700 && Math.abs(feed.scrollTop - card.offsetHeight) < 2; }""", timeout=3000)
 
     like = feed.page.locator(f"#card-{second} [data-action='like']")
     assert like.get_attribute("aria-pressed") == "false"

@@ -52,8 +52,10 @@ async def next_cards(accounts: AccountService, feed: FeedService, web_session: W
     viewer = await accounts.ensure_visitor(web_session)
     cards = await feed.next_page(viewer, web_session.token_hash, tab)
     next_cursor = cards[-1].position + 1 if cards else cursor
+    # "Nothing from creators you follow" only when there is truly nothing; otherwise "caught up" + start over.
+    following_empty = tab == "following" and not cards and not await feed.following_videos(viewer, limit=1)
     return {"cards": cards, "caught_up": not cards, "following_prompt": False, "next_cursor": next_cursor,
-            "following_empty": tab == "following" and not cards and cursor == 0}
+            "following_empty": following_empty}
 
 
 InterestsForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]

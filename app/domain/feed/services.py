@@ -164,18 +164,32 @@ class FeedService:
         return picks[:k]
 
     async def _following(self, viewer: User | None, served: set[str], k: int) -> list[Pick]:
+        """Followed creators' videos: the ones this viewer has not watched yet, newest first, then the rest,
+        newest first (so the tab never runs dry while there is anything to show)."""
         if viewer is None:
             return []
+        ordered = await self.following_videos(viewer)
+        return [pick for pick in ordered if pick.video_id not in served][:k]
+
+    async def following_videos(self, viewer: User, limit: int = 500) -> list[Pick]:
         hidden_videos, hidden_creators = await hidden_for(self.db, viewer.id)
         async with self.db.read() as session:
             rows = (await session.execute(
-                select(Video.id).join(Follow, Follow.creator_id == Video.creator_id)
+                select(Video.id, User.username).join(Follow, Follow.creator_id == Video.creator_id)
+                .join(User, User.id == Video.creator_id)
                 .where(Video.creator_id.not_in(hidden_creators))
                 .where(Follow.follower_id == viewer.id, *published_clause())
-                .order_by(Video.created_at.desc()).limit(k + len(served) + len(hidden_videos))
-            )).scalars().all()
-        return [Pick(vid, "following", ["New from a creator you follow"]) for vid in rows
-                if vid not in served and vid not in hidden_videos][:k]
+                .order_by(Video.created_at.desc()).limit(limit)
+            )).all()
+            ids = [vid for vid, _ in rows]
+            watched = set((await session.execute(select(Event.video_id).where(
+                Event.user_id == viewer.id, Event.event_type.in_(("view", "complete_view", "skip")),
+                Event.video_id.in_(ids)))).scalars()) if ids else set()
+        unseen = [Pick(vid, "following", [f"New from @{name}, who you follow"])
+                  for vid, name in rows if vid not in watched and vid not in hidden_videos]
+        seen = [Pick(vid, "following", [f"From @{name}, who you follow (you've seen it)"])
+                for vid, name in rows if vid in watched and vid not in hidden_videos]
+        return unseen + seen
 
     async def hydrate(self, viewer: User | None, picks: list[Pick], start_position: int = 0) -> list[Card]:
         """Turn picks into cards: video, creator, counts, and the viewer's like/save/follow state."""
