@@ -106,8 +106,8 @@ async def matching_creators(db: Database, query: str, limit: int = 10) -> list[U
     async with db.read() as session:
         rows = list((await session.execute(
             select(User).where(User.is_guest.is_(False), User.status != "banned",
-                               or_(User.username.like(pattern, escape="\\"),
-                                   User.display_name.like(pattern, escape="\\")))
+                               or_(User.username.ilike(pattern, escape="\\"),
+                                   User.display_name.ilike(pattern, escape="\\")))
             .limit(200))).scalars())
 
     def rank(user: User) -> tuple[int, str]:

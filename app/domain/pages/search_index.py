@@ -132,9 +132,9 @@ async def portable_ranking(db: Database, terms: list[str], limit: int = 60, cand
     conditions = []
     for term in terms:
         pattern = _like(term)
-        conditions.append(or_(User.username.like(pattern, escape="\\"),
-                              cast(Video.hashtags, String).like(pattern, escape="\\"),
-                              Video.caption.like(pattern, escape="\\"), Video.transcript.like(pattern, escape="\\")))
+        conditions.append(or_(User.username.ilike(pattern, escape="\\"),
+                              cast(Video.hashtags, String).ilike(pattern, escape="\\"),
+                              Video.caption.ilike(pattern, escape="\\"), Video.transcript.ilike(pattern, escape="\\")))
     async with db.read() as session:
         rows = (await session.execute(
             select(Video.id, User.username, cast(Video.hashtags, String), Video.caption, Video.transcript)
