@@ -23,7 +23,11 @@ def _serve(settings: Settings) -> int:
 
     configure_logging(settings.log_level, settings.log_json)
     print(f"ForYou is serving on http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)
+    # X-Forwarded-For is believed only from the configured proxies (default none): uvicorn would otherwise
+    # trust it from loopback, and a client could pick its own address to escape per-address limits.
+    trusted = ",".join(settings.trusted_proxies)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None,
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
     return 0
 
 

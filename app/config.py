@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -38,7 +41,16 @@ class Settings:
     secure_cookies: bool = False  # set true behind HTTPS
     session_days: int = 30
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None  # default: JSON lines unless stderr is a terminal (then readable lines)
+    # The public address of the site (e.g. https://foryou.example): absolute URLs (share links, og:url) are
+    # built from it, never from the request's Host header. Default: http://HOST:PORT.
+    public_url: str = ""
+    # Host header values answered; others get 400. Default: the public URL's host, plus the configured host
+    # (and localhost names when it is a loopback address). "*" allows any.
+    allowed_hosts: tuple[str, ...] = ()
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (passed to
+    # uvicorn). Default: none, so a client cannot choose its own address by sending the header.
+    trusted_proxies: tuple[str, ...] = ()
     run_migrations_on_start: bool = True
     # Background work inside `foryou serve`: the media worker and the periodic-job scheduler. Unset means
     # "with SQLite" (one box, one process); with PostgreSQL run `foryou worker` / `foryou scheduler` instead.
@@ -73,8 +85,23 @@ class Settings:
     skip_threshold_s: float = 2.0
     skip_threshold_ratio: float = 1 / 3
     skip_short_clip_s: float = 6.0
-    # accounts
+    # accounts: failed logins allowed per minute per client address, and per username from browsers that
+    # have never signed in as that user (a known device keeps its own, separate allowance).
     login_attempts_per_minute: int = 5
+    login_attempts_per_address_per_minute: int = 20
+    # beacons: events per visitor and per address, as a burst and per minute (429 with Retry-After beyond)
+    beacon_burst: int = 300
+    beacon_events_per_minute: int = 600
+    beacon_address_burst: int = 1200
+    beacon_address_events_per_minute: int = 3000
+    # guests: sessions of visitors idle this long, and guest users with no activity, are swept
+    guest_idle_days: int = 30
+    # disk: below this much free space in the data dir uploads get 507 and /readyz is not ready
+    min_free_disk_mb: int = 512
+    # backups: a daily `foryou backup create` into data_dir/backups (0 days: off), keeping this many
+    backup_every_hours: float = 24.0
+    backup_keep: int = 7
+    backup_dir: Path | None = None  # default: data_dir/backups
     admin_usernames: tuple[str, ...] = ()
     # JSON API (/api/v1): calls per second per personal access token (seed 002's gateway limit)
     api_rate_per_second: int = 5
@@ -146,6 +173,32 @@ class Settings:
         return self.data_dir / "models"
 
     @property
+    def backups_dir(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in WILDCARD_HOSTS else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_allowed_hosts(self) -> tuple[str, ...]:
+        """Host names (without port) that the Host header may carry."""
+        if self.allowed_hosts:
+            return tuple(h.lower() for h in self.allowed_hosts)
+        hosts = [urlsplit(self.resolved_public_url).hostname or ""]
+        if self.host in WILDCARD_HOSTS:
+            # Bound to every interface with no public URL configured: any name may reach us, so allow any.
+            return ("*",) if not self.public_url else (*hosts, *LOOPBACK_NAMES)
+        hosts.append(self.host.strip("[]").lower())
+        if self.host in LOOPBACK_NAMES:
+            hosts.extend(LOOPBACK_NAMES)
+        return tuple(dict.fromkeys(h for h in hosts if h))
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
@@ -172,6 +225,8 @@ class Settings:
 
 def _coerce(kind: object, raw: str) -> object:
     text = str(kind)
+    if "None" in text and raw.strip().lower() in {"", "auto", "none"}:
+        return None
     if "bool" in text:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if "tuple" in text:

@@ -24,7 +24,9 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    defaults = {"run_worker": False, "run_scheduler": False, "log_json": False, "secret_key": "test-secret"}
+    # Litestar's test client sends "Host: testserver.local".
+    defaults = {"run_worker": False, "run_scheduler": False, "log_json": False, "secret_key": "test-secret",
+                "allowed_hosts": ("testserver.local",)}
     return Settings(data_dir=data_dir, **{**defaults, **overrides})
 
 

@@ -31,8 +31,9 @@ from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
 from app.server.guards import LoginRequired, login_required_handler
+from app.server.limits import JsonBodyLimitMiddleware
 from app.server.logs import AccessLogMiddleware, configure_logging
-from app.server.security import SecurityHeadersMiddleware
+from app.server.security import AllowedHostsMiddleware, add_security_headers
 from app.server.services import Services
 from app.server.templating import make_environment
 from app.server.web_session import SessionMiddleware
@@ -88,10 +89,11 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
                 type="http", scheme="bearer", description="A personal access token (scopes: read, write).")}),
         ),
         middleware=[
-            SecurityHeadersMiddleware(),
-            AccessLogMiddleware(),
+            JsonBodyLimitMiddleware(),
             SessionMiddleware(services.sessions, settings.secure_cookies),
         ],
+        before_send=[add_security_headers],
+        logging_config=None,  # logging is configured once by configure_logging, not replaced by Litestar's
         exception_handlers={HTTPException: http_exception_handler, LoginRequired: login_required_handler,
                             500: internal_error_handler},
         dependencies=services.dependencies(),
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         response_cache_config=ResponseCacheConfig(),
         debug=False,
     )
+    # Outermost, around Litestar's router: unrouted 404/405 answers are host-checked and logged too.
+    app.asgi_handler = AccessLogMiddleware()(AllowedHostsMiddleware(settings.resolved_allowed_hosts)(app.asgi_handler))
     app.state.settings = settings
     app.state.services = services
     app.state.jinja = make_environment()

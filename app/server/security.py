@@ -1,7 +1,8 @@
-"""Security headers on every response."""
+"""Security headers on every response (errors and unrouted 404/405 included) and the allowed Host names."""
 
 from __future__ import annotations
 
+from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,25 +14,53 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
+HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+    "cross-origin-opener-policy": "same-origin",
+}
 
 
-class SecurityHeadersMiddleware(ASGIMiddleware):
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """A ``before_send`` hook: Litestar calls it for every response the app sends, routed or not."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in HEADERS.items():
+        if name not in headers:
+            headers[name] = value
+
+
+def host_of(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            raw = value.decode("latin-1").strip().lower()
+            if raw.startswith("["):  # [::1]:8000
+                return raw[1:].split("]", 1)[0]
+            return raw.rsplit(":", 1)[0] if raw.count(":") == 1 else raw
+    return ""
+
+
+class AllowedHostsMiddleware(ASGIMiddleware):
+    """Answer 400 to a Host header that names another site (host-header injection, cache poisoning)."""
+
     scopes = (ScopeType.HTTP,)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
-                extra = [(name, value) for name, value in HEADERS if name not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.any_host = "*" in allowed
+        self.exact = {h for h in allowed if not h.startswith("*.")}
+        self.suffixes = tuple(h[1:] for h in allowed if h.startswith("*."))
 
-        await next_app(scope, receive, send_with_headers)
+    def allows(self, host: str) -> bool:
+        return self.any_host or host in self.exact or (bool(host) and host.endswith(self.suffixes or ("\0",)))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if self.allows(host_of(scope)):
+            await next_app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send({"type": "http.response.body", "body": b"Unknown host: this server does not answer for it."})

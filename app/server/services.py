@@ -16,7 +16,7 @@ from app.adapters.vector_store import VectorStore
 from app.config import Settings
 from app.db.engine import Database
 from app.db.leases import PeriodicLeases, process_owner
-from app.domain.accounts.services import AccountService, LoginRateLimiter
+from app.domain.accounts.services import AccountService, DeviceCookies, LoginRateLimiter
 from app.domain.api.controllers import ApiKit
 from app.domain.api.feeds import ApiFeedService, CursorCodec, recommend_via
 from app.domain.api.tokens import TokenService
@@ -117,7 +117,9 @@ class Services:
         return cls(
             settings=settings, db=db, sessions=sessions,
             accounts=AccountService(db, sessions, LoginRateLimiter(settings.login_attempts_per_minute),
-                                    settings.admin_usernames),
+                                    settings.admin_usernames,
+                                    DeviceCookies(settings.effective_secret_key().encode()),
+                                    settings.login_attempts_per_address_per_minute),
             events=events, feed=feed, videos=videos, models=models,
             vectors=vectors, recommender=recommender, pipeline=pipeline,
             jobs=JobRunner(db, pipeline.run_step, owner=owner, lease_s=settings.job_lease_s), owner=owner,

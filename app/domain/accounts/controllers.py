@@ -9,7 +9,15 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from app.domain.accounts.services import AccountError, AccountService
+from app.config import Settings
+from app.domain.accounts.services import (
+    DEVICE_COOKIE,
+    DEVICE_COOKIE_DAYS,
+    AccountError,
+    AccountService,
+    LoginThrottled,
+    normalise_username,
+)
 from app.server.guards import safe_next
 from app.server.templating import is_htmx, render
 from app.server.web_session import WebSession, replace_web_session
@@ -19,6 +27,14 @@ def _go(request: Request, target: str) -> Response:
     if is_htmx(request):
         return Response("", status_code=200, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
+
+
+def remember_device(response: Response, accounts: AccountService, settings: Settings, username: str) -> Response:
+    """This browser has signed in as ``username``: failed logins elsewhere will not lock it out."""
+    response.set_cookie(DEVICE_COOKIE, accounts.devices.issue(normalise_username(username)),
+                        max_age=DEVICE_COOKIE_DAYS * 86400, httponly=True, samesite="lax",
+                        secure=settings.secure_cookies)
+    return response
 
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -32,7 +48,7 @@ class AccountController(Controller):
 
     @post("/signup")
     async def signup(self, request: Request, data: Form, accounts: AccountService,
-                     web_session: WebSession) -> Response:
+                     web_session: WebSession, settings: Settings) -> Response:
         target = safe_next(data.get("next"))
         try:
             _, new_session = await accounts.sign_up(
@@ -43,7 +59,7 @@ class AccountController(Controller):
             context = {"error": str(exc), "next": target, "username": data.get("username", "")}
             return render(request, "accounts/signup.html", context, block="form", status_code=exc.status_code)
         replace_web_session(request, new_session)
-        return _go(request, target)
+        return remember_device(_go(request, target), accounts, settings, data.get("username", ""))
 
     @get("/login")
     async def login_page(self, request: Request, next_path: NextPath = None) -> Response:
@@ -51,20 +67,22 @@ class AccountController(Controller):
 
     @post("/login")
     async def login(self, request: Request, data: Form, accounts: AccountService,
-                    web_session: WebSession) -> Response:
+                    web_session: WebSession, settings: Settings) -> Response:
         target = safe_next(data.get("next"))
+        # The peer address, or the forwarded one when the peer is a trusted proxy (FORYOU_TRUSTED_PROXIES).
         client = request.client.host if request.client else "unknown"
         try:
-            _, new_session = await accounts.log_in(
-                web_session, data.get("username", ""), data.get("password", ""), client
+            user, new_session = await accounts.log_in(
+                web_session, data.get("username", ""), data.get("password", ""), client,
+                request.cookies.get(DEVICE_COOKIE),
             )
         except AccountError as exc:
             context = {"error": str(exc), "next": target, "username": data.get("username", "")}
-            headers = {"Retry-After": "60"} if exc.status_code == 429 else None
+            headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, LoginThrottled) else None
             return render(request, "accounts/login.html", context, block="form",
                           status_code=exc.status_code, headers=headers)
         replace_web_session(request, new_session)
-        return _go(request, target)
+        return remember_device(_go(request, target), accounts, settings, user.username)
 
     @post("/logout")
     async def logout(self, request: Request, accounts: AccountService, web_session: WebSession) -> Response:

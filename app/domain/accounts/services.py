@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 import time
-from collections import defaultdict, deque
+from collections import deque
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,10 +37,20 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
 
-async def verify_password(stored_hash: str, password: str) -> bool:
+_dummy_hash: str | None = None
+
+
+async def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Check a password; with no stored hash (unknown user, guest) a dummy hash is checked instead, so the
+    answer takes as long as for a real account and does not tell which usernames exist."""
+    global _dummy_hash  # noqa: PLW0603 - computed once, on first use (hashing takes a few hundred ms)
+
     def _verify() -> bool:
+        global _dummy_hash  # noqa: PLW0603
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
         try:
-            return _hasher.verify(stored_hash, password)
+            return _hasher.verify(stored_hash or _dummy_hash, password) and stored_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 
@@ -43,36 +58,89 @@ async def verify_password(stored_hash: str, password: str) -> bool:
 
 
 class LoginRateLimiter:
-    """At most ``limit`` failed logins per minute per client address and per username."""
+    """Failed logins within a sliding window, per key ("ip:...", "user:...", "device:..."), each with a limit.
 
-    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+    Memory stays bounded: past ``max_keys`` the keys whose last failure is oldest are forgotten first."""
+
+    def __init__(self, limit: int, window_s: float = 60.0, max_keys: int = 50_000) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures[key]
+        stamps = self._failures.get(key)
+        if stamps is None:
+            return deque()
         while stamps and now - stamps[0] > self.window_s:
             stamps.popleft()
         return stamps
 
-    def retry_after(self, *keys: str) -> int:
+    def retry_after(self, *keys: str | tuple[str, int]) -> int:
+        """Seconds until every key is under its limit (0: go ahead). A key may carry its own limit."""
         now = time.monotonic()
-        waits = [
-            self.window_s - (now - stamps[0])
-            for key in keys
-            if len(stamps := self._recent(key, now)) >= self.limit
-        ]
+        waits = []
+        for entry in keys:
+            key, limit = entry if isinstance(entry, tuple) else (entry, self.limit)
+            stamps = self._recent(key, now)
+            if len(stamps) >= limit:
+                waits.append(self.window_s - (now - stamps[-limit]))
         return int(max(waits)) + 1 if waits else 0
 
-    def record_failure(self, *keys: str) -> None:
+    def record_failure(self, *keys: str | tuple[str, int]) -> None:
         now = time.monotonic()
-        for key in keys:
-            self._recent(key, now).append(now)
+        for entry in keys:
+            key = entry[0] if isinstance(entry, tuple) else entry
+            stamps = self._recent(key, now)
+            self._failures.pop(key, None)  # re-inserted last: the dict stays ordered by latest failure
+            stamps.append(now)
+            self._failures[key] = stamps
+        while len(self._failures) > self.max_keys:
+            self._failures.pop(next(iter(self._failures)))
 
-    def reset(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    def reset(self, *keys: str | tuple[str, int]) -> None:
+        for entry in keys:
+            self._failures.pop(entry[0] if isinstance(entry, tuple) else entry, None)
+
+
+DEVICE_COOKIE = "foryou_device"
+DEVICE_COOKIE_DAYS = 365
+
+
+@dataclass(frozen=True)
+class DeviceCookies:
+    """Signed "this browser has signed in as USER before" cookies (OWASP's device cookie pattern).
+
+    A browser holding one for a username is judged by its own failures only, so an attacker who fails to
+    guess a password from elsewhere locks out their own attempts, never the owner's known browser."""
+
+    secret: bytes
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self.secret, f"device:{payload}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def issue(self, username: str) -> str:
+        payload = base64.urlsafe_b64encode(f"{username}:{secrets.token_hex(8)}".encode()).decode().rstrip("=")
+        return f"{payload}.{self._sign(payload)}"
+
+    def read(self, cookie: str | None) -> tuple[str, str] | None:
+        """(username, device nonce) from a cookie whose signature holds, else None."""
+        if not cookie or "." not in cookie or len(cookie) > 200:
+            return None
+        payload, signature = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            username, nonce = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(":", 1)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return username, nonce
+
+
+class LoginThrottled(AccountError):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many attempts. Try again in {retry_after_s} seconds.", 429)
+        self.retry_after_s = retry_after_s
 
 
 def normalise_username(raw: str) -> str:
@@ -90,11 +158,14 @@ def check_new_credentials(username: str, password: str) -> None:
 
 class AccountService:
     def __init__(self, db: Database, sessions: SessionStore, limiter: LoginRateLimiter,
-                 admin_usernames: tuple[str, ...] = ()) -> None:
+                 admin_usernames: tuple[str, ...] = (), devices: DeviceCookies | None = None,
+                 per_address_limit: int | None = None) -> None:
         self.db = db
         self.sessions = sessions
         self.limiter = limiter
         self.admin_usernames = set(admin_usernames)
+        self.devices = devices or DeviceCookies(secrets.token_bytes(32))
+        self.per_address_limit = per_address_limit or limiter.limit * 4
 
     async def ensure_visitor(self, web_session: WebSession) -> User:
         """The session's user, creating a guest on a visitor's first action."""
@@ -129,21 +200,30 @@ class AccountService:
                 user.role = "admin"
         return user, await self.sessions.rotate(web_session, user)
 
+    def login_limits(self, username: str, client: str, device_cookie: str | None) -> tuple[tuple[str, int], ...]:
+        """The counters a login attempt is judged by. A known device (a browser that signed in as this user
+        before) only by its own failures; any other browser by its address and by the username's shared
+        counter for unknown browsers, which an attacker can fill but which never locks out a known device."""
+        device = self.devices.read(device_cookie)
+        if device and device[0] == username:
+            return ((f"device:{device[1]}:{username}", self.limiter.limit),)
+        return (f"ip:{client}", self.per_address_limit), (f"user:{username}", self.limiter.limit)
+
     async def log_in(self, web_session: WebSession, username: str, password: str,
-                     client: str) -> tuple[User, WebSession]:
+                     client: str, device_cookie: str | None = None) -> tuple[User, WebSession]:
         username = normalise_username(username)
-        keys = (f"ip:{client}", f"user:{username}")
+        keys = self.login_limits(username, client, device_cookie)
         wait = self.limiter.retry_after(*keys)
         if wait:
-            raise AccountError(f"Too many attempts. Try again in {wait} seconds.", 429)
+            raise LoginThrottled(wait)
         async with self.db.read() as session:
             user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-        if user is None or not user.password_hash or not await verify_password(user.password_hash, password):
+        if not await verify_password(user.password_hash if user is not None else None, password) or user is None:
             self.limiter.record_failure(*keys)
             raise AccountError("Wrong username or password.", 401)
         if user.status == "banned":
             raise AccountError("This account has been suspended.", 403)
-        self.limiter.reset(*keys)
+        self.limiter.reset(keys[-1])
         guest = web_session.user if web_session.user and web_session.user.is_guest else None
         if guest is not None:
             await self.merge_guest_into(guest.id, user.id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import InternalServerException
 from sqlalchemy import select
@@ -13,6 +11,7 @@ from app.db.models import Video
 from app.domain.accounts.services import AccountService
 from app.domain.events.schemas import EventValidationError, parse_beacon_batch
 from app.domain.events.writer import EventIn, EventWriter
+from app.server.limits import JsonBodyError, parse_json
 from app.server.web_session import WebSession
 
 MAX_BEACON_BYTES = 256 * 1024
@@ -34,9 +33,9 @@ class EventController(Controller):
         except InternalServerException:  # the tab closed mid-beacon; its outbox sends the events again
             return _problem(400, "The request body did not arrive.")
         try:
-            payload = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _problem(400, "The body is not valid JSON.")
+            payload = parse_json(raw)
+        except JsonBodyError as exc:
+            return _problem(exc.status, str(exc))
         try:
             csrf, batch = parse_beacon_batch(payload)
         except EventValidationError as exc:

@@ -27,7 +27,8 @@ Query = Annotated[str, QueryParameter(name="q", max_length=200)]
 
 
 def absolute(request: Request, path: str) -> str:
-    return str(request.base_url).rstrip("/") + path
+    """An absolute URL on the configured public address (never the request's Host header)."""
+    return request.app.state.settings.resolved_public_url + path
 
 
 FAVICON = PROJECT_ROOT / "static" / "favicon.ico"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, head, post
 from litestar.exceptions import InternalServerException, NotFoundException
 from sqlalchemy import select
 
@@ -35,23 +35,35 @@ class MediaController(Controller):
     @get("/{video_id:str}/{name:str}")
     async def serve(self, request: Request, video_id: str, name: str, db: Database, videos: VideoService,
                     web_session: WebSession) -> Response:
-        if name not in SERVABLE:
+        return await media_response(request, video_id, name, db, videos, web_session, with_body=True)
+
+    @head("/{video_id:str}/{name:str}")
+    async def serve_head(self, request: Request, video_id: str, name: str, db: Database, videos: VideoService,
+                         web_session: WebSession) -> Response[None]:
+        """What GET would answer (status, length, type, ranges, ETag), without the body."""
+        return await media_response(request, video_id, name, db, videos, web_session, with_body=False)
+
+
+async def media_response(request: Request, video_id: str, name: str, db: Database, videos: VideoService,
+                         web_session: WebSession, with_body: bool) -> Response:
+    if name not in SERVABLE:
+        raise NotFoundException()
+    async with db.read() as session:
+        video = await session.get(Video, video_id)
+    user = web_session.user
+    if video is None or not can_view(video, user.id if user else None, user.role if user else None):
+        raise NotFoundException()
+    if videos.storage.remote:
+        stored = await asyncio.to_thread(videos.storage.stat, video_id, name)
+        if stored is None:
             raise NotFoundException()
-        async with db.read() as session:
-            video = await session.get(Video, video_id)
-        user = web_session.user
-        if video is None or not can_view(video, user.id if user else None, user.role if user else None):
-            raise NotFoundException()
-        if videos.storage.remote:
-            stored = await asyncio.to_thread(videos.storage.stat, video_id, name)
-            if stored is None:
-                raise NotFoundException()
-            return object_response(videos.storage, video_id, name, stored, request.headers.get("range"),
-                                   request.headers.get("if-none-match"))
-        path = videos.folder(video_id) / name
-        if not path.is_file():
-            raise NotFoundException()
-        return file_response(path, request.headers.get("range"), request.headers.get("if-none-match"))
+        return object_response(videos.storage, video_id, name, stored, request.headers.get("range"),
+                               request.headers.get("if-none-match"), with_body=with_body)
+    path = videos.folder(video_id) / name
+    if not path.is_file():
+        raise NotFoundException()
+    return file_response(path, request.headers.get("range"), request.headers.get("if-none-match"),
+                         with_body=with_body)
 
 
 async def owned_video(db: Database, video_id: str, user: User) -> Video:

@@ -63,7 +63,7 @@ async def _read_object(storage: S3Storage, video_id: str, name: str, start: int,
 
 
 def object_response(storage: S3Storage, video_id: str, name: str, stored: StoredObject, range_header: str | None,
-                    if_none_match: str | None = None, max_age: int = 3600) -> Response:
+                    if_none_match: str | None = None, max_age: int = 3600, with_body: bool = True) -> Response:
     """The same answers as ``file_response`` for a file on object storage: the store serves the range asked for."""
     size = stored.size
     etag = stored.etag or '"' + hashlib.sha1(f"{video_id}/{name}-{size}".encode()).hexdigest()[:20] + '"'
@@ -74,6 +74,12 @@ def object_response(storage: S3Storage, video_id: str, name: str, stored: Stored
     wanted = parse_range(range_header, size)
     if wanted == "invalid":
         return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if not with_body:
+        start, end = (0, size - 1) if wanted is None else wanted
+        if wanted is not None:
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Length"] = str(end - start + 1)
+        return Response(b"", status_code=200 if wanted is None else 206, media_type=media_type, headers=headers)
     if wanted is None or size == 0:
         headers["Content-Length"] = str(size)
         body = _read_object(storage, video_id, name, 0, size - 1) if size else iter([b""])
@@ -86,7 +92,8 @@ def object_response(storage: S3Storage, video_id: str, name: str, stored: Stored
 
 
 def file_response(path: Path, range_header: str | None, if_none_match: str | None = None,
-                  max_age: int = 3600) -> Response:
+                  max_age: int = 3600, with_body: bool = True) -> Response:
+    """The file, a range of it (206), 304 or 416; ``with_body=False`` answers HEAD with the same headers."""
     stat = os.stat(path)
     size = stat.st_size
     etag = '"' + hashlib.sha1(f"{stat.st_ino}-{stat.st_mtime_ns}-{size}".encode()).hexdigest()[:20] + '"'
@@ -101,10 +108,10 @@ def file_response(path: Path, range_header: str | None, if_none_match: str | Non
     wanted = parse_range(range_header, size)
     if wanted == "invalid":
         return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    if wanted is None:
-        headers["Content-Length"] = str(size)
-        return Stream(_read(path, 0, size), media_type=media_type, headers=headers)
-    start, end = wanted
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    status, (start, end) = (200, (0, size - 1)) if wanted is None else (206, wanted)
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
-    return Stream(_read(path, start, end - start + 1), status_code=206, media_type=media_type, headers=headers)
+    if not with_body:
+        return Response(b"", status_code=status, media_type=media_type, headers=headers)
+    return Stream(_read(path, start, end - start + 1), status_code=status, media_type=media_type, headers=headers)

@@ -112,7 +112,7 @@ class MediaPipeline:
         if job.step == "index":
             return await asyncio.to_thread(self._index, video, ctx)
         if job.step == "publish":
-            return await self._publish(video, ctx)
+            return await self._publish(video, job, ctx)
         raise ValueError(f"unknown pipeline step {job.step!r}")
 
     async def _record(self, video_id: str, step: str, result: dict) -> None:
@@ -174,11 +174,26 @@ class MediaPipeline:
         return {"content_model": model_id, "has_vector": vector is not None, "segments": len(segments),
                 "visual_model": (visual or {}).get("model_id"), "text_model": (text or {}).get("model_id")}
 
-    async def _publish(self, video: Video, ctx: media_steps.StepContext) -> dict:
+    async def _publish(self, video: Video, job: MediaJob, ctx: media_steps.StepContext) -> dict:
         # Automated moderation first: a flagged video is published as "flagged" and stays out of every feed
         # until an operator approves it (app.domain.moderation).
 
         flags = await screen_upload(self.db, self.models, video.id, ctx)
+        async with self.db.read() as session:
+            row = await session.get(Video, video.id)
+            if row is None:
+                return {"state": "gone"}
+            creator_id, caption, hashtags = row.creator_id, row.caption, list(row.hashtags)
+        # A fixed event id makes the upload event idempotent when this step runs twice.
+        await self.events.submit([EventIn(
+            event_id=f"upload-{video.id}", event_type="content_upload", user_id=creator_id, video_id=video.id,
+            creator_id=creator_id, additional_info={"caption": caption[:200], "hashtags": hashtags,
+                                                    "topic": video.topic, "duration": video.duration},
+        )])
+        result = {"state": "ready", **({"moderation": "flagged"} if flags else {})}
+        # The video goes ready and this step's row succeeds in one transaction: a kill on either side of it
+        # leaves either a publish to redo (the video still processing) or nothing to do, never a row left
+        # pending for a video that is already ready.
         async with self.db.write() as session:
             row = await session.get(Video, video.id)
             if row is None:
@@ -187,18 +202,16 @@ class MediaPipeline:
                 record_flags(session, row, flags)
             row.state = "ready"
             row.ready_at = row.ready_at or utcnow()
-            creator_id, caption, hashtags = row.creator_id, row.caption, list(row.hashtags)
-        # A fixed event id makes the upload event idempotent when this step runs twice.
-        await self.events.submit([EventIn(
-            event_id=f"upload-{video.id}", event_type="content_upload", user_id=creator_id, video_id=video.id,
-            creator_id=creator_id, additional_info={"caption": caption[:200], "hashtags": hashtags,
-                                                    "topic": video.topic, "duration": video.duration},
-        )])
+            job_row = await session.get(MediaJob, job.id)
+            if job_row is not None:
+                job_row.status, job_row.progress, job_row.error = "succeeded", 1.0, None
+                job_row.finished_at = utcnow()
+                job_row.result = result
         await asyncio.to_thread(media_steps.remove_intermediates, ctx)
         await asyncio.to_thread(self.storage.prune, video.id, ctx.work_dir)
         if self.on_published is not None:
             await self.on_published(video.id)
-        return {"state": "ready", **({"moderation": "flagged"} if flags else {})}
+        return result
 
 
 def _summary(result: dict) -> dict:

@@ -1,0 +1,182 @@
+"""Hostile traffic against the app in process: login throttling, hosts and URLs, headers, bodies, routes.
+
+The multi-process checks (real ``foryou serve`` processes: logs, proxy headers) are in test_hostile_live.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from argon2 import PasswordHasher
+from litestar.testing import TestClient
+
+from app.domain.accounts.services import DEVICE_COOKIE
+from app.server.security import HEADERS
+from tests.app.helpers import add_video, run, services
+from tests.conftest import csrf_of, make_settings
+
+
+def signup(client: TestClient, username: str, password: str = "correct horse") -> None:
+    response = client.post("/signup", data={"username": username, "password": password,
+                                            "csrf_token": csrf_of(client, "/signup")})
+    assert response.status_code in (200, 303), response.text
+
+
+def login(client: TestClient, username: str, password: str):  # noqa: ANN201
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": csrf_of(client, "/login")})
+
+
+def test_unknown_usernames_cost_a_password_check_too(client, monkeypatch):
+    """No timing oracle: an unknown username is verified against a dummy hash like a known one."""
+    signup(client, "erin")
+    client.cookies.clear()
+    calls: list[str] = []
+    real_verify = PasswordHasher.verify
+
+    def counting_verify(self, hashed, password):  # noqa: ANN001, ANN202
+        calls.append(hashed)
+        return real_verify(self, hashed, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    assert login(client, "nobody_here", "whatever pw").status_code == 401
+    assert login(client, "erin", "wrong password").status_code == 401
+    assert len(calls) == 2 and all(h.startswith("$argon2") for h in calls)
+
+
+def test_failed_logins_elsewhere_never_lock_out_the_owners_known_browser(client):
+    signup(client, "frank")  # sign-up marks this browser as frank's device
+    owner_device = client.cookies.get(DEVICE_COOKIE)
+    assert owner_device
+    client.cookies.clear()
+    # An attacker guesses from a browser that never signed in as frank, until throttled.
+    statuses = [login(client, "frank", f"guess-{i}").status_code for i in range(8)]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+    throttled = login(client, "frank", "guess-again")
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) in range(1, 62)
+    # Even the right password waits from an unknown browser...
+    assert login(client, "frank", "correct horse").status_code == 429
+    # ...but the owner's own browser signs in at once.
+    client.cookies.clear()
+    client.cookies.set(DEVICE_COOKIE, owner_device)
+    assert login(client, "frank", "correct horse").status_code in (200, 303)
+
+
+def test_a_forged_device_cookie_counts_as_an_unknown_browser(client):
+    signup(client, "gina")
+    device = client.cookies.get(DEVICE_COOKIE)
+    client.cookies.clear()
+    forged = device[:-4] + ("0000" if not device.endswith("0000") else "1111")
+    client.cookies.set(DEVICE_COOKIE, forged)
+    statuses = [login(client, "gina", f"guess-{i}").status_code for i in range(6)]
+    assert statuses[-1] == 429
+
+
+def test_one_address_guessing_many_usernames_is_throttled(tmp_path):
+    from app.server.app import create_app
+
+    settings = make_settings(tmp_path / "data", login_attempts_per_address_per_minute=6)
+    with TestClient(create_app(settings)) as client:
+        statuses = [login(client, f"user{i}", "some password").status_code for i in range(8)]
+    assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429]
+
+
+def test_a_foreign_host_header_is_refused_and_urls_come_from_the_public_url(tmp_path):
+    from app.server.app import create_app
+
+    settings = make_settings(tmp_path / "data", public_url="https://foryou.example")
+    with TestClient(create_app(settings)) as client:
+        video_id = add_video(client)
+        evil = client.get(f"/v/{video_id}", headers={"host": "evil.example", "accept": "text/html"})
+        assert evil.status_code == 400
+        for name in HEADERS:
+            assert name in evil.headers
+        page = client.get(f"/v/{video_id}", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        og_url = re.search(r'property="og:url" content="([^"]+)"', page.text)
+        assert og_url and og_url.group(1) == f"https://foryou.example/v/{video_id}"
+        assert "testserver" not in page.text
+
+
+def test_allowed_hosts_default_to_the_configured_host(tmp_path):
+    settings = make_settings(tmp_path, allowed_hosts=())
+    assert set(settings.resolved_allowed_hosts) == {"127.0.0.1", "localhost", "::1"}
+    public = make_settings(tmp_path, allowed_hosts=(), host="0.0.0.0", public_url="https://tv.example.org")
+    assert "tv.example.org" in public.resolved_allowed_hosts and "*" not in public.resolved_allowed_hosts
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/no/such/page/here"), ("DELETE", "/healthz"),
+                                               ("GET", "/media/v_missing/video.mp4"), ("PUT", "/login")])
+def test_security_headers_on_unrouted_and_error_responses(client, method, path):
+    response = client.request(method, path)
+    assert response.status_code in (403, 404, 405)
+    for name, value in HEADERS.items():
+        assert response.headers.get(name) == value, name
+    assert response.headers.get("x-request-id")
+
+
+def test_deep_or_huge_json_bodies_are_4xx(client):
+    csrf = csrf_of(client)
+    deep = "[" * 50_000 + "]" * 50_000
+    for content_type in ("text/plain;charset=UTF-8", "application/json"):
+        response = client.post("/api/events", content=deep, headers={"content-type": content_type})
+        assert response.status_code == 400, (content_type, response.status_code)
+    nested_info = '{"a":' * 40 + "1" + "}" * 40
+    nested_event = f'{{"csrf": "{csrf}", "events": [{{"info": {nested_info}}}]}}'
+    assert client.post("/api/events", content=nested_event).status_code == 400
+    huge = b'{"csrf": "x", "events": [' + b'"' + b"a" * (2 * 1024 * 1024) + b'"]}'
+    assert client.post("/api/events", content=huge, headers={"content-type": "application/json"}).status_code == 413
+    for garbage in (b"\xff\xfe\x00", b"{", b"null", b"[1,2", b'{"events": "no"}', b"1e999999"):
+        response = client.post("/api/events", content=garbage, headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (garbage, response.status_code)
+    # Form endpoints with broken bodies are 4xx as well.
+    for body in (b"%zz=%%%", b"a=" + b"b" * 100_000):
+        response = client.post("/login", content=body,
+                               headers={"content-type": "application/x-www-form-urlencoded", "x-csrf-token": csrf})
+        assert 400 <= response.status_code < 500, response.status_code
+
+
+def test_head_on_media_answers_like_get_without_a_body(client):
+    video_id = add_video(client)
+    folder = services(client).videos.folder(video_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "video.mp4").write_bytes(b"\x00" * 1000)
+    got = client.get(f"/media/{video_id}/video.mp4")
+    head = client.head(f"/media/{video_id}/video.mp4")
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    for name in ("content-length", "content-type", "etag", "accept-ranges"):
+        assert head.headers[name] == got.headers[name], name
+    ranged = client.head(f"/media/{video_id}/video.mp4", headers={"range": "bytes=10-19"})
+    assert ranged.status_code == 206 and ranged.headers["content-range"] == "bytes 10-19/1000"
+    assert client.head("/media/v_nothere/video.mp4").status_code == 404
+
+
+def test_a_kill_inside_publish_never_leaves_its_job_pending_for_a_ready_video(client, monkeypatch):
+    """The moment publish has made the video ready, its job row has succeeded too (one transaction): a
+    SIGKILL at any later point of the step leaves nothing for the next start-up to trip over."""
+    import sqlite3
+
+    from app.db.models import MediaJob
+    from media import steps as media_steps
+
+    app_services = services(client)
+    video_id = add_video(client, state="processing")
+
+    async def add_job() -> None:
+        async with app_services.db.write() as session:
+            session.add(MediaJob(video_id=video_id, step="publish", position=0))
+
+    run(client, add_job())
+    seen: list[tuple] = []
+
+    def observe_then_continue(*_args: object) -> None:  # runs right after publish's transaction
+        with sqlite3.connect(app_services.settings.data_dir / "foryou.db") as db:
+            seen.append(db.execute("SELECT v.state, j.status FROM videos v JOIN media_jobs j ON j.video_id = v.id "
+                                   "WHERE v.id = ?", (video_id,)).fetchone())
+
+    monkeypatch.setattr(media_steps, "remove_intermediates", observe_then_continue)
+    assert run(client, app_services.jobs.run_next()).endswith(":ok")
+    assert seen == [("ready", "succeeded")]
