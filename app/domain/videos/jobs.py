@@ -144,7 +144,10 @@ class JobRunner:
             row = await session.get(MediaJob, job.id)
             if row is None:  # the video was deleted meanwhile
                 return f"{video.id}:{job.step}:gone"
-            if not self._holds(row):  # our lease expired and another worker took the step over
+            # A step may record its own success in its last transaction (publish does, with the video going
+            # ready): still ours then.
+            finished_by_step = row.status == "succeeded" and row.lease_owner == self.owner
+            if not self._holds(row) and not finished_by_step:  # our lease expired and another worker took over
                 return f"{video.id}:{job.step}:lost"
             row.status = "succeeded"
             row.progress = 1.0

@@ -203,7 +203,7 @@ class MediaPipeline:
             row.state = "ready"
             row.ready_at = row.ready_at or utcnow()
             job_row = await session.get(MediaJob, job.id)
-            if job_row is not None:
+            if job_row is not None and job_row.status == "running" and job_row.lease_owner == job.lease_owner:
                 job_row.status, job_row.progress, job_row.error = "succeeded", 1.0, None
                 job_row.finished_at = utcnow()
                 job_row.result = result
