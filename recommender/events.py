@@ -68,7 +68,7 @@ class EventLog:
         self.max_events = max_events
         self._events: deque[Event] = deque()
         self._times: deque[float] = deque()
-        self._ids: set[str] = set()
+        self._ids: set[tuple[str, str]] = set()  # (user, event id): clients' ids are unique per user only
         self.appended = 0  # total ever appended: a sequence number for catching up after snapshots
 
     def __len__(self) -> int:
@@ -79,16 +79,16 @@ class EventLog:
 
     def append(self, event: Event) -> bool:
         """Add an event; False if its id was already logged."""
-        if event.event_id in self._ids:
+        if (event.user_id, event.event_id) in self._ids:
             return False
-        self._ids.add(event.event_id)
+        self._ids.add((event.user_id, event.event_id))
         self._events.append(event)
         self._times.append(event.timestamp)
         self.appended += 1
         while len(self._events) > self.max_events:
             dropped = self._events.popleft()
             self._times.popleft()
-            self._ids.discard(dropped.event_id)
+            self._ids.discard((dropped.user_id, dropped.event_id))
         return True
 
     def snapshot(self) -> list[Event]:

@@ -103,16 +103,18 @@ def published_clause() -> tuple:
 
 
 class Event(SQLModel, table=True):
-    """The append-only event log (seed §2.2). ``event_id`` is client-supplied and unique."""
+    """The append-only event log (seed §2.2). ``event_id`` is client-supplied: unique per user, not globally
+    (another user re-sending an id makes a new event, never a change to this one)."""
 
     __tablename__ = "events"
     __table_args__ = (
+        UniqueConstraint("user_id", "event_id", name="uq_events_user_event"),
         Index("ix_events_user_time", "user_id", "timestamp"),
         Index("ix_events_video_type", "video_id", "event_type"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True, max_length=64)
+    event_id: str = Field(max_length=64, index=True)
     event_type: str = Field(max_length=24, index=True)
     # Nullable so that a deleted account's events can be irreversibly anonymised instead of kept.
     user_id: str | None = Field(default=None, max_length=32)

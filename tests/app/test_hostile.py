@@ -180,3 +180,48 @@ def test_a_kill_inside_publish_never_leaves_its_job_pending_for_a_ready_video(cl
     monkeypatch.setattr(media_steps, "remove_intermediates", observe_then_continue)
     assert run(client, app_services.jobs.run_next()).endswith(":ok")
     assert seen == [("ready", "succeeded")]
+
+
+def test_logs_are_json_off_a_terminal_and_readable_on_one():
+    import io
+    import logging
+
+    from app.server.logs import JsonFormatter, ReadableFormatter, wants_json
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert wants_json(None, io.StringIO()) is True
+    assert wants_json(None, Terminal()) is False
+    assert wants_json(True, Terminal()) is True
+    record = logging.makeLogRecord({"name": "foryou.access", "levelname": "INFO", "msg": "request",
+                                    "method": "GET", "path": "/x", "status": 200, "ms": 1.5,
+                                    "request_id": "abcdef0123456789"})
+    assert '"request_id": "abcdef0123456789"' in JsonFormatter().format(record)
+    assert re.search(r"foryou\.access: GET /x 200 1\.5ms .*\[abcdef0123456789\]", ReadableFormatter().format(record))
+
+
+def test_an_event_id_reused_by_another_user_never_touches_the_first_users_event(client):
+    import json
+
+    from tests.app.test_events import stored_events
+
+    video_id = add_video(client)
+
+    def send(seconds: float) -> int:
+        body = {"csrf": csrf_of(client), "events": [{"event_id": "shared-id-0001", "type": "view",
+                                                    "video_id": video_id, "watch_duration": seconds}]}
+        return client.post("/api/events", content=json.dumps(body)).status_code
+
+    assert send(7.0) == 202
+    first_owner = stored_events(client, event_id="shared-id-0001")[0].user_id
+    client.cookies.clear()  # another visitor (another browser) re-sends the same id with a huge watch time
+    assert send(86_000.0) == 202
+    rows = {row.user_id: row.watch_duration for row in stored_events(client, event_id="shared-id-0001")}
+    assert rows[first_owner] == 7.0
+    assert len(rows) == 2 and 86_000.0 in rows.values()
+    # A real resend by the same visitor still dedupes (and a view's watch time only grows).
+    assert send(90.0) == 202
+    rows_after = {row.user_id: row.watch_duration for row in stored_events(client, event_id="shared-id-0001")}
+    assert len(rows_after) == 2 and rows_after[first_owner] == 7.0

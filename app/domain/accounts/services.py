@@ -235,6 +235,10 @@ class AccountService:
     async def merge_guest_into(self, guest_id: str, user_id: str) -> None:
         """A guest who logs in to an existing account: their activity moves to that account."""
         async with self.db.write() as session:
+            # Event ids are unique per user: a guest event whose id the account already has is the same event.
+            await session.execute(delete(Event).where(
+                Event.user_id == guest_id,
+                Event.event_id.in_(select(Event.event_id).where(Event.user_id == user_id).scalar_subquery())))
             await session.execute(update(Event).where(Event.user_id == guest_id).values(user_id=user_id))
             await session.execute(
                 update(ViewingSession).where(ViewingSession.user_id == guest_id).values(user_id=user_id)

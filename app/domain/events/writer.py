@@ -58,34 +58,41 @@ def _insert_ignoring_duplicates(dialect: str):  # noqa: ANN202 - a dialect's INS
     return insert(Event).on_conflict_do_nothing()
 
 
-async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEvent]:
-    """Store events in one write transaction: dedupe on event id, merge watch time with max, sessionize.
+def event_key(item: EventIn) -> tuple[str | None, str]:
+    """Event ids are the client's, so they are unique per user only: the dedup key is the pair."""
+    return item.user_id, item.event_id
 
+
+async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEvent]:
+    """Store events in one write transaction: dedupe on (user, event id), merge watch time with max, sessionize.
+
+    The same id sent by another user is another event and never touches the first user's row.
     Core statements throughout (one SELECT of the ids already stored, one multi-row INSERT ... ON CONFLICT DO
     NOTHING RETURNING, one UPDATE per view whose watch time grew): no ORM objects per event."""
     if not events:
         return []
     # The same id may repeat inside one batch too (periodic flush + swipe-away): keep the largest watch time.
-    merged: dict[str, EventIn] = {}
+    merged: dict[tuple[str | None, str], EventIn] = {}
     for item in events:
-        previous = merged.get(item.event_id)
+        previous = merged.get(event_key(item))
         if previous is None or (item.watch_duration or 0) > (previous.watch_duration or 0):
-            merged[item.event_id] = item
-    stored: dict[str, StoredEvent] = {}
+            merged[event_key(item)] = item
+    stored: dict[tuple[str | None, str], StoredEvent] = {}
     async with db.write() as session:
         existing = {
-            event_id: (row_id, watch, session_id, info)
-            for event_id, row_id, watch, session_id, info in (await session.execute(
-                select(Event.event_id, Event.id, Event.watch_duration, Event.session_id, Event.additional_info)
-                .where(Event.event_id.in_(list(merged)))
+            (user_id, event_id): (row_id, watch, session_id, info)
+            for user_id, event_id, row_id, watch, session_id, info in (await session.execute(
+                select(Event.user_id, Event.event_id, Event.id, Event.watch_duration, Event.session_id,
+                       Event.additional_info)
+                .where(Event.event_id.in_(list({event_id for _, event_id in merged})))
             )).all()
         }
-        fresh = [e for e in merged.values() if e.event_id not in existing]
+        fresh = [e for key, e in merged.items() if key not in existing]
         sessions = await _sessionize(session, fresh)
-        for item in merged.values():
-            if item.event_id not in existing:
+        for key, item in merged.items():
+            if key not in existing:
                 continue
-            row_id, watch, session_id, info = existing[item.event_id]
+            row_id, watch, session_id, info = existing[key]
             info = info or {}
             if item.watch_duration is not None and item.watch_duration > (watch or 0):
                 # The grown view's own figures (watch_ratio, replays) go with it; "final" never reverts.
@@ -96,7 +103,7 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
             elif item.additional_info.get("final") and not info.get("final"):
                 await session.execute(update(Event).where(Event.id == row_id)
                                       .values(additional_info={**info, "final": True}))
-            stored[item.event_id] = StoredEvent(item, is_new=False, session_id=session_id, row_id=row_id)
+            stored[key] = StoredEvent(item, is_new=False, session_id=session_id, row_id=row_id)
         if fresh:
             rows = [
                 {"event_id": item.event_id, "event_type": item.event_type, "user_id": item.user_id,
@@ -106,12 +113,14 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
                  "additional_info": item.additional_info}
                 for item in fresh
             ]
-            statement = _insert_ignoring_duplicates(session.bind.dialect.name).returning(Event.id, Event.event_id)
-            ids = dict((event_id, row_id) for row_id, event_id in (await session.execute(statement, rows)).all())
+            statement = _insert_ignoring_duplicates(session.bind.dialect.name).returning(
+                Event.id, Event.user_id, Event.event_id)
+            ids = {(user_id, event_id): row_id
+                   for row_id, user_id, event_id in (await session.execute(statement, rows)).all()}
             for item, row in zip(fresh, rows, strict=True):
-                stored[item.event_id] = StoredEvent(item, is_new=item.event_id in ids, session_id=row["session_id"],
-                                                    row_id=ids.get(item.event_id))
-    return [stored[item.event_id] for item in merged.values()]
+                key = event_key(item)
+                stored[key] = StoredEvent(item, is_new=key in ids, session_id=row["session_id"], row_id=ids.get(key))
+    return [stored[key] for key in merged]
 
 
 async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:  # noqa: ANN001
@@ -200,11 +209,11 @@ class EventWriter:
         all_events = [event for events, _ in batch for event in events]
         try:
             stored = await write_events(self.db, all_events)
-            by_id = {item.event.event_id: item for item in stored}
+            by_key = {event_key(item.event): item for item in stored}
             self._notify(stored)
             for events, future in batch:
                 if not future.done():
-                    future.set_result([by_id[e.event_id] for e in events if e.event_id in by_id])
+                    future.set_result([by_key[event_key(e)] for e in events if event_key(e) in by_key])
         except Exception as exc:  # noqa: BLE001 - every waiting request must hear about the failure
             log.exception("event batch of %d failed", len(all_events))
             for _, future in batch:
