@@ -54,7 +54,9 @@ class ReplicaSync:
         """Event-writer listener: publish what the recommender hears about (the same rule as locally)."""
         for item in stored:
             if should_forward(item) and item.event.user_id:
-                self.stream.publish("event", event_body(item), message_id=f"event:{item.event.user_id}:{item.event.event_id}")
+                # Event ids are unique per user only: the stream's dedup id is the pair.
+                message_id = f"event:{item.event.user_id}:{item.event.event_id}"
+                self.stream.publish("event", event_body(item), message_id=message_id)
 
     def announce_video(self, video_id: str) -> None:
         """A video became ready, changed moderation state or went: other replicas re-read it."""
