@@ -153,7 +153,7 @@ class RecommenderConfig:
     l2: float = 1e-4  # weight decay
     train_time_budget_seconds: float = 60.0
     d2q_buckets: int = 20  # duration buckets (equal frequency) for the debiased watch target
-    d2q_effective_quantile: float = 0.5  # an effective view beats this quantile of its bucket's watch time
+    d2q_effective_quantile: float = 0.5  # an effective view reaches this quantile of its bucket's watch time
     holdout_fraction: float = 0.2
     promotion_min_logloss_gain: float = 1e-4
     promotion_auc_tolerance: float = 0.005

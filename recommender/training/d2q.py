@@ -4,7 +4,7 @@ Raw watch time grows with a video's length whatever the viewer thinks of it, and
 short loops. D2Q buckets examples by duration (equal-frequency buckets, so each holds enough views) and
 replaces watch time by its quantile within the bucket: a 40-second view of a 60-second video and a 6-second
 view of a 9-second one are then judged against their peers. An "effective view" is a view whose watch time
-is above the bucket's ``effective_quantile`` of watch time: a duration-aware threshold.
+reaches the bucket's ``effective_quantile`` of watch time: a duration-aware threshold.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def watch_quantiles(watch_seconds: np.ndarray, durations: np.ndarray, buckets: D
 
 
 def effective_views(watch_seconds: np.ndarray, durations: np.ndarray, buckets: DurationBuckets) -> np.ndarray:
-    """1.0 where the view beat its duration bucket's threshold (and lasted at all), else 0.0."""
+    """1.0 where the view reached its duration bucket's threshold (and lasted at all), else 0.0. Reaching, not
+    beating: where most views of a bucket are watched to the end, the threshold is the duration itself."""
     watch_seconds = np.asarray(watch_seconds, dtype=np.float64)
     threshold = buckets.thresholds[buckets.bucket_of(durations)]
-    return ((watch_seconds > threshold) & (watch_seconds > 0)).astype(np.float32)
+    return ((watch_seconds >= threshold) & (watch_seconds > 0)).astype(np.float32)

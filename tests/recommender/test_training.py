@@ -93,3 +93,12 @@ def test_promotion_refuses_a_candidate_that_is_not_better():
 def test_training_waits_for_enough_new_examples(rec):
     summary = rec.run_job("ranker_training", NOW)
     assert summary["skipped"] and summary["active_version"] == 0
+
+
+def test_effective_views_when_most_views_are_complete():
+    # MovieLens-like: every view of a bucket is either whole or a tenth; the whole ones are effective.
+    durations = np.full(10, 60.0)
+    watch = np.array([60.0] * 7 + [6.0, 6.0, 0.0])
+    buckets = d2q.fit_buckets(watch, durations, n_buckets=4, effective_quantile=0.5)
+    assert d2q.effective_views(watch, durations, buckets).tolist() == [1.0] * 7 + [0.0] * 3
+    assert d2q.watch_quantiles(watch, durations, buckets)[-1] == 0.0  # never watched: the bottom
