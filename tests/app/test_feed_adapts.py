@@ -8,6 +8,7 @@ indexed in LanceDB and loaded into the recommender the way the media pipeline's 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from app.adapters.vector_store import VideoVectors
 from app.db.models import Event, HiddenVideo, Report, User, Video
 from app.domain.events.writer import EventIn
 from tests.app.helpers import run, services
+from tests.app.test_accounts import signup
 from tests.conftest import csrf_of
 
 pytestmark = pytest.mark.both_databases
@@ -144,8 +146,8 @@ def test_a_guest_feed_shifts_toward_the_liked_topic_and_keeps_every_rule(client)
         creators = [c.video.creator_id for c in cards]
         assert all(a != b for a, b in zip(creators, creators[1:], strict=False)), creators
         assert all(c.reasons and all(r.strip() for r in c.reasons) for c in cards)
-    sources = Counter(c.source for c in second)
-    assert sources, "every card names its candidate source"
+    sources = Counter(c.source for c in first + second)
+    assert None not in sources and "" not in sources, f"every card names its candidate source: {sources}"
 
     async def _impressions() -> list[Event]:
         async with svc.db.read() as session:
@@ -155,3 +157,59 @@ def test_a_guest_feed_shifts_toward_the_liked_topic_and_keeps_every_rule(client)
     impressions = run(client, _impressions())
     logged = {(e.video_id, e.additional_info.get("position"), e.additional_info.get("source")) for e in impressions}
     assert all((c.video.id, c.position, c.source) in logged for c in first + second)
+
+
+CARD = re.compile(r'<article class="card[^"]*" id="card-[^"]+"\s+data-video-id="([^"]+)" data-creator-id="([^"]+)"'
+                  r' data-position="(\d+)"\s+data-source="([^"]*)"')
+
+
+def test_the_same_shift_through_the_http_endpoints_alone(client):
+    """The real path end to end: feed pages over GET /feed/cards, beacons, the like, hide and report endpoints."""
+    topic_of = build_catalogue(client)
+    signup(client, username="swiper")
+    csrf = csrf_of(client)
+    headers = {"hx-request": "true", "x-csrf-token": csrf}
+
+    def page() -> list[tuple[str, str, int, str]]:
+        response = client.get("/feed/cards?tab=foryou", headers={"hx-request": "true"})
+        assert response.status_code == 200, response.text
+        return [(v, c, int(p), s) for v, c, p, s in CARD.findall(response.text)]
+
+    first = page()
+    assert len(first) >= 6, f"a page of cards, got {len(first)}"
+    first_share = sum(topic_of[v] == "cooking" for v, *_ in first) / len(first)
+    for video_id, _creator, position, source in first:
+        if topic_of[video_id] == "cooking":
+            beacon(client, csrf, [
+                {"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 10.0,
+                 "info": {"final": True, "position": position, "source": source}},
+                {"event_id": uuid.uuid4().hex, "type": "complete_view", "video_id": video_id},
+            ])
+            liked = client.post(f"/videos/{video_id}/like", headers=headers)
+            assert liked.status_code == 200 and 'aria-pressed="true"' in liked.text
+        elif topic_of[video_id] == "cars":
+            beacon(client, csrf, [
+                {"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 0.6,
+                 "info": {"final": True}},
+                {"event_id": uuid.uuid4().hex, "type": "skip", "video_id": video_id, "watch_duration": 0.6},
+            ])
+    unseen_cars = [v for v, t in topic_of.items() if t == "cars" and v not in {c[0] for c in first}]
+    hidden, reported = unseen_cars[:2]
+    assert client.post(f"/videos/{hidden}/hide", headers=headers).status_code == 200
+    report = client.post(f"/videos/{reported}/report", data={"reason": "spam"}, headers=headers)
+    assert report.status_code == 200 and "foryou:hidden" in report.headers.get("hx-trigger", "")
+
+    # The app's pages are short (6 cards), so the shift is measured over the next two of them.
+    second = page() + page()
+    assert len(second) >= 2 * len(first) - 2, "the feed goes on after the likes"
+    second_share = sum(topic_of[v] == "cooking" for v, *_ in second) / len(second)
+    cars = sum(topic_of[v] == "cars" for v, *_ in second)
+    assert second_share >= 0.4 and second_share > first_share, f"cooking {first_share:.0%} -> {second_share:.0%}"
+    assert cars <= 1, f"the skipped topic still got {cars} of {len(second)} cards"
+    served = [v for v, *_ in first + second + page()]
+    assert hidden not in served and reported not in served
+    assert len(served) == len(set(served)), "a video came back within the session"
+    for cards in (first, second):
+        creators = [c for _, c, *_ in cards]
+        assert all(a != b for a, b in zip(creators, creators[1:], strict=False)), creators
+        assert all(source and source != "None" for *_, source in cards), [s for *_, s in cards]

@@ -20,7 +20,17 @@ def test_migrations_from_empty_to_head_create_every_table(tmp_path):
 def test_migrations_are_idempotent(tmp_path):
     settings = make_settings(tmp_path / "data")
     upgrade(settings)
+    database = settings.data_dir / "foryou.db"
+
+    def schema() -> list[tuple]:
+        with sqlite3.connect(database) as connection:
+            return connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+
+    before = schema()
     upgrade(settings)  # a second run at head is a no-op, not an error
+    assert schema() == before
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(current_head(),)]
 
 
 def test_models_and_migrations_agree(tmp_path):

@@ -24,6 +24,17 @@ def test_health_and_readiness(client):
     ready = client.get("/readyz").json()
     assert ready["ready"] is True
     assert ready["checks"]["database"]["ok"] is True
+    assert ready["checks"]["lancedb"]["ok"] is True
+
+
+def test_readiness_says_clip_is_missing_and_what_understands_videos_instead(client):
+    models = client.get("/readyz").json()["checks"]["models"]
+    assert models["whisper"]["state"] in {"available", "loaded"} and models["whisper"]["random"] is False
+    assert models["clip"]["state"] == "missing"
+    assert "no CLIP weights" in models["clip"]["detail"] and "open_clip_model.safetensors" in models["clip"]["detail"]
+    assert models["sentence"]["state"] in {"available", "loaded"}
+    assert models["text_embedding"]["state"] == "fallback"
+    assert models["text_embedding"]["model_id"] == "text:all-MiniLM-L6-v2"
 
 
 def test_catalogue_with_a_ready_video_has_no_empty_state(client):

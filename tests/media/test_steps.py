@@ -106,9 +106,17 @@ def test_step_needs_previous_step(tmp_path, videos):
 
 def test_steps_without_models(videos, tmp_path):
     """Media-only steps run without any model; model steps report 'skipped' instead of failing."""
-    ctx = ctx_for(tmp_path / "w", videos["basic"])
-    for name, fn in PIPELINE[:-1]:
-        result = fn(ctx, None)
-        if name in ("clip_images", "transcript"):
-            assert result["status"] == "skipped"
-    assert steps.load_result(ctx, "audio")["has_audio"] is True
+    work = tmp_path / "w"
+    ctx = ctx_for(work, videos["basic"])
+    results = {name: fn(ctx, None) for name, fn in PIPELINE[:-1]}
+    assert results["probe"]["width"] > 0 and results["probe"]["duration_s"] > 0 and results["probe"]["has_audio"]
+    assert results["transcode"]["video"] == "video.mp4" and (work / "video.mp4").stat().st_size > 0
+    assert (work / "poster.jpg").is_file()
+    assert results["frames"]["count"] == len(results["frames"]["frames"]) > 0
+    assert len(list((work / "frames").iterdir())) == results["frames"]["count"]
+    assert results["clip_images"]["status"] == "skipped" and results["clip_images"]["vector"] is None
+    assert results["audio"]["has_audio"] is True and results["audio"]["seconds"] > 0
+    assert (work / results["audio"]["file"]).is_file()
+    assert results["transcript"]["status"] == "skipped" and results["transcript"]["model_id"] is None
+    assert results["captions"]["file"] is None and results["captions"]["cues"] == 0  # no transcript, no cues
+    assert steps.load_result(ctx, "audio") == results["audio"]

@@ -72,7 +72,9 @@ def test_catalog_keeps_rows_and_vectors_in_step_on_remove():
         topic = catalog.items[row].topic
         assert catalog.items[row].item_id == item_id
         assert np.allclose(catalog.vectors[row], centers[topic], atol=1e-6)  # stored L2-normalised
-    assert catalog.category_vector("cars") is None or np.allclose(catalog.category_vector("cars"), centers["cars"])
+    cars = catalog.category_vector("cars")
+    assert cars is not None and np.allclose(cars / np.linalg.norm(cars), centers["cars"], atol=1e-6)
+    assert catalog.category_vector("cooking") is None, "the removed item's topic has no vector left"
 
 
 def test_catalog_rejects_mixed_dimensions_and_accepts_missing_vectors():

@@ -52,10 +52,11 @@ def test_served_items_are_not_repeated_within_a_session(rec):
     assert not {r.item_id for r in first} & {r.item_id for r in second}
     assert _reason(rec, "u", first[0].item_id, now=NOW + 6) == "served_this_session"
     # A new session may show them again (nothing was actually watched).
-    third = rec.recommend("u", k=10, context=FeedContext(now=NOW + 10, session_id="b"))
+    third = rec.recommend("u", k=1, context=FeedContext(now=NOW + 10, session_id="b"))
     assert _reason(rec, "u", third[0].item_id, now=NOW + 11) == "served_this_session"
-    expected = "served_this_session" if first[0].item_id in {r.item_id for r in third} else None
-    assert _reason(rec, "u", first[0].item_id, now=NOW + 11) == expected
+    not_again = [r.item_id for r in first if r.item_id != third[0].item_id]
+    assert len(not_again) >= 9
+    assert [_reason(rec, "u", item, now=NOW + 11) for item in not_again] == [None] * len(not_again)
 
 
 def test_recommend_respects_filters_end_to_end(rec):
