@@ -99,6 +99,11 @@ class VectorStore:
         schema = self._videos_schema(len(row["vector"]), visual_dim)
         with self._lock:
             table = self._existing_or_new(VIDEOS, schema)
+            table_visual_dim = table.schema.field("visual_vector").type.list_size
+            if visual is None and table_visual_dim != visual_dim:
+                # No visual vector, in a table that has them: a zero placeholder of the table's size; the empty
+                # visual_model says there is none (a zero vector matches nothing under cosine).
+                row["visual_vector"] = [0.0] * table_visual_dim
             table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(
                 pa.Table.from_pylist([row], schema=table.schema)
             )
