@@ -89,3 +89,36 @@ def test_login_is_rate_limited(client):
     # Even the right password waits out the window.
     limited = login(client, username="dave")
     assert limited.status_code == 429 and "Retry-After" in limited.headers
+
+
+def test_sign_up_rotates_the_session_and_only_the_token_hash_is_stored(client):
+    import hashlib
+
+    from sqlalchemy import select
+
+    from app.db.models import AuthSession
+    from tests.app.helpers import run, services
+
+    csrf = csrf_of(client)
+    before = client.cookies.get(COOKIE_NAME)
+    assert signup(client, username="erin", csrf=csrf).status_code == 200
+    after = client.cookies.get(COOKIE_NAME)
+    assert after and after != before
+    assert "Log out" in client.get("/", headers={"accept": "text/html"}).text
+
+    async def _sessions() -> list[AuthSession]:
+        async with services(client).db.read() as session:
+            return list((await session.execute(select(AuthSession))).scalars())
+
+    stored = run(client, _sessions())
+    hashes = {row.token_hash for row in stored}
+    assert hashlib.sha256(after.encode()).hexdigest() in hashes
+    assert after not in hashes and (before is None or before not in hashes)  # the raw token is never stored
+    signed_in = [row for row in stored if row.token_hash == hashlib.sha256(after.encode()).hexdigest()]
+    assert signed_in[0].user_id is not None
+    if before is not None:
+        # The guest's cookie does not give the new account's session (session fixation).
+        assert all(row.user_id is None or row.token_hash != hashlib.sha256(before.encode()).hexdigest()
+                   for row in stored)
+        client.cookies.set(COOKIE_NAME, before)
+        assert "Log out" not in client.get("/", headers={"accept": "text/html"}).text
