@@ -52,6 +52,30 @@ class Page:
                            return c && (c.dataset.videoId || c.dataset.end) !== prev; }""", arg=previous)
         return self.active_id()
 
+    def wait_scroll_settled(self) -> None:
+        """The smooth scroll has come to rest on the active card."""
+        self.page.wait_for_function(
+            """() => { const f = document.getElementById('feed'), c = f.querySelector('.card.is-active');
+                       return c && Math.abs(f.scrollTop - c.offsetTop) < 2; }""")
+
+    def advance(self) -> None:
+        """One card down; at the end of the list, wait for htmx to bring more cards (or the caught-up card)."""
+        state = self.page.evaluate("""() => { const c = document.querySelector('#feed .card.is-active');
+            return [c ? (c.dataset.videoId || c.dataset.end) : null,
+                    document.querySelectorAll('#feed > .card').length]; }""")
+        self.page.keyboard.press("ArrowDown")
+        self.page.wait_for_function(
+            """([prev, n]) => { const c = document.querySelector('#feed .card.is-active');
+                                return (c && (c.dataset.videoId || c.dataset.end) !== prev)
+                                       || document.querySelectorAll('#feed > .card').length !== n; }""", arg=state)
+
+    def played_seconds(self, video_id: str) -> float:
+        """How much of the video the browser actually played (its played time ranges), not the wall clock."""
+        return self.page.evaluate(
+            """(id) => { const v = document.querySelector(`#card-${id} video.player`); let total = 0;
+                         for (let i = 0; i < v.played.length; i++) total += v.played.end(i) - v.played.start(i);
+                         return total; }""", video_id)
+
     def card_ids(self) -> list[str]:
         return self.page.evaluate("Array.from(document.querySelectorAll('#feed > .card[data-video-id]'))"
                                   ".map(c => c.dataset.videoId)")
@@ -90,17 +114,14 @@ def test_guest_feed_plays_one_video_at_a_time_and_keys_move_one_card(desktop, li
     feed.page.mouse.move(640, 400)
     feed.page.mouse.wheel(0, 150)  # a mouse wheel notch: one card
     assert feed.wait_active_change(second) == third
-    feed.page.wait_for_timeout(500)
+    feed.wait_scroll_settled()
 
     # Keep going: more cards come through htmx, and the tiny catalogue runs dry into the caught-up card.
-    for _ in range(12):
+    for _ in range(24):
         if feed.page.locator("[data-end='caught-up'].is-active").count():
             break
-        current = feed.active_id()
-        feed.page.keyboard.press("ArrowDown")
-        feed.page.wait_for_timeout(350)
-        if feed.active_id() == current:
-            feed.page.wait_for_timeout(400)
+        feed.advance()
+        feed.wait_scroll_settled()
     assert feed.page.locator("[data-end='caught-up']").is_visible()
     assert "You're all caught up" in feed.page.inner_text("[data-end='caught-up']")
     assert feed.playing() == []
@@ -113,8 +134,7 @@ def test_guest_feed_plays_one_video_at_a_time_and_keys_move_one_card(desktop, li
 def test_phone_touch_swipe_and_double_tap_like(phone, live_server, artifacts):
     feed = Page(phone)
     first = feed.active_id()
-    feed.wait_playing(0.3)
-    feed.page.wait_for_timeout(300)
+    feed.wait_playing(0.6)
     feed.page.screenshot(path=str(artifacts / "feed-phone.png"))
 
     feed.swipe_up(phone)
@@ -159,14 +179,14 @@ def test_watch_time_is_measured_and_a_fast_swipe_is_a_skip(desktop, live_server)
     feed = Page(desktop)
     first = feed.active_id()
     request_id = feed.page.get_attribute(f"#card-{first}", "data-request-id")  # this page's cards only
-    feed.wait_playing(0.0)
-    feed.page.wait_for_timeout(3000)
-    played = feed.current_time()
+    feed.wait_playing(3.0)  # about three seconds of the six-second clip, by the video's own clock
     feed.page.keyboard.press("ArrowDown")
     second = feed.wait_active_change(first)
-    feed.page.wait_for_timeout(250)
-    feed.page.keyboard.press("ArrowDown")  # away again before the skip threshold
+    feed.wait_playing(0.05)
+    feed.page.keyboard.press("ArrowDown")  # away again well before the skip threshold
     feed.wait_active_change(second)
+    feed.page.wait_for_function(f"() => document.querySelector('#card-{second} video.player').paused")
+    played, played_second = feed.played_seconds(first), feed.played_seconds(second)
 
     rows = live_server.wait_for(
         "SELECT watch_duration, additional_info FROM events WHERE event_type='view' AND video_id=? "
@@ -174,8 +194,7 @@ def test_watch_time_is_measured_and_a_fast_swipe_is_a_skip(desktop, live_server)
         first, request_id)
     assert rows, "no final view event arrived for the first video"
     watch, info = rows[0][0], json.loads(rows[0][1])
-    assert abs(watch - 3.0) <= 0.5, (watch, played)
-    assert abs(watch - played) <= 0.3, (watch, played)
+    assert watch >= 3.0 and abs(watch - played) <= 0.25, (watch, played)  # what played, by the page's own measure
     assert info["feed"] == "foryou" and info["position"] == 0 and info["source"] and info["request_id"]
     assert info["video_duration"] == pytest.approx(6.0, abs=0.2)
     mine = "json_extract(additional_info, '$.request_id')=?"
@@ -183,7 +202,7 @@ def test_watch_time_is_measured_and_a_fast_swipe_is_a_skip(desktop, live_server)
                                  first, request_id)
     skips = live_server.wait_for(f"SELECT watch_duration FROM events WHERE event_type='skip' AND video_id=? AND {mine}",
                                  second, request_id)
-    assert skips and skips[0][0] < 0.9
+    assert skips and skips[0][0] <= played_second + 0.25 and skips[0][0] < 1.0, (skips, played_second)
     assert feed.errors == []
 
 
@@ -305,9 +324,10 @@ def test_a_failed_beacon_is_kept_and_retried(desktop, live_server):
     feed.page.route("**/api/events", lambda route: route.abort())  # the network goes away
     feed.page.keyboard.press("ArrowDown")
     feed.wait_active_change(first)
-    feed.page.wait_for_timeout(300)
-    kept = feed.page.evaluate("""JSON.parse(localStorage.getItem('foryou.outbox') || '[]')
-        .filter(e => e.type === 'view' && e.info.final).map(e => e.video_id)""")
+    outbox = """JSON.parse(localStorage.getItem('foryou.outbox') || '[]')
+        .filter(e => e.type === 'view' && e.info.final).map(e => e.video_id)"""
+    feed.page.wait_for_function(f"(id) => ({outbox}).includes(id)", arg=first)  # the failed send kept it
+    kept = feed.page.evaluate(outbox)
     assert first in kept  # kept in localStorage, not lost
     final_view = ("SELECT watch_duration FROM events WHERE event_type='view' AND video_id=? "
                   "AND json_extract(additional_info, '$.request_id')=? AND json_extract(additional_info, '$.final')")

@@ -18,7 +18,7 @@ from tests.browser.conftest import DESKTOP, LiveServer, serving
 from tests.conftest import make_settings
 from tests.media.helpers import FIXTURES, make_video
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")

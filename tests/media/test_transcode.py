@@ -91,13 +91,21 @@ def test_poster(videos, tmp_path):
 
 
 def test_failed_transcode_leaves_nothing(videos, tmp_path, tools):
-    """A crash mid-encode (here: a timeout) never leaves a file under the final name."""
-    info = probe(videos["long20"])
-    out = tmp_path / "video.mp4"
+    """A crash mid-encode (here: a timeout) never leaves a file under the final name.
+
+    The ffmpeg used here reads its input at the native frame rate (``-re``), so the 20 s clip cannot finish
+    within the 1 s limit on any machine: the timeout always lands mid-encode."""
     from media.probe import MediaLimits
 
+    info = probe(videos["long20"])
+    work = tmp_path / "work"
+    work.mkdir()
+    slow = tmp_path / "ffmpeg-realtime"
+    slow.write_text(f'#!/bin/sh\nexec "{tools.ffmpeg}" -re "$@"\n')
+    slow.chmod(0o755)
+    out = work / "video.mp4"
     with pytest.raises(ff.FFmpegTimeout):
-        transcode(videos["long20"], out, info, TranscodeOptions(preset="veryslow"),
-                  MediaLimits(transcode_timeout_s=0.2))
+        transcode(videos["long20"], out, info, TranscodeOptions(preset="ultrafast"),
+                  MediaLimits(transcode_timeout_s=1.0), tools=ff.FFmpegTools(ffmpeg=str(slow), ffprobe=tools.ffprobe))
     assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
+    assert list(work.iterdir()) == []
