@@ -21,6 +21,8 @@ def main() -> int:
     runs = [
         [sys.executable, str(HERE / "bench_media.py"), "--preset", settings.transcode_preset],
         [sys.executable, str(HERE / "bench_recommender.py")],
+        [sys.executable, str(HERE / "bench_http.py")],
+        [sys.executable, str(HERE / "bench_startup.py")],
     ]
     failures = 0
     for command in runs:
