@@ -87,7 +87,7 @@ class EventLog:
         events = deque(itertools.starmap(Event, state["rows"]))
         self._events = events
         self._times = deque(e.timestamp for e in events)
-        self._ids = {e.event_id for e in events}
+        self._ids = {(e.user_id, e.event_id) for e in events}
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)
