@@ -42,6 +42,7 @@ class Catalog:
         self.coarse_built_size = 0
         self.by_creator: dict[str, set[str]] = defaultdict(set)
         self.by_category: dict[str, set[str]] = defaultdict(set)
+        self.by_sound: dict[str, set[str]] = defaultdict(set)
         self._vector_sum: np.ndarray | None = None
         self._vector_count = 0
         self._category_sums: dict[str, np.ndarray] = {}
@@ -166,6 +167,8 @@ class Catalog:
         self.by_creator[item.creator_id].add(item.item_id)
         if item.category:
             self.by_category[item.category].add(item.item_id)
+        if item.sound_id:
+            self.by_sound[item.sound_id].add(item.item_id)
         if self.has_vector[row]:
             self._vector_sum += self.vectors[row]
             self._vector_count += 1
@@ -178,6 +181,8 @@ class Catalog:
         self.by_creator[item.creator_id].discard(item.item_id)
         if item.category:
             self.by_category[item.category].discard(item.item_id)
+        if item.sound_id:
+            self.by_sound[item.sound_id].discard(item.item_id)
         if self.has_vector[row]:
             self._vector_sum -= self.vectors[row]
             self._vector_count -= 1

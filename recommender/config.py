@@ -39,6 +39,7 @@ def _candidate_quotas() -> dict[str, int]:
         "item2item": 80,
         "sequence/next": 60,
         "trending": 40,
+        "sound": 30,
         "fresh": 30,
         "following": 40,
         "popular": 80,

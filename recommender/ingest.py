@@ -81,6 +81,8 @@ def update_profile(
     keys = [("creator", item.creator_id)] + [("hashtag", tag) for tag in item.hashtags]
     if item.category:
         keys.append(("topic", item.category))
+    if item.sound_id:
+        keys.append(("sound", item.sound_id))  # engagement per sound (recommender.candidates.sound)
     _update_scores(user, keys, weight, ts, undo=undo)
     if undo or weight == 0:
         return

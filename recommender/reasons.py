@@ -19,6 +19,12 @@ def _best_tag(item: Item, user: UserState, now: float, short_term: bool) -> str 
     return max(scored)[1] if scored else None
 
 
+def _sound_reason(item: Item, user: UserState, now: float) -> str | None:
+    if item.sound_id and user.long_score(("sound", item.sound_id), now) > 0.5:
+        return "Uses a sound you've been enjoying"
+    return None
+
+
 def reasons_for(item: Item, source: str, also_from: list[str], user: UserState, trend: float, now: float) -> list[str]:
     reasons: list[str] = []
     if source == "following":
@@ -42,6 +48,8 @@ def reasons_for(item: Item, source: str, also_from: list[str], user: UserState, 
         reasons.append("Often watched next after videos like your latest ones")
     elif source == "trending":
         reasons.append("Trending now")
+    elif source == "sound":
+        reasons.append(_sound_reason(item, user, now) or "Uses a trending sound")
     elif source == "fresh":
         reasons.append("A new upload looking for its first viewers")
     elif source == "explore":
@@ -57,6 +65,8 @@ def reasons_for(item: Item, source: str, also_from: list[str], user: UserState, 
         tag = _best_tag(item, user, now, short_term=False)
         if tag:
             reasons.append(f"Because you liked videos about #{tag}")
+    if source != "sound" and (sound := _sound_reason(item, user, now)):
+        reasons.append(sound)
     if "item2item" in also_from and source != "item2item":
         reasons.append("People who liked the videos you liked also enjoyed this")
     unique = list(dict.fromkeys(reasons))

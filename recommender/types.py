@@ -45,6 +45,7 @@ class Item:
     duration: float = 0.0
     uploaded_at: float = 0.0
     available: bool = True
+    sound_id: str | None = None  # the audio track it uses (videos sharing a sound share this id)
 
     def __post_init__(self) -> None:
         tags = tuple(t for t in (normalize_tag(h) for h in self.hashtags) if t)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ann, explore, following, fresh, item_to_item, popular, sequence, trending
+from . import ann, explore, following, fresh, item_to_item, popular, sequence, sound, trending
 from .base import CandidateRequest, Scored
 
 # Priority order: when several sources find the same item, the first one here is its source.
@@ -19,6 +19,7 @@ SOURCE_ORDER: tuple[str, ...] = (
     sequence.NAME,
     ann.LONG_TERM,
     trending.NAME,
+    sound.NAME,
     fresh.NAME,
     explore.NAME,
     popular.NAME,
@@ -27,6 +28,7 @@ _SIMPLE_SOURCES = {
     item_to_item.NAME: item_to_item.generate,
     sequence.NAME: sequence.generate,
     trending.NAME: trending.generate,
+    sound.NAME: sound.generate,
     fresh.NAME: fresh.generate,
     following.NAME: following.generate,
     popular.NAME: popular.generate,

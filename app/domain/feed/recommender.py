@@ -51,7 +51,7 @@ def video_item(video: Video, vector) -> Item:  # noqa: ANN001 - numpy array or N
     return Item(
         item_id=video.id, creator_id=video.creator_id, vector=vector, text=text, hashtags=tuple(video.hashtags),
         topic=video.topic, duration=video.duration, uploaded_at=video.created_at.timestamp(),
-        available=is_published(video),
+        available=is_published(video), sound_id=(video.metadata_ or {}).get("audio_id"),
     )
 
 
