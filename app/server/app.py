@@ -27,6 +27,7 @@ from app.domain.interactions.controllers import InteractionController
 from app.domain.pages.controllers import PagesController
 from app.domain.pages.semantic import semantic_search_for
 from app.domain.privacy.controllers import SettingsController
+from app.domain.sounds.controllers import SoundController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
 from app.server.errors import http_exception_handler, internal_error_handler
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             CreatorAnalyticsController,
             SettingsController,
             ApiTokenController,
+            SoundController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], cache_control=None,
                                        include_in_schema=False),
         ])

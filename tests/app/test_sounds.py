@@ -82,3 +82,81 @@ def test_assignment_is_idempotent_and_a_chosen_sound_wins(client, prints):
                                         .where(VideoSound.sound_id == sound_id))
 
     assert run(client, count()) == 2
+
+
+def _publish(client, video_id: str) -> None:  # noqa: ANN001
+    run(client, services(client).recommender.refresh_video(video_id))
+
+
+def test_sound_page_cards_link_and_renaming_by_the_first_uploader(client, prints):
+    from tests.app.test_accounts import signup
+    from tests.conftest import csrf_of
+
+    signup(client, username="deejay")
+    original = run(client, _video_by(client, "deejay", "my new tune"))
+    sound_id, _ = _assign(client, original, prints["tune"])
+    users = [add_video(client, creator=f"dancer{i}", caption=f"dance {i}") for i in range(2)]
+    for video in users:
+        assert _assign(client, video, prints["tune_reencoded"])[0] == sound_id
+    hidden_draft = add_video(client, creator="dancer9", caption="draft", state="processing")
+    _assign(client, hidden_draft, prints["tune"])  # not published: not counted, not listed
+    for video in (original, *users):
+        _publish(client, video)
+
+    page = client.get(f"/sound/{sound_id}", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "original sound - deejay" in page.text and 'data-usage-count="3"' in page.text
+    assert page.text.index(f"/v/{original}") < page.text.index(f"/v/{users[0]}")  # the original first
+    assert f"/v/{hidden_draft}" not in page.text and "Rename" in page.text and "Use this sound" in page.text
+    # The first uploader is the one signed in: they may rename it.
+    renamed = client.post(f"/sound/{sound_id}/title", data={"title": "  Summer   tune ",
+                                                              "csrf_token": csrf_of(client, f"/sound/{sound_id}")},
+                          follow_redirects=False)
+    assert renamed.status_code == 303
+    assert "<h1 data-sound-title>Summer tune</h1>" in client.get(f"/sound/{sound_id}").text
+
+    # The feed's cards link to the sound (and the card of a silent video has no sound link).
+    feed = client.get("/", headers={"accept": "text/html"})
+    assert f'href="/sound/{sound_id}"' in feed.text and "Summer tune" in feed.text
+
+    client.cookies.clear()
+    signup(client, username="someoneelse")
+    refused = client.post(f"/sound/{sound_id}/title", data={"title": "mine now",
+                                                            "csrf_token": csrf_of(client, "/settings")})
+    assert refused.status_code == 403
+    assert "Rename" not in client.get(f"/sound/{sound_id}").text
+    assert client.get("/sound/s_missing").status_code == 404
+
+
+async def _video_by(client, username, caption):  # noqa: ANN001, ANN202
+    from app.db.models import User
+
+    async with services(client).db.write() as session:
+        user_id = (await session.execute(select(User.id).where(User.username == username))).scalar_one()
+        video = Video(creator_id=user_id, state="ready", caption=caption, duration=10.0)
+        session.add(video)
+        await session.flush()
+        return video.id
+
+
+
+def test_dashboard_lists_trending_sounds_by_new_uses(tmp_path, prints, monkeypatch):
+    from litestar.testing import TestClient
+
+    from app.server.app import create_app
+    from tests.app.test_accounts import signup
+    from tests.conftest import make_settings
+
+    with TestClient(create_app(make_settings(tmp_path / "data", admin_usernames=("boss",)))) as client:
+        assert signup(client, username="boss").status_code == 200
+        tune = [add_video(client, creator=f"m{i}", caption=f"t{i}") for i in range(3)]
+        other = add_video(client, creator="solo", caption="speech")
+        for video in tune:
+            _assign(client, video, prints["tune"])
+        _assign(client, other, prints["speech_a"])
+        page = client.get("/admin")
+        assert page.status_code == 200
+        section = page.text[page.text.index('id="trending-sounds"'):]
+        section = section[:section.index("</section>")]
+        assert section.index("original sound - m0") < section.index("original sound - solo")
+        assert '<td class="num">3</td>' in section

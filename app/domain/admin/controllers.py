@@ -22,6 +22,7 @@ from app.domain.experiments import service as experiments
 from app.domain.feed.recommender import RecommenderService
 from app.domain.moderation.screening import blocked_terms
 from app.domain.moderation.service import ModerationError, ModerationService
+from app.domain.sounds.services import trending_sounds
 from app.domain.system.status import ModelStatus
 from app.domain.videos.services import VideoService
 from app.server.guards import flash_messages, require_admin
@@ -78,6 +79,7 @@ class AdminController(Controller):
             "defaults": await experiments.promoted_defaults(db),
             "running": next((e for e in await experiments.list_experiments(db) if e.status == "running"), None),
             "steps": videos.pipeline_steps, "tab": "dashboard", **flash_messages(request),
+            "trending_sounds": await _trending_sounds(db),
         }
         return render(request, "admin/dashboard.html", context)
 
@@ -300,3 +302,8 @@ def _experiment_charts(results: list) -> dict[str, Any]:  # noqa: ANN401
         "like_rate": charts.interval_chart(rows("like_rate"), title="Like rate", fmt=charts.fmt_percent),
         "retention": charts.interval_chart(rows("retention"), title="Next-day return rate", fmt=charts.fmt_percent),
     }
+
+
+async def _trending_sounds(db: Database) -> list:
+    async with db.read() as session:
+        return await trending_sounds(session)

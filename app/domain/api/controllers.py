@@ -27,7 +27,6 @@ from litestar.params import JSONBody, Parameter
 from sqlalchemy import and_, func, or_, select
 
 from app.db.models import Comment, Follow, Like, User, Video, published_clause
-from app.db.sound_models import Sound, VideoSound
 from app.domain.api import schemas as s
 from app.domain.api.feeds import ApiFeedService, CursorCodec, InvalidCursor
 from app.domain.api.tokens import Caller, TokenService
@@ -35,7 +34,7 @@ from app.domain.events.schemas import EventValidationError, parse_beacon_batch
 from app.domain.events.writer import EventIn
 from app.domain.feed.services import hidden_for
 from app.domain.pages.search import search as search_catalogue
-from app.domain.sounds.services import usage_counts
+from app.domain.sounds.services import sounds_of_videos
 from app.server.errors import http_exception_handler
 
 SECURITY_SCHEME = "PersonalAccessToken"
@@ -135,10 +134,7 @@ async def video_views(api: ApiKit, ids: list[str]) -> list[s.VideoOut]:
                                             .group_by(Like.video_id))).all())
         comments = dict((await session.execute(select(Comment.video_id, func.count())
                                                .where(Comment.video_id.in_(ids)).group_by(Comment.video_id))).all())
-        sounds = {vid: sound for vid, sound in (await session.execute(
-            select(VideoSound.video_id, Sound).join(Sound, Sound.id == VideoSound.sound_id)
-            .where(VideoSound.video_id.in_(ids)))).all()}
-        usage = await usage_counts(session, list({sound.id for sound in sounds.values()}))
+        sounds = await sounds_of_videos(session, ids)
     out = []
     for vid in ids:
         video = videos.get(vid)
@@ -150,7 +146,7 @@ async def video_views(api: ApiKit, ids: list[str]) -> list[s.VideoOut]:
             hashtags=[str(t) for t in video.hashtags or []], topic=video.topic, duration=float(video.duration),
             width=video.width, height=video.height, language=video.language, created_at=_iso(video.created_at),
             like_count=likes.get(vid, 0), comment_count=comments.get(vid, 0),
-            sound=s.SoundRef(sound.id, sound.title, usage.get(sound.id, 0)) if sound else None,
+            sound=s.SoundRef(sound.id, sound.title, sound.usage_count) if sound else None,
             video_url=f"/media/{vid}/video.mp4", poster_url=f"/media/{vid}/poster.jpg",
             captions_url=f"/media/{vid}/captions.vtt" if video.transcript else None,
         ))

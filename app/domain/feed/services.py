@@ -31,6 +31,7 @@ from app.db.models import (
 )
 from app.domain.events.writer import EventIn, EventWriter
 from app.domain.experiments.service import registry_for
+from app.domain.sounds.services import SoundView, sounds_of_videos
 
 TABS = ("foryou", "following")
 MAX_TRACKED_SESSIONS = 5000
@@ -54,6 +55,7 @@ class Card:
     variant: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     propensity: float | None = None  # P(shown here) for randomised slots (random exposure, exploration)
+    sound: SoundView | None = None  # the audio track it uses (app.domain.sounds), linked from the card
 
     @property
     def video_url(self) -> str:
@@ -215,6 +217,7 @@ class FeedService:
                     Save.user_id == viewer.id, Save.video_id.in_(ids)))).scalars())
                 following = set((await session.execute(select(Follow.creator_id).where(
                     Follow.follower_id == viewer.id, Follow.creator_id.in_(creator_ids)))).scalars())
+            sounds = await sounds_of_videos(session, ids)
         request_id = secrets.token_hex(6)
         cards = []
         for offset, pick in enumerate(pick for pick in picks if pick.video_id in videos):
@@ -226,7 +229,7 @@ class FeedService:
                 save_count=saves.get(video.id, 0), share_count=shares.get(video.id, 0),
                 liked=video.id in liked, saved=video.id in saved,
                 following=video.creator_id in following, probabilities=pick.probabilities,
-                propensity=pick.propensity,
+                propensity=pick.propensity, sound=sounds.get(video.id),
             ))
         return cards
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import User, Video
+from app.db.models import User, Video, published_clause, utcnow
 from app.db.sound_models import Sound, SoundHash, VideoSound
 from media.fingerprint import MIN_MATCHES, Fingerprint, align, is_same_audio
 
@@ -91,9 +92,85 @@ async def assign_sound(session: AsyncSession, video: Video, fp: Fingerprint | No
     return link
 
 
-async def usage_counts(session: AsyncSession, sound_ids: list[str]) -> dict[str, int]:
+@dataclass(frozen=True)
+class SoundView:
+    """What a card, a video's metadata and the sound page show about a sound."""
+
+    id: str
+    title: str
+    usage_count: int
+
+
+async def sounds_of_videos(session: AsyncSession, video_ids: list[str]) -> dict[str, SoundView]:
+    """The sound of each video that has one, with how many published videos use it."""
+    if not video_ids:
+        return {}
+    rows = (await session.execute(select(VideoSound.video_id, Sound.id, Sound.title)
+                                  .join(Sound, Sound.id == VideoSound.sound_id)
+                                  .where(VideoSound.video_id.in_(video_ids)))).all()
+    usage = await published_usage(session, list({sound_id for _, sound_id, _ in rows}))
+    return {vid: SoundView(sound_id, title, usage.get(sound_id, 0)) for vid, sound_id, title in rows}
+
+
+async def published_usage(session: AsyncSession, sound_ids: list[str]) -> dict[str, int]:
+    """How many published videos use each sound (the usage count people see)."""
     if not sound_ids:
         return {}
-    rows = await session.execute(select(VideoSound.sound_id, func.count()).where(VideoSound.sound_id.in_(sound_ids))
+    rows = await session.execute(select(VideoSound.sound_id, func.count()).join(Video, Video.id == VideoSound.video_id)
+                                 .where(VideoSound.sound_id.in_(sound_ids), *published_clause())
                                  .group_by(VideoSound.sound_id))
     return dict(rows.all())
+
+
+@dataclass
+class SoundPage:
+    sound: Sound
+    creator: User | None
+    original: Video | None  # None once the original video is gone or not published
+    videos: list[Video]  # published videos using it, the original first, then newest first
+    usage_count: int
+
+
+async def sound_page(session: AsyncSession, sound_id: str, limit: int = 90) -> SoundPage | None:
+    sound = await session.get(Sound, sound_id)
+    if sound is None:
+        return None
+    creator = await session.get(User, sound.creator_id) if sound.creator_id else None
+    videos = list((await session.execute(
+        select(Video).join(VideoSound, VideoSound.video_id == Video.id)
+        .where(VideoSound.sound_id == sound_id, *published_clause())
+        .order_by((Video.id == sound.original_video_id).desc(), Video.created_at.desc()).limit(limit)
+    )).scalars())
+    original = next((v for v in videos if v.id == sound.original_video_id), None)
+    usage = (await published_usage(session, [sound_id])).get(sound_id, 0)
+    return SoundPage(sound, creator, original, videos, usage)
+
+
+async def rename_sound(session: AsyncSession, sound_id: str, user: User, title: str) -> Sound:
+    """Only the first uploader names a sound. Raises PermissionError / ValueError / LookupError."""
+    sound = await session.get(Sound, sound_id)
+    if sound is None:
+        raise LookupError("No such sound.")
+    if sound.creator_id != user.id:
+        raise PermissionError("Only the creator of the original video can rename this sound.")
+    title = " ".join((title or "").split())
+    if not title:
+        raise ValueError("A sound needs a title.")
+    sound.title = title[:MAX_TITLE]
+    return sound
+
+
+async def trending_sounds(session: AsyncSession, days: float = 7.0, limit: int = 10) -> list[tuple[Sound, int, int]]:
+    """(sound, published videos using it made in the last ``days``, all published uses), most new uses first."""
+    since = utcnow() - timedelta(days=days)
+    recent = (await session.execute(
+        select(VideoSound.sound_id, func.count()).join(Video, Video.id == VideoSound.video_id)
+        .where(Video.created_at >= since, *published_clause())
+        .group_by(VideoSound.sound_id).order_by(func.count().desc()).limit(limit)
+    )).all()
+    if not recent:
+        return []
+    ids = [sound_id for sound_id, _ in recent]
+    sounds = {s.id: s for s in (await session.execute(select(Sound).where(Sound.id.in_(ids)))).scalars()}
+    usage = await published_usage(session, ids)
+    return [(sounds[sid], n, usage.get(sid, n)) for sid, n in recent if sid in sounds]
