@@ -239,11 +239,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(results if len(results) > 1 else next(iter(results.values())), default=str))
     else:
         for part in results.values():
-            for method, metrics in part.get("methods", {}).items():
-                shown = ", ".join(f"{name} {value['value']:.4f} [{value['ci'][0]:.4f}, {value['ci'][1]:.4f}]"
-                                  for name, value in metrics.items()
-                                  if isinstance(value, dict) and value.get("ci") and name in HEADLINE_METRICS)
-                print(f"{method:<18} {shown}")
+            blocks = part.get("protocols") or part.get("worlds") or {"": part}
+            for where, block in blocks.items():
+                print(f"== {where}")
+                for method, metrics in block.get("methods", {}).items():
+                    shown = ", ".join(f"{name} {value['value']:.4f} [{value['ci'][0]:.4f}, {value['ci'][1]:.4f}]"
+                                      for name, value in metrics.items()
+                                      if isinstance(value, dict) and value.get("ci") and name in HEADLINE_METRICS)
+                    print(f"{method:<18} {shown}")
     return 0
 
 

@@ -204,8 +204,8 @@ def run_simulation(
     pairs.append(("catalogue", CatalogueWorld(items, cfg, 0), CatalogueWorld(items, val_cfg, 1), cfg))
     if dataset is not None:
         # ForYou's periodic jobs over the background log dominate the cost; simulated users arrive within
-        # 6 hours here (fewer scheduler ticks) and there are 2/3 as many of them
-        ml_cfg = SimConfig(**{**cfg.__dict__, "n_users": max(cfg.n_users * 2 // 3, 10), "day_seconds": 6 * 3600.0})
+        # 6 hours here (fewer scheduler ticks) and there are half as many of them
+        ml_cfg = SimConfig(**{**cfg.__dict__, "n_users": max(cfg.n_users // 2, 10), "day_seconds": 6 * 3600.0})
         pairs.append((dataset.name, MovieLensWorld(dataset, ml_cfg, 0),
                       MovieLensWorld(dataset, validation_config(ml_cfg), 1), ml_cfg))
     worlds: dict[str, Any] = {}

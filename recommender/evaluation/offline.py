@@ -69,7 +69,7 @@ PROTOCOLS = ("user_chrono", "global_time")
 
 #: The tuning budget: every method, ours included, tries this many configs (its grid's first ones) on the
 #: same validation split; a method with a shorter grid tries all of it.
-TUNING_BUDGET = 8
+TUNING_BUDGET = 6
 
 #: Tuning grids, ordered so that any prefix spans the space (the first config is the method's default).
 BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
@@ -366,7 +366,7 @@ def run_offline_on(
     t_start = time.perf_counter()
     n_boot = n_boot if n_boot is not None else (100 if quick else 1000)
     budget = budget if budget is not None else (1 if quick else TUNING_BUDGET)
-    tune_users = tune_users if tune_users is not None else (100 if quick else 300)
+    tune_users = tune_users if tune_users is not None else (100 if quick else 200)
     if max_users is None and quick:
         max_users = 200
     if max_users is not None and len(dataset.user_ids) > max_users:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .claims import claims_from
+
 __all__ = ["save_results", "write_report"]
 
 _OFFLINE_COLUMNS = ["ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12", "precision@10", "auc", "coverage@10",
@@ -75,6 +77,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path = "benchmarks/resu
     out.mkdir(parents=True, exist_ok=True)
     offline, simulation, tuning = _split_parts(results)
     lines = ["# ForYou recommender evaluation", ""]
+    lines += _summary(offline, simulation)
     if offline:
         lines += _offline_section(offline, out)
     if tuning:
@@ -84,7 +87,31 @@ def write_report(results: dict[str, Any], out_dir: str | Path = "benchmarks/resu
     path = out / "eval.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     save_results(results, out / "eval.json")
+    if not any(part.get("quick") for part in (offline, simulation) if part):
+        # the relative claims of a full run: the smoke run in ``make test`` is checked against them
+        save_results({"source": "eval.json", "claims": claims_from(results)}, out / "eval_claims.json")
     return path
+
+
+def _summary(offline: dict | None, simulation: dict | None) -> list[str]:
+    """Where ForYou's served defaults win and lose, by the paired interval, before any table."""
+    wins, losses, ties = [], [], []
+    for claim in claims_from({"offline": offline or {}, "simulation": simulation or {}}):
+        text = f"{claim['metric']} vs {claim['baseline']} ({claim['where']}: {claim['diff']:+.4f} " \
+               f"[{claim['ci'][0]:+.4f}, {claim['ci'][1]:+.4f}])"
+        {"better": wins, "worse": losses, "tied": ties}[claim["verdict"]].append(text)
+    if not (wins or losses or ties):
+        return []
+    return [
+        "## Summary: `foryou` (the app's served defaults) against each baseline, paired 95% intervals",
+        "",
+        f"**Loses** ({len(losses)}): " + ("; ".join(losses) if losses else "nowhere") + ".",
+        "",
+        f"**Wins** ({len(wins)}): " + ("; ".join(wins) if wins else "nowhere") + ".",
+        "",
+        f"**Tied** (interval spans zero, {len(ties)}): " + ("; ".join(ties) if ties else "none") + ".",
+        "",
+    ]
 
 
 # -- offline -----------------------------------------------------------------------------------
