@@ -25,7 +25,7 @@ from .data import Dataset, Interaction, ItemInfo, load_movielens_100k
 from .embedding import EmbedTexts, hashed_bow_embedder
 from .foryou import ForYouPolicy
 from .metrics import Relevant, auc, make_coverage, make_ild, make_novelty, ndcg, precision, recall
-from .offline import BASELINE_GRIDS, BASELINE_ORDER, baseline_spec, default_methods, run_offline_on
+from .offline import BASELINE_GRIDS, BASELINE_ORDER, PROTOCOLS, baseline_spec, default_methods, run_offline_on
 from .policies import Policy, make_baseline
 from .report import save_results, write_report
 from .simulator import (
@@ -117,6 +117,7 @@ def run_offline(
     dataset: Dataset | None = None,
     methods: Iterable[str] | None = None,
     include_foryou: bool = True,
+    protocols: Iterable[str] = PROTOCOLS,
 ) -> dict[str, Any]:
     """Offline evaluation on MovieLens-100k (downloaded into ``data_dir`` on first use).
 
@@ -149,7 +150,7 @@ def run_offline(
     if include_foryou:
         specs = [*foryou_specs(embed), *specs]
     with _blas_one_thread():
-        result = run_offline_on(data, specs, quick=quick, seed=seed)
+        result = run_offline_on(data, specs, quick=quick, seed=seed, protocols=list(protocols))
     result["embedder"] = embed_name
     result["notes"] = notes
     return result
@@ -165,6 +166,7 @@ def run_simulation(
     config: SimConfig | None = None,
     include_foryou: bool = True,
     budget: int | None = None,
+    worlds_to_run: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Swipe simulation in latent-factor worlds the recommender's model is not (see ``simulator``).
 
@@ -208,6 +210,8 @@ def run_simulation(
         ml_cfg = SimConfig(**{**cfg.__dict__, "n_users": max(cfg.n_users // 2, 10), "day_seconds": 6 * 3600.0})
         pairs.append((dataset.name, MovieLensWorld(dataset, ml_cfg, 0),
                       MovieLensWorld(dataset, validation_config(ml_cfg), 1), ml_cfg))
+    if worlds_to_run is not None:
+        pairs = [p for p in pairs if p[0] in set(worlds_to_run)]
     worlds: dict[str, Any] = {}
     with _blas_one_thread():
         for name, test_world, val_world, world_cfg in pairs:
@@ -238,7 +242,7 @@ def run_simulation(
         "catalogue": "given" if catalogue is not None else "synthetic",
         "tuning_budget": budget,
         "worlds": worlds,
-        "methods": worlds["catalogue"]["methods"],
+        "methods": next(iter(worlds.values()))["methods"] if worlds else {},
         "seconds": time.perf_counter() - t0,
         "notes": [
             "Worlds: latent factors, not ForYou's features. Catalogue world: item factors around topic centres "

@@ -69,7 +69,7 @@ PROTOCOLS = ("user_chrono", "global_time")
 
 #: The tuning budget: every method, ours included, tries this many configs (its grid's first ones) on the
 #: same validation split; a method with a shorter grid tries all of it.
-TUNING_BUDGET = 6
+TUNING_BUDGET = 4
 
 #: Tuning grids, ordered so that any prefix spans the space (the first config is the method's default).
 BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
@@ -98,10 +98,10 @@ BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
     "ease": [
         {"signal": "graded", "lam": 400},
         {"signal": "positive", "lam": 100},
+        {"signal": "positive", "lam": 25},
+        {"signal": "graded", "lam": 1600},
         {"signal": "graded", "lam": 100},
         {"signal": "positive", "lam": 400},
-        {"signal": "graded", "lam": 1600},
-        {"signal": "positive", "lam": 25},
         {"signal": "graded", "lam": 25},
         {"signal": "positive", "lam": 1600},
     ],
@@ -366,7 +366,7 @@ def run_offline_on(
     t_start = time.perf_counter()
     n_boot = n_boot if n_boot is not None else (100 if quick else 1000)
     budget = budget if budget is not None else (1 if quick else TUNING_BUDGET)
-    tune_users = tune_users if tune_users is not None else (100 if quick else 200)
+    tune_users = tune_users if tune_users is not None else (100 if quick else 150)
     if max_users is None and quick:
         max_users = 200
     if max_users is not None and len(dataset.user_ids) > max_users:

@@ -5,7 +5,9 @@ Those impressions are an unbiased sample of how users react to the catalogue, so
 estimated off-policy from the logs by inverse propensity weighting (see ``recommender.evaluation.off_policy``).
 Each page position independently becomes a random slot with probability ``share``; the item in a random slot is
 drawn uniformly from the pool (several slots on one page: without replacement, which keeps every slot's marginal
-at ``1 / len(pool)``), and that is the propensity logged with the impression.
+at ``1 / len(pool)``), and that is the propensity logged with the impression. The page's hard creator rule
+still holds: a random slot waits for the next position when the item before it is by the same creator, and is
+dropped if that happens at the page's end (about 1 in 60 random slots on the test catalogue of 24 creators).
 """
 
 from __future__ import annotations

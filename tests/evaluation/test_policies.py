@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from recommender.evaluation.data import Interaction, ItemInfo
-from recommender.evaluation.policies import Policy, make_baseline, signal_weight
+from recommender.evaluation.policies import MatrixPolicy, Policy, make_baseline, signal_weight
 
 ITEMS = {i: ItemInfo(i, f"text {i}", topic="t") for i in "abcdef"}
 
@@ -83,6 +84,19 @@ def test_a_user_without_signal_gets_popularity_and_ties_break_by_popularity(name
     policy.observe(_like("p2", "b", 12.0))
     if name in {"itemknn", "ease", "rp3beta"}:
         assert policy.recommend("u3", 1, frozenset({"c"})) == ["b"], name
+
+
+def test_the_fallback_serves_popularity_whatever_the_model_says_for_a_user_without_signal():
+    class Contrarian(MatrixPolicy):
+        """Scores every item by its id, backwards: a model that disagrees with popularity everywhere."""
+
+        def scores(self, user):
+            return -np.arange(len(self.item_ids), dtype=float)
+
+    policy = Contrarian(signal="positive")
+    policy.fit(TRAIN, ITEMS, now=0.0)
+    assert policy.recommend("u6", 2, frozenset({"a"})) == ["b", "c"]  # with signal: the model's order
+    assert policy.recommend("newcomer", 2) == ["a", "c"]  # without: the most engaged items
 
 
 def test_recent_popularity_prefers_recent_events():
