@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,7 @@ class EventStream:
         """Bind this replica's durable consumer. Created the first time with delivery from ``first_start``
         (the database read that bootstrapped the recommender covers what came before); on later starts it
         resumes after the last acknowledged message. Each message is acknowledged once ``handler`` returns."""
+        import nats.js.errors
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         assert self._js is not None, "start() first"
@@ -111,9 +113,22 @@ class EventStream:
                                 opt_start_time=first_start.astimezone(UTC), ack_wait=30.0, max_ack_pending=20_000,
                                 # a replica gone for good stops holding a consumer on the server
                                 inactive_threshold=self.retention_s)
-        self._subscription = await self._js.subscribe(f"{self.name}.>", stream=self.name, durable=self.consumer_name,
-                                                      cb=on_message, manual_ack=True, config=config,
-                                                      pending_msgs_limit=200_000)
+        try:
+            self._subscription = await self._subscribe(on_message, config)
+        except nats.js.errors.Error as exc:
+            if "already bound" not in str(exc):
+                raise
+            # Another live process has this replica id (a second scheduler, a command beside a server on the
+            # same host and port): this one takes a consumer of its own rather than sharing the other's position.
+            log.warning("replica id in use; following under a per-process name",
+                        extra={"replica": self.replica_id, "pid": os.getpid()})
+            self.replica_id = f"{self.replica_id}-{os.getpid()}"
+            config.durable_name = self.consumer_name
+            self._subscription = await self._subscribe(on_message, config)
+
+    async def _subscribe(self, on_message, config):  # noqa: ANN001, ANN202 - nats-py callback and config types
+        return await self._js.subscribe(f"{self.name}.>", stream=self.name, durable=self.consumer_name,
+                                        cb=on_message, manual_ack=True, config=config, pending_msgs_limit=200_000)
 
     def publish(self, kind: str, body: dict, message_id: str) -> None:
         """Queue one message (the caller's transaction is committed: this must not block it)."""

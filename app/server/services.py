@@ -104,6 +104,7 @@ class Services:
                                      announce=replication.announce_snapshot)
             recommender.after_job = snapshots.publish
             replication.load_snapshot = snapshots.load
+            replication.snapshot_versions = snapshots.loaded
         feed = FeedService(db, events, settings.feed_page_size, recommend=recommender.recommend)
         pipeline = MediaPipeline(settings, db, models, vectors, events, on_published=recommender.refresh_video,
                                  storage=storage)
@@ -193,7 +194,7 @@ class Services:
 
 # The long-lived services a handler can receive by naming them.
 INJECTED = ("settings", "db", "sessions", "accounts", "events", "feed", "videos", "recommender", "interactions",
-            "removal", "moderation", "privacy", "model_status", "api")
+            "removal", "moderation", "privacy", "model_status", "api", "replication")
 
 
 def _constant(value: object):  # noqa: ANN202

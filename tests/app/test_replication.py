@@ -145,6 +145,13 @@ async def test_a_replica_resumes_after_the_last_message_it_acknowledged(stream_n
         assert [m.body["n"] for m in got] == [3, 4], "only what it missed, in order"
         assert [m.kind for m in got] == ["video", "video"]
         assert got[0].sequence == 4
+
+        # A second live process under the same replica id follows under a name of its own.
+        twin = EventStream(NATS_URL, stream_name, "replica-1")
+        await twin.start()
+        await twin.consume(collect, first_start=datetime.now(UTC))
+        assert twin.replica_id != "replica-1" and twin.replica_id.startswith("replica-1-")
+        await twin.stop()
         await restarted.stop()
     finally:
         await publisher.stop()

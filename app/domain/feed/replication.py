@@ -47,6 +47,7 @@ class ReplicaSync:
         self.stream = stream
         self.recommender = recommender
         self.load_snapshot: SnapshotLoader | None = None  # set by the snapshot store when snapshots are used
+        self.snapshot_versions: dict[str, int] = {}  # job -> newest version this process holds (the store's)
         self._bootstrap_started: datetime | None = None
 
     # ---- outgoing -----------------------------------------------------------------------------------
@@ -96,3 +97,7 @@ class ReplicaSync:
 
     async def stop(self) -> None:
         await self.stream.stop()
+
+    def status(self) -> dict:
+        """For the readiness probe: how far this replica has followed the stream, which outputs it holds."""
+        return {**self.stream.status(), "snapshots": dict(self.snapshot_versions)}

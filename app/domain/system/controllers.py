@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.db.engine import Database
+from app.domain.feed.replication import ReplicaSync
 from app.domain.system.status import ModelStatus
 
 
@@ -18,8 +19,9 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz(self, settings: Settings, db: Database, model_status: ModelStatus) -> Response:
-        """Ready when the database answers; LanceDB and models are reported (models may be missing)."""
+    async def readyz(self, settings: Settings, db: Database, model_status: ModelStatus,
+                     replication: ReplicaSync | None) -> Response:
+        """Ready when the database answers; LanceDB, models and (with replicas) the event stream are reported."""
         checks: dict[str, object] = {}
         ready = True
         try:
@@ -33,4 +35,5 @@ class HealthController(Controller):
         checks["lancedb"] = {"ok": lancedb_dir.is_dir(), "path": str(lancedb_dir)}
         ready = ready and lancedb_dir.is_dir()
         checks["models"] = await asyncio.to_thread(model_status.current)
+        checks["replication"] = replication.status() if replication is not None else {"enabled": False}
         return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
