@@ -231,6 +231,7 @@ def test_two_replicas_two_workers_two_schedulers_on_postgresql_and_nats(fleet):
     asked_after = time.monotonic() - sent
     page = _for_you(viewer, b)
     assert asked_after < 1.0 and video_id not in page and len(page) == 6, (asked_after, page)
+    assert set(page) <= set(synthetic)
 
     phase("event seen by B")
     # ---- each periodic job once per interval across two schedulers; outputs published as snapshots ----------
