@@ -216,7 +216,6 @@ def ease_dual(ids: list[str], baskets: list[np.ndarray], lam: float, k: int, ver
         rows = max(1, EASE_BLOCK_CELLS // n)
         for start in range(0, n, rows):
             stop = min(n, start + rows)
-            p_rows = -np.asarray(XT[start:stop] @ solved) / lam  # P[j, :] off the diagonal ...
-            p_rows[np.arange(stop - start), np.arange(start, stop)] += 1.0 / lam  # ... and on it
+            p_rows = -np.asarray(XT[start:stop] @ solved) / lam  # P[j, :] off the diagonal (B's diagonal is 0)
             blocks.append(_top_k_block(-p_rows / diagonal[None, :], start, k))
     return _assemble("ease", ids, blocks, version)
