@@ -19,7 +19,7 @@ from media.models import sentence as sentence_mod
 from media.models import whisper as whisper_mod
 from media.models.base import ModelLoadError, ModelUnavailable, TextEmbedder, configure_torch
 
-RETRY_AFTER_S = 60.0  # a failed load is retried at most this often (weights may appear after `models prepare`)
+RETRY_AFTER_S = 60.0  # a failed load (a broken file, a bug) is retried at most this often
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class _Slot:
     error_state: str = "missing"
     failed_at: float = 0.0
     load_seconds: float | None = None
+    missing_where: tuple | None = None  # where the weights were looked for, as it was when they were missing
 
 
 class ModelRegistry:
@@ -62,6 +63,28 @@ class ModelRegistry:
         self._slots = {name: _Slot(threading.Lock()) for name in self.NAMES}
 
     # --- loading ----------------------------------------------------------------------------------------------
+    def _weights_places(self, name: str) -> tuple:
+        """The folders and files a model's weights could appear in, with their modification times: missing
+        weights are looked for again only when one of these changed (a search can take many seconds)."""
+        s = self.settings
+        models = Path(s.models_dir) if s.models_dir else None
+        paths: list[Path] = []
+        if models is not None:
+            paths += [models, models / name]
+            if name == "clip":
+                paths += [models / "clip" / s.clip_arch, models / "clip" / s.clip_arch / str(s.clip_pretrained)]
+        if name == "clip" and s.clip_pretrained:
+            paths.append(Path(str(s.clip_pretrained).removeprefix("local-dir:")))
+            if s.clip_cache_dir:
+                paths.append(Path(s.clip_cache_dir))
+        places = []
+        for path in paths:
+            try:
+                places.append((str(path), path.stat().st_mtime_ns))
+            except OSError:
+                places.append((str(path), None))
+        return (name, s, tuple(places))
+
     def _get(self, name: str, loader):
         slot = self._slots[name]
         if slot.instance is not None:
@@ -69,7 +92,10 @@ class ModelRegistry:
         with slot.lock:
             if slot.instance is not None:
                 return slot.instance
-            if slot.error and time.monotonic() - slot.failed_at < RETRY_AFTER_S:
+            if slot.error and slot.error_state == "missing" and slot.missing_where is not None:
+                if slot.missing_where == self._weights_places(name):
+                    return None  # still missing where we looked: remembered until the weights path changes
+            elif slot.error and time.monotonic() - slot.failed_at < RETRY_AFTER_S:
                 return None
             started = time.perf_counter()
             try:
@@ -80,6 +106,7 @@ class ModelRegistry:
                 slot.error, slot.error_state, slot.failed_at = str(exc), "error", time.monotonic()
             except ModelUnavailable as exc:
                 slot.error, slot.error_state, slot.failed_at = str(exc), "missing", time.monotonic()
+                slot.missing_where = self._weights_places(name)
             except Exception as exc:  # a bug or a broken file: report it, don't crash the worker
                 slot.error, slot.error_state = f"{type(exc).__name__}: {exc}", "error"
                 slot.failed_at = time.monotonic()
@@ -114,7 +141,7 @@ class ModelRegistry:
         for key in [name] if name else list(self._slots):
             slot = self._slots[key]
             with slot.lock:
-                slot.instance, slot.error, slot.failed_at = None, None, 0.0
+                slot.instance, slot.error, slot.failed_at, slot.missing_where = None, None, 0.0, None
 
     # --- reporting --------------------------------------------------------------------------------------------
     def _describe(self, name: str, default_id: str, locate) -> dict:
