@@ -218,6 +218,9 @@ def test_a_worker_killed_mid_step_leaves_it_to_another_which_finishes_it_exactly
     assert set(attempts.values()) == {1}
     assert workers[survivor].poll() is None
     assert "media steps reclaimed from expired leases" in fleet.log(survivor)
+    finisher = json.loads(fleet.query("SELECT result FROM media_jobs WHERE video_id = ? AND step = ?",
+                                      video_id, step)[0][0])["worker"]
+    assert finisher != owner and f"ForYou media worker {finisher} is running" in fleet.log(survivor)
 
 
 def test_two_schedulers_run_each_periodic_job_once_per_interval(fleet):

@@ -153,7 +153,7 @@ class JobRunner:
             row.progress = 1.0
             row.error = None
             row.finished_at = utcnow()
-            row.result = {**(result or {}), "seconds": seconds}
+            row.result = {**(result or {}), "seconds": seconds, "worker": self.owner}
             row.lease_owner = None
             row.lease_expires_at = None
             remaining = (await session.execute(
