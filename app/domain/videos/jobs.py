@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 5.0
 DEFAULT_LEASE_S = 30.0
+CLAIM_RACES = 8  # SQLite: a worker that lost a step to another looks for the next one this many times
 
 StepRunner = Callable[[Video, MediaJob], Awaitable[dict]]
 Finisher = Callable[[str], Awaitable[None]]
@@ -55,6 +56,9 @@ class JobRunner:
     async def reclaim_expired(self) -> int:
         """Put steps whose worker stopped renewing its lease back to pending. Live leases are left alone."""
         now = utcnow()
+        async with self.db.read() as session:  # the usual answer is "none": no write lock taken for it
+            if (await session.execute(select(MediaJob.id).where(self._expired(now)).limit(1))).first() is None:
+                return 0
         async with self.db.write() as session:
             result = await session.execute(
                 update(MediaJob).where(self._expired(now))
@@ -65,35 +69,53 @@ class JobRunner:
             log.warning("media steps reclaimed from expired leases", extra={"steps": reclaimed})
         return reclaimed
 
-    async def claim(self) -> tuple[Video, MediaJob] | None:
-        """Atomically take the next due step whose earlier steps have all succeeded, under this worker's lease."""
-        await self.reclaim_expired()
-        now = utcnow()
+    def _next_due(self, now):  # noqa: ANN001, ANN202 - a select
+        """The next pending step of a processing video whose earlier steps have all succeeded."""
         earlier = aliased(MediaJob)
         earlier_unfinished = exists().where(earlier.video_id == MediaJob.video_id,
                                             earlier.position < MediaJob.position, earlier.status != "succeeded")
-        async with self.db.write() as session:
-            job_id = (await session.execute(
-                select(MediaJob.id).join(Video, Video.id == MediaJob.video_id)
+        return (select(MediaJob.id).join(Video, Video.id == MediaJob.video_id)
                 .where(Video.state == "processing", MediaJob.status == "pending", MediaJob.run_after <= now,
                        ~earlier_unfinished)
                 .order_by(MediaJob.run_after, MediaJob.video_id, MediaJob.position)
-                .limit(1)
-                .with_for_update(skip_locked=True, of=MediaJob)  # PostgreSQL; SQLite has one writer anyway
-            )).scalar_one_or_none()
-            if job_id is None:
-                return None
-            taken = await session.execute(
-                update(MediaJob).where(MediaJob.id == job_id, MediaJob.status == "pending")
-                .values(status="running", started_at=now, attempts=MediaJob.attempts + 1, lease_owner=self.owner,
-                        lease_expires_at=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
-            if taken.rowcount != 1:
-                return None
-            job = await session.get(MediaJob, job_id)
-            video = await session.get(Video, job.video_id)
-        return video, job
+                .limit(1))
+
+    async def claim(self) -> tuple[Video, MediaJob] | None:
+        """Atomically take the next due step whose earlier steps have all succeeded, under this worker's lease.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` and the update in one transaction, so concurrent workers
+        pass over each other's rows. SQLite: the candidate is found by a read (an idle worker takes no write
+        lock), then taken by a conditional ``UPDATE`` in ``BEGIN IMMEDIATE``; a worker that lost the race finds
+        the row no longer pending and looks for the next one."""
+        await self.reclaim_expired()
+        for _ in range(CLAIM_RACES):
+            now = utcnow()
+            job_id = None
+            if self.db.is_sqlite:
+                async with self.db.read() as session:
+                    job_id = (await session.execute(self._next_due(now))).scalar_one_or_none()
+                if job_id is None:
+                    return None
+            async with self.db.write() as session:
+                if not self.db.is_sqlite:
+                    job_id = (await session.execute(
+                        self._next_due(now).with_for_update(skip_locked=True, of=MediaJob))).scalar_one_or_none()
+                    if job_id is None:
+                        return None
+                still_processing = select(Video.id).where(Video.state == "processing")
+                taken = await session.execute(
+                    update(MediaJob)
+                    .where(MediaJob.id == job_id, MediaJob.status == "pending",
+                           MediaJob.video_id.in_(still_processing))
+                    .values(status="running", started_at=now, attempts=MediaJob.attempts + 1,
+                            lease_owner=self.owner, lease_expires_at=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount == 1:
+                    job = await session.get(MediaJob, job_id)
+                    video = await session.get(Video, job.video_id)
+                    return video, job
+        return None  # lost every race: other workers are busy with what is due
 
     async def _heartbeat(self, job_id: int, lost: asyncio.Event) -> None:
         """Renew the lease while the step runs; if another worker has taken the step over, say so."""
