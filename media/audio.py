@@ -8,6 +8,7 @@ import ffmpeg as ffmpeg_python
 import numpy as np
 
 from media import ffmpeg as ff
+from media.atomic import atomic_output
 from media.probe import MediaLimits
 
 SAMPLE_RATE = 16_000
@@ -40,3 +41,22 @@ def extract_audio(path: str | os.PathLike, limits: MediaLimits | None = None,
            .compile(cmd=tools.ffmpeg))
     result = ff.run(cmd, timeout=limits.step_timeout_s, check=True)
     return np.frombuffer(result.stdout, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def copy_audio_track(src: str | os.PathLike, dst: str | os.PathLike, limits: MediaLimits | None = None,
+                     tools: ff.FFmpegTools | None = None) -> bool:
+    """The first audio track of ``src`` into ``dst`` (MP4 audio, stream-copied, no re-encoding), atomically.
+    False when ``src`` has no audio track. Used for "use this sound": the upload keeps its own copy of the track.
+    """
+    limits = limits or MediaLimits()
+    tools = tools or ff.default_tools()
+    if not has_audio_stream(src, limits, tools):
+        return False
+    with atomic_output(dst) as tmp:
+        cmd = (ffmpeg_python.input(ff.file_url(src), **ff.input_options(limits.max_pixels))
+               .output(ff.file_url(tmp), map="0:a:0", acodec="copy", format="mp4", t=limits.max_duration_s)
+               .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+               .overwrite_output()
+               .compile(cmd=tools.ffmpeg))
+        ff.run(cmd, timeout=limits.step_timeout_s, check=True)
+    return True

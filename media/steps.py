@@ -67,6 +67,8 @@ class StepContext:
     transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
     n_frames: int = 8
     tools: ff.FFmpegTools | None = None
+    sound: Path | None = None  # "use this sound": an audio file that replaces or goes under the upload's audio
+    sound_mode: str = "replace"
 
     def path(self, name: str) -> Path:
         return Path(self.work_dir) / name
@@ -152,15 +154,17 @@ def step_transcode(ctx: StepContext, models: ModelRegistry | None = None) -> dic
     re-encoded) + poster JPEG (``poster.jpg``)."""
     _begin(ctx)
     info = ProbeInfo.from_dict(_require(ctx, "probe"))
-    key = _key("transcode", _source_key(ctx), asdict(ctx.transcode), info.to_dict())
+    sound = [str(ctx.sound), Path(ctx.sound).stat().st_size, ctx.sound_mode] if ctx.sound is not None else None
+    key = _key("transcode", _source_key(ctx), asdict(ctx.transcode), info.to_dict(), *([sound] if sound else []))
     cached = _cached(ctx, "transcode", key, lambda r: [r["video"], r["poster"]])
     if cached is not None:
         return cached
-    reason = remux_reason(info, ctx.transcode)
+    reason = f"use this sound ({ctx.sound_mode})" if ctx.sound is not None else remux_reason(info, ctx.transcode)
     if reason is None:
         out = remux(ctx.source, ctx.path(VIDEO), info, ctx.limits, ctx.ffmpeg)
     else:
-        out = transcode(ctx.source, ctx.path(VIDEO), info, ctx.transcode, ctx.limits, ctx.ffmpeg)
+        out = transcode(ctx.source, ctx.path(VIDEO), info, ctx.transcode, ctx.limits, ctx.ffmpeg, sound=ctx.sound,
+                        sound_mode=ctx.sound_mode)
     duration = min(info.duration_s, ctx.limits.max_duration_s)
     poster_t = make_poster(ctx.path(VIDEO), ctx.path(POSTER), duration, limits=ctx.limits, tools=ctx.ffmpeg)
     result = {"video": VIDEO, "poster": POSTER, "poster_time_s": poster_t, "width": out["width"],

@@ -7,6 +7,8 @@ aspect kept (rotation and non-square pixels applied), the long side capped (neve
 frame rate capped at 60, metadata stripped (phone GPS tags, ...), a keyframe at least every second (cheap
 seeking and cheap frame sampling, see ``media.frames``).
 A video without sound gets **no audio track** (browsers play it fine; ``has_audio`` stays honest).
+"Use this sound": with ``sound`` (an audio file), that track replaces the upload's audio (``replace``) or is mixed
+under it at ``MIX_UNDER_GAIN`` (``mix``); either way the output lasts as long as the picture.
 Outputs are written under a temporary name and renamed, so a half-written file never counts as done.
 """
 
@@ -22,6 +24,9 @@ from media import ffmpeg as ff
 from media.atomic import atomic_output
 from media.errors import MediaRejected
 from media.probe import MediaLimits, ProbeInfo
+
+SOUND_MODES = ("replace", "mix")
+MIX_UNDER_GAIN = 0.35  # the chosen sound sits under the creator's own voice (about -9 dB)
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,10 @@ def output_size(width: int, height: int, max_long_side: int) -> tuple[int, int]:
 
 def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: ProbeInfo,
               options: TranscodeOptions | None = None, limits: MediaLimits | None = None,
-              tools: ff.FFmpegTools | None = None) -> dict:
+              tools: ff.FFmpegTools | None = None, sound: str | os.PathLike | None = None,
+              sound_mode: str = "replace") -> dict:
     """Transcode ``src`` to ``dst`` (atomically). Returns the output's width, height and whether it has audio.
+    ``sound``: an audio file that replaces (``sound_mode="replace"``) or is mixed under (``"mix"``) the audio.
 
     Raises :class:`MediaRejected` (``undecodable``) when ffmpeg cannot decode an input that probing accepted,
     :class:`media.ffmpeg.FFmpegTimeout` (transient) on timeout.
@@ -122,8 +129,22 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: ProbeInfo,
         }
         if options.threads:
             out_opts["threads"] = options.threads
-        if info.has_audio:
+        has_audio = info.has_audio
+        if sound is not None:
+            if sound_mode not in SOUND_MODES:
+                raise ValueError(f"sound_mode must be one of {SOUND_MODES}, not {sound_mode!r}")
+            backing = ffmpeg_python.input(ff.file_url(sound), **ff.input_options(limits.max_pixels))["a:0"]
+            if sound_mode == "mix" and info.has_audio:
+                audio = ffmpeg_python.filter([source["a:0"], backing.filter("volume", MIX_UNDER_GAIN)], "amix",
+                                             inputs=2, duration="first", dropout_transition=0, normalize=0)
+            else:
+                audio = backing
+            streams.append(audio)
+            out_opts["t"] = min(limits.max_duration_s, info.duration_s)  # the picture sets the length
+            has_audio = True
+        elif info.has_audio:
             streams.append(source["a:0"])
+        if has_audio:
             out_opts.update({"c:a": "aac", "b:a": options.audio_bitrate, "ac": 2, "ar": 48000})
         cmd = (ffmpeg_python.output(*streams, ff.file_url(tmp), **out_opts)
                .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
@@ -132,7 +153,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: ProbeInfo,
         result = ff.run(cmd, timeout=limits.transcode_timeout_s)
         if result.returncode != 0:
             _raise_for_failed_decode(cmd, result)
-    return {"width": width, "height": height, "has_audio": info.has_audio, "method": "transcode"}
+    return {"width": width, "height": height, "has_audio": has_audio, "method": "transcode"}
 
 
 def _raise_for_failed_decode(cmd: list[str], result: ff.Completed) -> None:

@@ -27,6 +27,12 @@
       caption: document.getElementById("upload-caption").value,
       topic: document.getElementById("upload-topic").value,
     });
+    const sound = document.getElementById("upload-sound");  // "use this sound" (templates/sounds/_use.html)
+    if (sound) {
+      params.set("sound", sound.value);
+      const mode = form.querySelector('input[name="sound_mode"]:checked');
+      params.set("sound_mode", mode ? mode.value : "replace");
+    }
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/uploads?" + params.toString());
     xhr.setRequestHeader("X-CSRF-Token", window.ForYou.csrf());

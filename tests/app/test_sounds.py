@@ -160,3 +160,64 @@ def test_dashboard_lists_trending_sounds_by_new_uses(tmp_path, prints, monkeypat
         section = section[:section.index("</section>")]
         assert section.index("original sound - m0") < section.index("original sound - solo")
         assert '<td class="num">3</td>' in section
+
+
+def test_use_this_sound_at_upload_through_the_pipeline(client, tmp_path):
+    from sqlalchemy import select as sa_select
+
+    from app.db.models import MediaJob
+    from tests.app.test_accounts import signup
+    from tests.conftest import csrf_of
+    from tests.media.helpers import make_video
+    from tests.media.test_fingerprint import _wav
+
+    tools = ff.locate()
+    tune = synth_music(seed=11)
+    with_tune = make_video(tools, tmp_path / "tune.mp4", duration=8.0, audio_file=_wav(tmp_path / "t.wav", tune))
+    plain = make_video(tools, tmp_path / "plain.mp4", duration=4.0)
+    signup(client, username="maker")
+    csrf = csrf_of(client, "/settings")
+
+    def upload(path, **params):  # noqa: ANN001, ANN003, ANN202
+        return client.post("/api/uploads", params=params, content=path.read_bytes(),
+                           headers={"x-csrf-token": csrf, "content-type": "video/mp4"})
+
+    async def run_steps(video_id, names):  # noqa: ANN001, ANN202
+        svc = services(client)
+        async with svc.db.read() as session:
+            video = await session.get(Video, video_id)
+            jobs = {j.step: j for j in (await session.execute(
+                sa_select(MediaJob).where(MediaJob.video_id == video_id))).scalars()}
+        return {name: await svc.pipeline.run_step(video, jobs[name]) for name in names}
+
+    steps_to_sound = ["probe", "transcode", "audio", "fingerprint", "sound"]
+    first = upload(with_tune, caption="my tune").json()["id"]
+    sound_id = run(client, run_steps(first, steps_to_sound))["sound"]["sound_id"]
+    assert sound_id
+
+    page = client.get(f"/upload?sound={sound_id}", headers={"accept": "text/html"})
+    assert 'id="upload-sound"' in page.text and "original sound - maker" in page.text
+
+    second = upload(plain, caption="dancing to it", sound=sound_id, sound_mode="replace")
+    assert second.status_code == 201, second.text
+    second_id = second.json()["id"]
+    folder = services(client).settings.media_dir / second_id
+    assert (folder / "sound.m4a").is_file()
+    results = run(client, run_steps(second_id, steps_to_sound))
+    assert results["transcode"]["transcode_reason"] == "use this sound (replace)"
+    assert results["sound"] == {**results["sound"], "sound_id": sound_id, "how": "chosen"}
+    # Its audio now is the sound: the fingerprint of what it plays matches the sound's own landmarks.
+    from app.domain.sounds.services import find_match
+    from media.fingerprint import Fingerprint
+
+    async def matched():  # noqa: ANN202
+        async with services(client).db.read() as session:
+            return await find_match(session, Fingerprint.load(folder / "fingerprint.npz"))
+
+    assert run(client, matched()).sound_id == sound_id
+
+    # An unknown sound is refused with a clear message, and nothing is left behind.
+    before = sorted(p.name for p in services(client).settings.media_dir.iterdir())
+    refused = upload(plain, sound="s_nosuchsound")
+    assert refused.status_code == 422 and "no longer available" in refused.text
+    assert sorted(p.name for p in services(client).settings.media_dir.iterdir()) == before

@@ -94,3 +94,61 @@ def test_fingerprint_step_is_idempotent_and_skips_silent_videos(videos, tmp_path
             assert ctx.path(first["file"]).stat().st_mtime_ns == mtime  # not redone
         else:
             assert first["file"] is None
+
+
+def _wav(path, samples, rate: int = 16000):  # noqa: ANN001, ANN202
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    return path
+
+
+TONE_HZ = 3700.0  # above every note and harmonic of the synthetic tune
+
+
+def _tone_level(samples, freq: float = TONE_HZ, rate: int = 16000) -> float:  # noqa: ANN001
+    """The share of the spectrum's energy within 5 Hz of ``freq``."""
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[np.abs(freqs - freq) < 5].sum() / spectrum.sum())
+
+
+@pytest.mark.parametrize("mode", ["replace", "mix"])
+def test_use_this_sound_replaces_or_mixes_under_the_upload_audio(tools, tmp_path, tune, tune_print, mode):
+    from media.audio import copy_audio_track
+    from media.transcode import TranscodeOptions
+    from tests.media.helpers import make_video
+
+    # The sound: the tune inside a video (as a sound's original video holds it), copied out as a track.
+    original = make_video(tools, tmp_path / "original.mp4", duration=12.0,
+                          audio_file=_wav(tmp_path / "tune.wav", tune[: 12 * 16000]))
+    assert copy_audio_track(original, tmp_path / "sound.m4a", tools=tools)
+    tone = 0.3 * np.sin(2 * np.pi * TONE_HZ * np.arange(5 * 16000) / 16000)
+    upload = make_video(tools, tmp_path / "upload.mp4", duration=5.0,  # its own audio: a pure tone
+                        audio_file=_wav(tmp_path / "tone.wav", tone))
+    ctx = steps.StepContext(work_dir=tmp_path / "w", source=upload, transcode=TranscodeOptions(preset="ultrafast"),
+                            sound=tmp_path / "sound.m4a", sound_mode=mode)
+    steps.step_probe(ctx, None)
+    result = steps.step_transcode(ctx, None)
+    assert result["has_audio"] and result["transcode_reason"] == f"use this sound ({mode})"
+    assert result["duration_s"] == pytest.approx(5.0, abs=0.1)  # the picture sets the length
+    out = extract_audio(ctx.path(steps.VIDEO), tools=tools)
+    assert _match(fp.fingerprint(out), tune_print)[0]  # the sound is there either way
+    own = _tone_level(extract_audio(upload, tools=tools))
+    assert own > 0.5
+    if mode == "mix":
+        assert _tone_level(out) > 0.2  # the creator's own audio is kept, the sound under it
+    else:
+        assert _tone_level(out) < 0.01  # replaced
+    assert steps.step_transcode(ctx, None) == result  # idempotent
+
+
+def test_copy_audio_track_of_a_silent_video_is_false(tools, videos, tmp_path):
+    from media.audio import copy_audio_track
+
+    assert copy_audio_track(videos["silent"], tmp_path / "none.m4a", tools=tools) is False
+    assert not (tmp_path / "none.m4a").exists()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, User, Video, is_published
+from app.db.sound_models import Sound
 from app.domain.videos.files import file_response, object_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.removal import VideoRemoval
@@ -84,10 +85,14 @@ class StudioController(Controller):
     """Creators: upload, watch processing move step by step, and manage their videos."""
 
     @get("/upload")
-    async def upload_page(self, request: Request, settings: Settings) -> Response:
+    async def upload_page(self, request: Request, settings: Settings, db: Database) -> Response:
         require_account(request)
+        sound = None
+        if request.query_params.get("sound"):  # "use this sound", from a sound's page
+            async with db.read() as session:
+                sound = await session.get(Sound, request.query_params["sound"][:32])
         return render(request, "videos/upload.html", {"max_upload_mb": settings.max_upload_mb,
-                                                       "topics": SUGGESTED_TOPICS})
+                                                       "topics": SUGGESTED_TOPICS, "sound": sound})
 
     # The file is the raw request body (streamed to disk, never held in memory); the caption and topic
     # travel in the query string. Our own size check replaces Litestar's body limit.
@@ -107,7 +112,9 @@ class StudioController(Controller):
                             status_code=400)
         try:
             video = await videos.accept(
-                user.id, tmp, request.query_params.get("caption", ""), request.query_params.get("topic")
+                user.id, tmp, request.query_params.get("caption", ""), request.query_params.get("topic"),
+                sound_id=request.query_params.get("sound") or None,
+                sound_mode=request.query_params.get("sound_mode", "replace"),
             )
         except MediaRejected as exc:
             return Response(rejection_message(exc), status_code=422)

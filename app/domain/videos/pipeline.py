@@ -24,7 +24,7 @@ from app.domain.events.writer import EventIn, EventWriter
 from app.domain.moderation.screening import screen_upload
 from app.domain.moderation.service import record_flags
 from app.domain.sounds.services import assign_sound
-from app.domain.videos.services import ffmpeg_tools, media_limits
+from app.domain.videos.services import SOUND_FILE, ffmpeg_tools, media_limits
 from media import steps as media_steps
 from media.fingerprint import Fingerprint
 from media.models.registry import ModelRegistry
@@ -83,7 +83,9 @@ class MediaPipeline:
 
     def context(self, video: Video) -> media_steps.StepContext:
         folder = self.settings.media_dir / video.id
+        use_sound = (video.metadata_ or {}).get("use_sound") or {}
         return media_steps.StepContext(
+            sound=folder / SOUND_FILE if use_sound else None, sound_mode=use_sound.get("mode", "replace"),
             work_dir=folder, source=folder / "original", caption=video.caption, limits=self.limits,
             transcode=TranscodeOptions(max_long_side=self.settings.max_long_side,
                                        preset=self.settings.transcode_preset),
@@ -145,7 +147,7 @@ class MediaPipeline:
         fp = (await asyncio.to_thread(Fingerprint.load, ctx.path(fingerprint["file"]))
               if fingerprint.get("status") == "ok" and fingerprint.get("file") else None)
         async with self.db.write() as session:
-            link = await assign_sound(session, video, fp, video.metadata_.get("use_sound_id"))
+            link = await assign_sound(session, video, fp, (video.metadata_.get("use_sound") or {}).get("id"))
             if link is None:
                 return {"sound_id": None, "reason": fingerprint.get("status", "no fingerprint")}
             return {"sound_id": link.sound_id, "how": link.how, "matches": link.matches, "offset_s": link.offset_s}

@@ -22,15 +22,19 @@ from app.adapters.object_storage import LocalStorage, MediaStorage
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, Video, new_id, utcnow
+from app.db.sound_models import Sound
+from media.audio import copy_audio_track
 from media.errors import MediaRejected
 from media.ffmpeg import FFmpegTools, locate
 from media.probe import MediaLimits, ProbeInfo, probe
 from media.text import parse_hashtags
+from media.transcode import SOUND_MODES
 
 log = logging.getLogger(__name__)
 
 MAX_CAPTION = 2200
 MAX_TOPIC = 48
+SOUND_FILE = "sound.m4a"  # "use this sound": the chosen track, copied into the upload's folder
 
 
 class UploadTooLarge(Exception):
@@ -80,17 +84,23 @@ class VideoService:
             raise
         return tmp
 
-    async def accept(self, creator_id: str, tmp: Path, caption: str, topic: str | None) -> Video:
-        """Probe the upload; store it and queue its pipeline, or raise ``MediaRejected`` leaving nothing behind."""
+    async def accept(self, creator_id: str, tmp: Path, caption: str, topic: str | None,
+                     sound_id: str | None = None, sound_mode: str = "replace") -> Video:
+        """Probe the upload; store it and queue its pipeline, or raise ``MediaRejected`` leaving nothing behind.
+        ``sound_id``: "use this sound" (its track replaces, or with ``sound_mode="mix"`` goes under, the audio)."""
         caption = (caption or "").strip()[:MAX_CAPTION]
         topic = (topic or "").strip().lower()[:MAX_TOPIC] or None
+        sound_mode = sound_mode if sound_mode in SOUND_MODES else "replace"
         folder: Path | None = None
         try:
+            sound = await self._usable_sound(sound_id) if sound_id else None
             info: ProbeInfo = await asyncio.to_thread(probe, tmp, self.limits, ffmpeg_tools(self.settings))
             video_id = new_id("v_")
             folder = self.folder(video_id)
             folder.mkdir(parents=True)
             os.replace(tmp, folder / "original")
+            if sound is not None:
+                await self._copy_sound(sound, folder / SOUND_FILE)
             # In the store before its jobs exist: a worker on another machine may claim the first one at once.
             await asyncio.to_thread(self.storage.push, video_id, folder)
             async with self.db.write() as session:
@@ -99,7 +109,9 @@ class VideoService:
                     topic=topic, duration=info.duration_s, size_bytes=info.size_bytes, width=info.width,
                     height=info.height, state="processing",
                     metadata_={"tags": parse_hashtags(caption), "description": caption,
-                               "audio_id": f"a_{video_id}" if info.has_audio else None, "probe": info.to_dict()},
+                               "audio_id": None,  # the sound step sets it: the id of the sound it uses
+                               "probe": info.to_dict(),
+                               **({"use_sound": {"id": sound.id, "mode": sound_mode}} if sound else {})},
                 )
                 session.add(video)
                 await session.flush()  # no ORM relationship orders the inserts: the video row goes first
@@ -114,6 +126,27 @@ class VideoService:
                 shutil.rmtree(folder, ignore_errors=True)
                 await asyncio.to_thread(self.storage.delete, folder.name)
             raise
+
+    async def _usable_sound(self, sound_id: str) -> Sound:
+        async with self.db.read() as session:
+            sound = await session.get(Sound, sound_id[:32])
+        if sound is None or not sound.original_video_id:
+            raise MediaRejected("sound_unavailable", "That sound is no longer available. Pick another sound, or "
+                                "upload without one.")
+        return sound
+
+    async def _copy_sound(self, sound: Sound, dst: Path) -> None:
+        """The sound's track, from its original video, into the new upload's folder (its own copy: the upload
+        keeps working if the original goes later)."""
+        source_folder = self.folder(sound.original_video_id)
+        source = source_folder / "video.mp4"
+        if not source.is_file() and getattr(self.storage, "remote", False):
+            await asyncio.to_thread(self.storage.pull, sound.original_video_id, source_folder)
+        copied = source.is_file() and await asyncio.to_thread(copy_audio_track, source, dst, self.limits,
+                                                               ffmpeg_tools(self.settings))
+        if not copied:
+            raise MediaRejected("sound_unavailable", "That sound is no longer available. Pick another sound, or "
+                                "upload without one.")
 
     async def retry(self, video_id: str) -> bool:
         """Send a failed video through its pipeline again, from its first unfinished step."""
