@@ -2,9 +2,9 @@
 
 ``claims_from(results)`` reads a full report's results and records, per protocol / world and baseline, whether
 ForYou's served defaults were ``better`` (interval above zero), ``worse`` (below zero) or ``tied``. The smoke run
-(``--quick``) is checked against them by ``check_claims``: a claimed win must not come out as a significant loss,
-and a claimed loss must not come out as a significant win (then the published claim is out of date). Ties are
-not checked: the smoke run's intervals are too wide to confirm one.
+(``--quick``) is checked against them by ``check_claims``: a claimed win must not come out as a significant loss.
+Losses and ties are not checked: the smoke run's baselines are untuned and fitted on 200 users, so they are
+weaker than in the full run (ALS most of all) and a claimed loss may legitimately look like a win there.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def check_claims(claims: list[dict[str, Any]], results: dict[str, Any]) -> list[
     offline, simulation = _parts(results)
     violations = []
     for claim in claims:
-        if claim["verdict"] == "tied":
+        if claim["verdict"] != "better":
             continue
         source = offline if claim["kind"] == "offline" else simulation
         container = (source or {}).get("protocols" if claim["kind"] == "offline" else "worlds") or {}
@@ -78,7 +78,7 @@ def check_claims(claims: list[dict[str, Any]], results: dict[str, Any]) -> list[
         if not entry:
             continue
         now = _verdict(entry)
-        if {claim["verdict"], now} == {"better", "worse"}:
+        if now == "worse":
             violations.append(
                 f"{claim['where']}: foryou vs {claim['baseline']} on {claim['metric']} was {claim['verdict']} "
                 f"({claim['diff']:+.4f} {claim['ci']}), the smoke run says {now} ({entry.get('diff'):+.4f} "

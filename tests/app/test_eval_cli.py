@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from recommender.evaluation.claims import check_claims, load_claims
 from recommender.evaluation.data import load_movielens_100k
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES = {"random", "popularity", "recent_popularity", "itemknn", "als", "bpr", "ease", "rp3beta"}
 pytestmark = pytest.mark.slow
+#: The relative claims of the last full ``make eval`` (committed with its report).
+CLAIMS = ROOT / "benchmarks" / "results" / "eval_claims.json"
 #: Downloaded once per machine, not once per run (``FORYOU_TEST_CACHE`` moves it).
 DATASETS = Path(os.environ.get("FORYOU_TEST_CACHE", Path.home() / ".cache" / "foryou")) / "datasets"
 
@@ -53,6 +56,11 @@ def test_offline_quick_run_reports_every_method_in_both_protocols_with_intervals
     # A sanity floor that real data gives and shuffled data would not: popularity beats random.
     primary = result["protocols"]["user_chrono"]["methods"]
     assert primary["popularity"]["ndcg@10"]["value"] > primary["random"]["ndcg@10"]["value"]
+    # The published relative claims hold in the smoke run: no claimed win is now a significant loss, and no
+    # claimed loss a significant win (then the report and the README are out of date: run `make eval`).
+    claims = [c for c in load_claims(CLAIMS) if c["kind"] == "offline"]
+    assert {c["baseline"] for c in claims} == BASELINES
+    assert not check_claims(claims, result)
 
 
 def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_path, datasets):
@@ -64,3 +72,5 @@ def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_p
     foryou = world["foryou"]
     assert 0.0 < foryou["gap_share"]["value"] <= 1.0
     assert foryou["watch_time_per_session"]["value"] > world["random"]["watch_time_per_session"]["value"]
+    claims = [c for c in load_claims(CLAIMS) if c["kind"] == "simulation" and c["where"] == "catalogue"]
+    assert claims and not check_claims(claims, result)

@@ -1,4 +1,4 @@
-"""The claims regression check: a claimed win that turns into a significant loss is caught, and vice versa."""
+"""The claims regression check: a claimed win that turns into a significant loss in the smoke run is caught."""
 
 from recommender.evaluation.claims import check_claims, claims_from
 
@@ -19,6 +19,6 @@ def test_a_flipped_claim_is_reported_and_a_wider_interval_is_not():
     claims = claims_from(_offline(0.02, 0.01, 0.03))
     assert not check_claims(claims, _offline(0.01, -0.02, 0.04))  # the smoke run is just less sure
     assert check_claims(claims, _offline(-0.03, -0.05, -0.01))  # a claimed win is now a loss
+    assert not check_claims(claims, {"kind": "offline", "protocols": {}})  # not covered by the smoke run
     lost = claims_from(_offline(-0.02, -0.03, -0.01))
-    assert check_claims(lost, _offline(0.03, 0.01, 0.05))  # a claimed loss is now a win: the claim is stale
-    assert not check_claims(lost, {"kind": "offline", "protocols": {}})  # not covered by the smoke run
+    assert not check_claims(lost, _offline(0.03, 0.01, 0.05))  # losses are not checked: quick baselines are weaker
