@@ -29,9 +29,9 @@ from tests.conftest import csrf_of
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-# A short lease where a process is killed, so that its work is taken over within seconds (long enough that a
-# busy machine's stalls do not expire a live one); elsewhere the default (30 s).
-KILL_TEST_LEASE_S = "6"
+# A short lease, so that a killed process's work is taken over within seconds (long enough that a busy machine's
+# stalls do not expire a live one); the second-server test, where nobody is killed, keeps the default.
+LEASE_S = "6"
 
 
 class Fleet:
@@ -44,7 +44,7 @@ class Fleet:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "FORYOU_DATA_DIR": str(self.data_dir), "FORYOU_ALLOW_MODEL_DOWNLOADS": "false",
-                "FORYOU_LOG_JSON": "false", "FORYOU_SECRET_KEY": "test-secret",
+                "FORYOU_LOG_JSON": "false", "FORYOU_SECRET_KEY": "test-secret", "FORYOU_JOB_LEASE_S": LEASE_S,
                 "FORYOU_WORKER_POLL_S": "0.2", "PYTHONPATH": str(ROOT), **extra}
 
     def start(self, name: str, *args: str, **extra: str) -> subprocess.Popen:
@@ -107,9 +107,9 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def serve(fleet: Fleet, name: str) -> str:
+def serve(fleet: Fleet, name: str, **extra: str) -> str:
     port = free_port()
-    process = fleet.start(name, "serve", "--port", str(port))
+    process = fleet.start(name, "serve", "--port", str(port), **extra)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -175,18 +175,21 @@ def assert_processed_exactly_once(fleet: Fleet, video_ids: list[str]) -> dict[tu
 
 
 def test_a_second_server_and_jobs_run_beside_a_live_server_reset_nothing(fleet):
-    first = serve(fleet, "server-a")  # on SQLite it runs the media worker and the scheduler in-process
+    default_lease = {"FORYOU_JOB_LEASE_S": "30"}  # nobody is killed here: no live lease may expire
+    first = serve(fleet, "server-a", **default_lease)  # on SQLite it runs the media worker and the scheduler in-process
     videos = upload_demo_clips(first, clips=2)
     in_flight = wait_for(lambda: running_step(fleet), 120, "server A to start a step")
 
-    second = serve(fleet, "server-b")  # the same data dir: its start-up must leave A's running step alone
+    # The same data dir: its start-up must leave A's running step alone.
+    second = serve(fleet, "server-b", **default_lease)
     still = fleet.query("SELECT status, attempts, lease_owner FROM media_jobs WHERE video_id = ? AND step = ?",
                         in_flight[0], in_flight[1])[0]
     assert still[1] == 1 and (still[0] != "running" or still[2] == in_flight[3]), still
     processing = fleet.query("SELECT COUNT(*) FROM videos WHERE state = 'processing'")[0][0]
     assert processing, "the clips finished before server B was up: the test proves nothing"
 
-    drained = json.loads(fleet.run("jobs", "run").stdout)  # an operator's manual run beside both servers
+    # An operator's manual run beside both servers.
+    drained = json.loads(fleet.run("jobs", "run", **default_lease).stdout)
     assert drained["job"] == "media_pipeline"
 
     wait_for(lambda: unfinished(fleet) == 0, 240, "the clips to finish")
@@ -197,8 +200,7 @@ def test_a_second_server_and_jobs_run_beside_a_live_server_reset_nothing(fleet):
 
 
 def test_a_worker_killed_mid_step_leaves_it_to_another_which_finishes_it_exactly_once(fleet):
-    workers = {name: fleet.start(name, "worker", FORYOU_JOB_LEASE_S=KILL_TEST_LEASE_S)
-               for name in ("worker-1", "worker-2")}
+    workers = {name: fleet.start(name, "worker") for name in ("worker-1", "worker-2")}
     videos = seed(fleet, clips=1)  # while the workers start
     pids = {str(process.pid): name for name, process in workers.items()}
 
@@ -216,7 +218,7 @@ def test_a_worker_killed_mid_step_leaves_it_to_another_which_finishes_it_exactly
 
     survivor = next(name for name in workers if name != victim)
     wait_for(lambda: unfinished(fleet) == 0, 240, "the surviving worker to finish the video")
-    assert time.monotonic() - killed_at >= float(KILL_TEST_LEASE_S) - 1  # taken over only once the lease had expired
+    assert time.monotonic() - killed_at >= float(LEASE_S) - 1  # taken over only once the lease had expired
     attempts = assert_processed_exactly_once(fleet, videos)
     assert attempts.pop((video_id, step)) == 2  # the killed attempt, then the one that finished
     assert set(attempts.values()) == {1}
