@@ -221,3 +221,26 @@ def test_use_this_sound_at_upload_through_the_pipeline(client, tmp_path):
     refused = upload(plain, sound="s_nosuchsound")
     assert refused.status_code == 422 and "no longer available" in refused.text
     assert sorted(p.name for p in services(client).settings.media_dir.iterdir()) == before
+
+
+def test_a_deleted_account_leaves_its_sounds_without_its_name(client, prints):
+    from app.db.sound_models import Sound
+    from tests.app.test_accounts import signup
+    from tests.conftest import csrf_of
+
+    signup(client, username="leaver")
+    original = run(client, _video_by(client, "leaver", "mine"))
+    sound_id, _ = _assign(client, original, prints["tune"])
+    used = add_video(client, creator="stayer", caption="still here")
+    assert _assign(client, used, prints["tune_reencoded"])[0] == sound_id
+    done = client.post("/settings/delete", data={"confirm": "leaver", "password": "correct horse",
+                                                 "csrf_token": csrf_of(client, "/settings")}, follow_redirects=False)
+    assert done.status_code == 303
+
+    async def after():  # noqa: ANN202
+        async with services(client).db.read() as session:
+            return await session.get(Sound, sound_id)
+
+    sound = run(client, after())
+    assert sound.title == "original sound" and sound.creator_id is None and sound.original_video_id is None
+    assert "leaver" not in client.get(f"/sound/{sound_id}").text

@@ -41,7 +41,9 @@ from app.db.models import (
     User,
     Video,
 )
+from app.db.sound_models import Sound
 from app.domain.feed.recommender import RecommenderService
+from app.domain.sounds.services import default_title
 from app.domain.videos.removal import VideoRemoval
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,9 @@ class PrivacyService:
             if user.username:
                 await session.execute(update(ModerationAction).where(ModerationAction.actor == user.username)
                                       .values(actor="deleted"))
+            # Sounds they started live on under other people's videos, but no longer carry their name.
+            await session.execute(update(Sound).where(Sound.creator_id == uid).values(
+                title=default_title(None), creator_id=None))
             await session.execute(delete(User).where(User.id == uid))
         if avatar:
             (self.settings.data_dir / avatar).unlink(missing_ok=True)
