@@ -88,7 +88,7 @@ def test_permalink_is_shareable_with_open_graph_tags(client):
                    f'<meta property="og:url" content="http://testserver.local/v/{video}">',
                    f'<meta property="og:image" content="http://testserver.local/media/{video}/poster.jpg">',
                    f'<meta property="og:video" content="http://testserver.local/media/{video}/video.mp4">',
-                   '<meta property="og:video:width" content="360">', 'data-source="share"',
+                   '<meta property="og:video:width" content="360">', 'data-source="direct"',
                    "/feed/cards?tab=foryou&amp;cursor=1"):
         assert needle in page.text, needle
     assert 'data-open-comments="1"' in client.get(f"/v/{video}?comments=1", headers=HTML).text
@@ -110,7 +110,7 @@ def test_profile_shows_counts_videos_and_a_follow_button(client):
     assert "<h1>maya</h1>" in text and "@maya" in text
     assert '<strong id="followers-u_maya" data-followers-of="u_maya">1</strong> Followers' in text
     assert "<strong>1</strong> Likes" in text and "<strong>0</strong> Following" in text
-    assert f'href="/v/{video}"' in text and "not yet" not in text
+    assert f'href="/v/{video}?from=profile%3Amaya"' in text and "not yet" not in text
     assert 'aria-pressed="true"' in text and 'hx-delete="/creators/u_maya/follow"' in text
     assert client.get("/@MAYA", headers=HTML).status_code == 200
     assert client.get("/@nobody", headers=HTML).status_code == 404
@@ -123,7 +123,7 @@ def test_hashtag_page(client):
     tagged = add_ready(client, caption="a #cat", hashtags=["cat"])
     add_ready(client, creator="two", caption="a #catalogue", hashtags=["catalogue"])
     page = client.get("/tag/cat", headers=HTML).text
-    assert "<h1>#cat</h1>" in page and f'href="/v/{tagged}"' in page and page.count('class="tile"') == 1
+    assert "<h1>#cat</h1>" in page and f'href="/v/{tagged}?from=tag%3Acat"' in page and page.count('class="tile"') == 1
     assert "No videos with #nothing yet" in client.get("/tag/nothing", headers=HTML).text
 
 
@@ -133,7 +133,7 @@ def test_saved_page_needs_an_account_and_lists_saves(client):
     signup(client, username="keeper")
     assert "Nothing saved yet" in client.get("/saved", headers=HTML).text
     client.post(f"/videos/{video}/save", headers=hx(client))
-    assert f'href="/v/{video}"' in client.get("/saved", headers=HTML).text
+    assert f'href="/v/{video}?from=saved"' in client.get("/saved", headers=HTML).text
 
 
 def test_search_matches_captions_hashtags_transcripts_and_creators(client):
@@ -143,7 +143,7 @@ def test_search_matches_captions_hashtags_transcripts_and_creators(client):
     add_ready(client, creator="dora", caption="unrelated")
     add_video(client, creator="erin", state="processing", caption="sourdough draft")
     page = client.get("/search?q=sourdough", headers=HTML).text
-    found = set(re.findall(r'href="/v/([^"]+)"', page))
+    found = set(re.findall(r'href="/v/([^"?]+)', page))
     assert found == {by_caption, by_tag, by_transcript}
     creators = client.get("/search?q=baker", headers={"hx-request": "true"}).text
     assert 'href="/@bakerbob"' in creators and "<html" not in creators  # htmx gets the results block only
@@ -163,7 +163,7 @@ def test_search_has_a_hook_for_semantic_search(client):
     client.app.state.semantic_search = semantic_search
     page = client.get("/search?q=dogs", headers=HTML).text
     assert calls == [("dogs", 60)]
-    hits = re.findall(r'href="/v/([^"]+)"', page)
+    hits = re.findall(r'href="/v/([^"?]+)', page)
     assert hits == [keyword, semantic]  # word matches first, then by meaning; unknown ids dropped
 
 

@@ -20,7 +20,7 @@ HTML = {"accept": "text/html"}
 
 
 def found(client, query: str) -> list[str]:  # noqa: ANN001
-    return re.findall(r'href="/v/([^"]+)"', client.get("/search", params={"q": query}, headers=HTML).text)
+    return re.findall(r'href="/v/([^"?]+)', client.get("/search", params={"q": query}, headers=HTML).text)
 
 
 def test_an_exact_hashtag_beats_what_semantic_search_puts_first(client):

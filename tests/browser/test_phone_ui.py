@@ -251,3 +251,33 @@ def test_first_visit_dialog_pauses_the_video_and_logs_nothing_until_dismissed(br
     page.wait_for_function("""() => { const v = document.querySelector('#feed .card.is-active video.player');
                                       return v && !v.paused && v.currentTime > 0.2; }""")
     context.close()
+
+
+def test_a_hashtag_grid_opens_as_a_swipeable_feed_of_that_grid(browser, live_server, artifacts):
+    context = phone_at(browser, live_server, 390)
+    page = context.new_page()
+    errors = console_errors(page)
+    page.goto("/tag/retro")
+    tiles = page.locator(".grid a.tile")
+    order = [href.split("/v/")[1].split("?")[0] for href in
+             (tiles.nth(i).get_attribute("href") for i in range(tiles.count()))]
+    assert len(order) == 2
+    tiles.first.click()
+    page.wait_for_url(f"**/v/{order[0]}?from=tag%3Aretro")
+    skip_onboarding(page)
+    page.wait_for_selector(ACTIVE)
+    assert page.get_attribute(ACTIVE, "data-video-id") == order[0]
+    assert page.get_attribute(ACTIVE, "data-feed") == "hashtag"
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function(f"() => document.querySelector('{ACTIVE}')?.dataset.videoId === '{order[1]}'")
+    page.wait_for_timeout(500)
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector("[data-end='grid'].is-active")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(artifacts / "phone-grid-end.png"))
+    assert page.get_by_role("link", name="Back to #retro").is_visible()
+    impression = ("SELECT json_extract(additional_info, '$.source') FROM events"
+                  " WHERE event_type='impression' AND video_id=?")
+    assert ("hashtag",) in live_server.query(impression, order[1])
+    assert errors == []
+    context.close()

@@ -20,7 +20,10 @@ from recommender import Event
 from recommender.metrics import SESSION_GAP, sessions
 
 COMPLETE_RATIO = 0.95
-SOURCE_LABELS = ("For You", "Following", "Profile", "Search", "Hashtag", "Share link", "Other")
+SOURCE_LABELS = ("For You", "Following", "Profile", "Search", "Hashtag", "Saved", "Share link", "Direct link", "Other")
+# Where a card was opened (the ``feed`` a page puts on its cards' events), as analytics names it.
+OPENED_FROM = {"following": "Following", "profile": "Profile", "search": "Search", "hashtag": "Hashtag",
+               "saved": "Saved", "share": "Share link", "direct": "Direct link", "foryou": "For You"}
 ENGAGEMENT_TYPES = ("like", "comment", "share", "save", "follow")
 
 
@@ -88,9 +91,11 @@ def traffic_source(info: dict | None) -> str:
     info = info or {}
     feed = str(info.get("feed") or "").lower()
     source = str(info.get("source") or "").lower()
+    if feed in OPENED_FROM and feed != "foryou":
+        return OPENED_FROM[feed]
     if feed == "following" or source == "following":
         return "Following"
-    if source in ("profile", "creator"):
+    if source == "profile":  # not "creator": that is a For You candidate source (creators you enjoy)
         return "Profile"
     if source == "search" or feed == "search":
         return "Search"

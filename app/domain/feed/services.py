@@ -143,15 +143,23 @@ class FeedService:
             await self._log_impressions(viewer.id, cards, tab)
         return cards
 
-    async def shared_card(self, viewer: User, session_key: str, video_id: str, source: str = "share") -> Card | None:
-        """A video opened by its own link: hydrated, marked served (the feed after it won't repeat it) and
-        logged as an impression from the ``share`` source, so creators see traffic from shared links."""
-        cards = await self.hydrate(viewer, [Pick(video_id, source, ["Someone shared this link"])])
+    async def shared_card(self, viewer: User, session_key: str, video_id: str, source: str = "share",
+                          reason: str = "Someone shared this link with you") -> Card | None:
+        """A video opened by its own link: see ``opened_cards``."""
+        cards = await self.opened_cards(viewer, session_key, [video_id], source, reason)
+        return cards[0] if cards else None
+
+    async def opened_cards(self, viewer: User, session_key: str, video_ids: list[str], source: str,
+                           reason: str) -> list[Card]:
+        """Videos opened from a page (a shared link, a profile, hashtag, search or saved grid), in that order:
+        hydrated, marked served (the For You feed after them won't repeat them) and logged as impressions whose
+        source and feed are where they were opened, so creators see where their traffic came from."""
+        cards = await self.hydrate(viewer, [Pick(video_id, source, [reason]) for video_id in video_ids])
         if not cards:
-            return None
-        self.served.get(session_key, "foryou").add(video_id)
-        await self._log_impressions(viewer.id, cards, "permalink")
-        return cards[0]
+            return []
+        self.served.get(session_key, "foryou").update(card.video.id for card in cards)
+        await self._log_impressions(viewer.id, cards, source)
+        return cards
 
     async def _newest(self, viewer: User | None, served: set[str], k: int) -> list[Pick]:
         """Without a recommender: newest ready videos (used before the recommender is wired, and in tests)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import String, cast, func, or_, select
 
 from app.db.engine import Database
-from app.db.models import Like, User, Video, published_clause
+from app.db.models import Like, Save, User, Video, published_clause
 from app.domain.pages.search_index import keyword_ranking, reciprocal_rank_fusion
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,23 @@ async def videos_by_ids(db: Database, ids: list[str]) -> list[Video]:
         rows = {v.id: v for v in (await session.execute(select(Video).where(Video.id.in_(ids), *PUBLISHED)))
                 .scalars()}
     return [rows[i] for i in ids if i in rows]
+
+
+async def profile_videos(db: Database, creator_id: str, limit: int = 120) -> list[Video]:
+    """A creator's published videos, newest first (the profile grid)."""
+    async with db.read() as session:
+        return list((await session.execute(
+            select(Video).where(Video.creator_id == creator_id, *PUBLISHED)
+            .order_by(Video.created_at.desc()).limit(limit))).scalars())
+
+
+async def saved_videos(db: Database, user_id: str, limit: int = 300) -> list[Video]:
+    """What a user saved, last saved first (the saved grid)."""
+    async with db.read() as session:
+        return list((await session.execute(
+            select(Video).join(Save, Save.video_id == Video.id)
+            .where(Save.user_id == user_id, *PUBLISHED)
+            .order_by(Save.created_at.desc()).limit(limit))).scalars())
 
 
 async def hashtag_videos(db: Database, tag: str, limit: int = 90) -> list[Video]:
