@@ -83,11 +83,12 @@ def test_permalink_is_shareable_with_open_graph_tags(client):
     page = client.get(f"/v/{video}", headers=HTML)
     assert page.status_code == 200
     assert CARD_IDS.findall(page.text)[0] == video
+    base = client.app.state.settings.resolved_public_url  # absolute URLs use the configured public address
     for needle in ('<meta property="og:title" content="creator (@creator) on ForYou">',
                    '<meta property="og:description" content="Sunset at the pier">',
-                   f'<meta property="og:url" content="http://testserver.local/v/{video}">',
-                   f'<meta property="og:image" content="http://testserver.local/media/{video}/poster.jpg">',
-                   f'<meta property="og:video" content="http://testserver.local/media/{video}/video.mp4">',
+                   f'<meta property="og:url" content="{base}/v/{video}">',
+                   f'<meta property="og:image" content="{base}/media/{video}/poster.jpg">',
+                   f'<meta property="og:video" content="{base}/media/{video}/video.mp4">',
                    '<meta property="og:video:width" content="360">', 'data-source="direct"',
                    "/feed/cards?tab=foryou&amp;cursor=1"):
         assert needle in page.text, needle

@@ -31,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PHONE = {"viewport": {"width": 375, "height": 812}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+LIVE_HOSTS = ("127.0.0.1",)  # the live server answers on loopback (the app refuses unknown Host headers)
 
 # (video id, creator, caption, hashtags, lavfi source): one creator each, so every video can be recommended.
 CATALOGUE = [
@@ -163,7 +164,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[LiveServer]:
-    settings = make_settings(tmp_path_factory.mktemp("live") / "data", run_migrations_on_start=False)
+    settings = make_settings(tmp_path_factory.mktemp("live") / "data", run_migrations_on_start=False,
+                             allowed_hosts=LIVE_HOSTS)
     settings.ensure_dirs()
     # Alembic runs its own event loop: a thread of its own (Playwright's sync API owns this thread's loop).
     seeding = threading.Thread(target=seed_catalogue, args=(settings, clips))

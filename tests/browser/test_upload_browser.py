@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from media import ffmpeg as ff
-from tests.browser.conftest import DESKTOP, LiveServer, serving
+from tests.browser.conftest import DESKTOP, LIVE_HOSTS, LiveServer, serving
 from tests.conftest import make_settings
 from tests.media.helpers import FIXTURES, make_video
 
@@ -26,6 +26,7 @@ def processing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
     from app.db.migrate import upgrade
 
     settings = make_settings(tmp_path_factory.mktemp("upload") / "data", run_worker=True, run_scheduler=True,
+                             allowed_hosts=LIVE_HOSTS,
                              run_migrations_on_start=False, allow_model_downloads=False)
     migrate = threading.Thread(target=upgrade, args=(settings,))  # Alembic runs its own event loop
     migrate.start()
