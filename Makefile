@@ -8,6 +8,7 @@ EXTRAS := dev,eval
 .PHONY: demo test lint serve bench eval venv clean-data
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): about 7 GB (torch, Whisper, CLIP, LanceDB...), roughly 5 minutes on a fast connection; once."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'

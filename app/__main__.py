@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import threading
 from pathlib import Path
 
 from app.config import Settings, load_settings
@@ -85,6 +86,19 @@ def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def clip_sentence(clip: dict, settings: Settings) -> str:
+    """One plain sentence about CLIP: what the demo does without it and how to add it."""
+    if clip.get("status") == "disabled":
+        return "CLIP: switched off; videos are understood from their words (caption, hashtags, speech)."
+    if clip.get("status") == "missing":
+        folder = settings.data_dir / "models" / "clip" / settings.clip_arch / settings.clip_pretrained
+        return ("CLIP: no weights here (no package registry ships them), so videos are understood from their words"
+                " (caption, hashtags, speech) only. For visual understanding too, set FORYOU_CLIP_WEIGHTS to an"
+                f" open_clip_model.safetensors file, or put that file in {folder}/ and restart.")
+    return f"CLIP: {settings.clip_arch} weights found ({clip.get('location') or clip.get('kind')}): videos are also" \
+           " understood from what they show."
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Everything `make demo` promises: migrate, prepare models, queue the demo catalogue once, serve."""
     from app.commands import running, seed
@@ -98,8 +112,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     for name, info in report.get("whisper", {}).items():
         print(f"  whisper {name}: {info.get('status')}")
     print(f"  sentence encoder: {report.get('sentence', {}).get('status')}")
-    clip = report.get("clip", {})
-    print(f"  CLIP: {clip.get('status')} {clip.get('detail') or clip.get('location') or ''}".rstrip())
+    print(f"  {clip_sentence(report.get('clip', {}), settings)}", flush=True)
 
     async def _seed() -> dict:
         async with running(settings) as services:
@@ -107,7 +120,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     result = asyncio.run(_seed())
     if result.get("seeded"):
-        print(f"Queued {result['seeded']} demo clips; they appear in the feed as processing finishes.")
+        print(f"Queued {result['seeded']} demo clips; they appear in the feed as processing finishes.", flush=True)
+    from app.commands import report_demo_progress
+
+    threading.Thread(target=report_demo_progress, args=(settings,), name="demo-progress", daemon=True).start()
     # The demo is one process whatever the database: web, media worker and scheduler together.
     return _serve(settings.with_overrides(run_worker=True, run_scheduler=True))
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 
 from app.config import PROJECT_ROOT, Settings
+from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.db.models import MediaJob, User, Video
 from app.server.services import Services
@@ -140,3 +142,40 @@ async def seed(services: Services, if_empty: bool = False, wait: bool = False, l
     if wait and uploaded:
         await wait_until_done(services, uploaded)
     return {"seeded": len(uploaded), "total_in_manifest": len(manifest["clips"])}
+
+
+async def demo_clips_ready(db: Database) -> tuple[int, int]:
+    """(ready, seeded) demo clips: seeded ones carry ``demo_clip`` in their metadata."""
+    demo = cast(Video.metadata_, String).like('%"demo_clip"%')
+    async with db.read() as session:
+        seeded = (await session.execute(select(func.count()).select_from(Video).where(demo))).scalar_one()
+        ready = (await session.execute(select(func.count()).select_from(Video).where(
+            demo, Video.state == "ready"))).scalar_one()
+        failed = (await session.execute(select(func.count()).select_from(Video).where(
+            demo, Video.state == "failed"))).scalar_one()
+    return ready, seeded - failed
+
+
+def report_demo_progress(settings: Settings, every_s: float = 5.0, out=print) -> None:  # noqa: ANN001
+    """Print "12/64 demo clips ready" as clips finish processing, until all are (runs beside the server)."""
+
+    async def _watch() -> None:
+        db = Database(settings.resolved_database_url)
+        last = -1
+        try:
+            while True:
+                ready, total = await demo_clips_ready(db)
+                if ready != last and total:
+                    out(f"{ready}/{total} demo clips ready" + (" - the whole catalogue is in the feed." if
+                                                              ready >= total else ""), flush=True)
+                    last = ready
+                if total and ready >= total:
+                    return
+                await asyncio.sleep(every_s)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(_watch())
+    except Exception:  # noqa: BLE001 - progress lines are a courtesy; the server goes on without them
+        logging.getLogger(__name__).exception("demo progress reporting stopped")

@@ -15,7 +15,7 @@
 "use strict";
 (function () {
   const FY = (window.ForYou = window.ForYou || {});
-  const KEYS = { muted: "foryou.muted", captions: "foryou.captions", outbox: "foryou.outbox" };
+  const KEYS = { muted: "foryou.muted", captions: "foryou.captions", outbox: "foryou.outbox", volume: "foryou.volume" };
   const FLUSH_EVERY_MS = 5000;
   const DOUBLE_TAP_MS = 300;
   const reduceMotion = !!(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
@@ -282,6 +282,7 @@
       this.skipShortClip = parseFloat(root.dataset.skipShortClipS) || 6;
       this.watchOnboarding();
       this.muted = store.get(KEYS.muted, true) !== false;
+      this.volume = Math.min(1, Math.max(0, Number(store.get(KEYS.volume, 1)) || 0));
       this.captions = store.get(KEYS.captions, false) === true;
       this.io = new IntersectionObserver(guard("intersection", (entries) => this.onIntersect(entries)),
                                          { root: root, threshold: [0, 0.6] });
@@ -310,6 +311,11 @@
         const v = this.videoOf(card);
         if (v) {
           v.muted = this.muted;
+          v.volume = this.volume;
+          const slider = card.querySelector("input.volume");
+          if (slider) slider.value = String(this.volume);
+          const bar = card.querySelector(".progress");
+          if (bar) this.wireSeek(card, bar);
           v.addEventListener("timeupdate", guard("timeupdate", () => this.onTime(card)));
           v.addEventListener("play", guard("play", () => card.classList.remove("is-paused")));
           v.addEventListener("pause", guard("pause", () => card.classList.toggle("is-paused", card === this.active)));
@@ -336,6 +342,55 @@
       const v = this.videoOf(card);
       const bar = card.querySelector(".progress-bar");
       if (v && bar && v.duration) bar.style.transform = "scaleX(" + Math.min(1, v.currentTime / v.duration) + ")";
+      const slider = card.querySelector(".progress");
+      if (v && slider && v.duration) {
+        slider.setAttribute("aria-valuenow", v.currentTime.toFixed(1));
+        slider.setAttribute("aria-valuetext", Math.round(v.currentTime) + " of " + Math.round(v.duration) + " seconds");
+      }
+    },
+    // Seeking: press or drag on the progress bar (mouse, pen or finger), or arrow keys on it.
+    // A seek is not watching: CardView only counts playing time that the wall clock allows.
+    wireSeek(card, bar) {
+      const seekTo = (clientX) => {
+        const v = this.videoOf(card);
+        if (!v || !v.duration || !isFinite(v.duration)) return;
+        const box = bar.getBoundingClientRect();
+        const fraction = Math.min(1, Math.max(0, (clientX - box.left) / box.width));
+        v.currentTime = fraction * v.duration;
+        if (this.view && this.view.card === card) this.view.last = v.currentTime;
+        const fill = card.querySelector(".progress-bar");
+        if (fill) fill.style.transform = "scaleX(" + fraction + ")";
+      };
+      bar.addEventListener("pointerdown", guard("seek start", (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        bar.classList.add("seeking");
+        if (bar.setPointerCapture) bar.setPointerCapture(e.pointerId);
+        seekTo(e.clientX);
+      }));
+      bar.addEventListener("pointermove", guard("seek move", (e) => {
+        if (bar.classList.contains("seeking")) seekTo(e.clientX);
+      }));
+      const end = guard("seek end", () => bar.classList.remove("seeking"));
+      bar.addEventListener("pointerup", end);
+      bar.addEventListener("pointercancel", end);
+      bar.addEventListener("click", (e) => e.stopPropagation());
+      bar.addEventListener("keydown", guard("seek keys", (e) => {
+        const v = this.videoOf(card);
+        if (!v || !v.duration) return;
+        const step = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? -1 : 0;
+        if (!step) return;
+        e.preventDefault();
+        v.currentTime = Math.min(v.duration, Math.max(0, v.currentTime + step));
+        if (this.view && this.view.card === card) this.view.last = v.currentTime;
+      }));
+    },
+    setVolume(value) {
+      this.volume = Math.min(1, Math.max(0, Number(value) || 0));
+      store.set(KEYS.volume, this.volume);
+      this.root.querySelectorAll("video.player").forEach((v) => { v.volume = this.volume; });
+      this.root.querySelectorAll("input.volume").forEach((el) => { el.value = String(this.volume); });
+      if (this.muted === (this.volume > 0)) this.toggleMute(); // sliding up unmutes, down to 0 mutes
     },
 
     // The first-visit interests dialog: nothing plays and nothing is logged until it is dismissed.
@@ -517,7 +572,7 @@
       }
     },
     onTouchStart(e) {
-      const inSheet = e.target instanceof Element && e.target.closest(".sheet");
+      const inSheet = e.target instanceof Element && e.target.closest(".sheet, .progress, .volume-control");
       if (e.touches.length !== 1 || inSheet) {
         this.touch = null;
         return;
@@ -840,6 +895,11 @@
   }
 
   // ---- wiring -------------------------------------------------------------------------------------------
+  function onInput(e) {
+    const el = e.target instanceof Element ? e.target.closest("input.volume") : null;
+    if (el) Feed.setVolume(el.value);
+  }
+
   function onClick(e) {
     const target = e.target instanceof Element ? e.target : null;
     if (!target) return;
@@ -903,6 +963,7 @@
     }
     Feed.init(root);
     document.addEventListener("click", guard("click", onClick));
+    document.addEventListener("input", guard("volume", onInput));
     document.addEventListener("keydown", guard("keydown", (e) => Feed.onKey(e)));
     document.body.addEventListener("foryou:hidden", guard("hidden", (e) => {
       Feed.removeCards(e.detail || {});

@@ -281,3 +281,35 @@ def test_a_hashtag_grid_opens_as_a_swipeable_feed_of_that_grid(browser, live_ser
     assert ("hashtag",) in live_server.query(impression, order[1])
     assert errors == []
     context.close()
+
+
+def test_progress_bar_seeks_and_desktop_has_a_volume_control(browser, live_server, artifacts):
+    context = browser.new_context(base_url=live_server.url, **DESKTOP)
+    page = context.new_page()
+    errors = console_errors(page)
+    page.goto(f"/v/{CAPTIONED}")
+    skip_onboarding(page)
+    page.wait_for_selector(ACTIVE)
+    page.wait_for_function(f"() => document.querySelector('{ACTIVE} video').readyState >= 1")
+    bar = page.locator(f"{ACTIVE} .progress").bounding_box()
+    page.mouse.click(bar["x"] + bar["width"] * 0.75, bar["y"] + bar["height"] / 2)
+    position = page.evaluate(f"document.querySelector('{ACTIVE} video').currentTime")
+    assert 4.0 <= position <= 5.2, position  # 75% of a 6 s clip
+    assert page.evaluate(f"document.querySelector('{ACTIVE} video').paused") is False  # a seek is not a pause
+    volume = page.locator(f"{ACTIVE} input.volume")
+    assert volume.is_visible()
+    volume.fill("0.4")
+    assert page.evaluate(f"document.querySelector('{ACTIVE} video').volume") == pytest.approx(0.4)
+    assert page.evaluate(f"document.querySelector('{ACTIVE} video').muted") is False  # turning it up unmutes
+    assert page.evaluate("localStorage.getItem('foryou.volume')") == "0.4"
+    page.screenshot(path=str(artifacts / "desktop-seek-volume.png"))
+    assert errors == []
+    context.close()
+    phone = phone_at(browser, live_server, 390)
+    page = phone.new_page()
+    page.goto(f"/v/{CAPTIONED}")
+    skip_onboarding(page)
+    page.wait_for_selector(ACTIVE)
+    assert page.locator(f"{ACTIVE} input.volume").is_hidden()  # phones use their own volume buttons
+    assert page.get_attribute(f"{ACTIVE} .progress", "role") == "slider"
+    phone.close()
