@@ -286,7 +286,7 @@ def test_comment_after_signing_up_then_follow_and_save(desktop, live_server, art
 
     # The saved page and the creator's profile show it.
     feed.page.goto("/saved")
-    assert feed.page.locator(f"a.tile[href='/v/{video}']").count() == 1
+    assert feed.page.locator(f"a.tile[href^='/v/{video}?']").count() == 1
     handle = live_server.query("SELECT username FROM users WHERE id=?", creator)[0][0]
     feed.page.goto(f"/@{handle}")
     assert feed.page.get_attribute(".follow-button", "aria-pressed") == "true"
