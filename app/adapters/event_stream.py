@@ -1,11 +1,11 @@
 """The replication stream on NATS JetStream: what one process stores, every other process hears, with replay.
 
-One JetStream stream (``<name>``) holds three kinds of message under ``<name>.<kind>``:
-``event`` (a stored event the recommender applies), ``video`` (a video whose catalogue entry changed: re-read
-it) and ``snapshot`` (a periodic job published new outputs: load them). Every process that keeps a recommender
-has its own durable consumer, named after its replica id, so after a restart it resumes from the last message
-it acknowledged (the server keeps that position); a replica seen for the first time starts from the moment it
-bootstrapped from the database. Publishing sets ``Nats-Msg-Id``, so a message sent twice (a retry, or two
+One JetStream stream (``<name>``) holds four kinds of message under ``<name>.<kind>``: ``event`` (a stored event
+the recommender applies), ``video`` (a video whose catalogue entry changed: re-read it), ``user`` (an account
+deleted: forget it) and ``snapshot`` (a periodic job published new outputs: load them). Every process that keeps a
+recommender has its own durable consumer, named after its replica id, so after a restart it resumes from the last
+message it acknowledged (the server keeps that position); a replica seen for the first time starts from the moment
+it bootstrapped from the database. Publishing sets ``Nats-Msg-Id``, so a message sent twice (a retry, or two
 processes announcing the same upload) is stored once within the duplicate window.
 
 Why JetStream rather than PostgreSQL LISTEN/NOTIFY plus catch-up by event id: an event's id order in
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
 
-KINDS = ("event", "video", "snapshot")
+KINDS = ("event", "video", "user", "snapshot")
 PUBLISH_TIMEOUT_S = 5.0
 RETENTION_S = 7 * 86_400.0  # a replica away longer than this rebuilds from the database at start-up anyway
 

@@ -100,6 +100,7 @@ class Services:
                                                   settings.effective_replica_id), recommender)
             events.add_listener(replication.on_events)
             recommender.announce = replication.announce_video
+            recommender.announce_forget = replication.announce_forget
             snapshots = JobSnapshots(db, recommender, settings.effective_replica_id,
                                      announce=replication.announce_snapshot)
             recommender.after_job = snapshots.publish

@@ -106,6 +106,11 @@ async def test_event_stored_by_one_replica_changes_the_others_next_page_within_a
         # A heard its own event back from the stream and applied it once.
         assert watched not in await _page(replica_a)
         assert replica_b.replication.stream.applied >= len(ids) + 1
+
+        # An account deleted through A leaves B's memory too.
+        assert replica_b.recommender.engine.inspect_user("u_viewer")["known"]
+        replica_a.recommender.forget_user("u_viewer")
+        await _wait_for(lambda: not replica_b.recommender.engine.inspect_user("u_viewer")["known"], timeout_s=1.0)
     finally:
         await replica_a.stop()
         await replica_b.stop()

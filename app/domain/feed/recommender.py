@@ -102,6 +102,7 @@ class RecommenderService:
         self.model_store: SqlModelStore | None = None
         # With several replicas: tells the others that a video's catalogue entry changed (app.domain.feed.replication).
         self.announce: Callable[[str], None] | None = None
+        self.announce_forget: Callable[[str], None] | None = None  # the same for a deleted account
         # With several replicas: where a job's outputs go after it ran here (app.domain.feed.snapshots).
         self.after_job: Callable[[str, dict], Awaitable[object]] | None = None
         # Built at bootstrap, after migrations: the recommender loads its ranker versions when created.
@@ -268,6 +269,13 @@ class RecommenderService:
             return
         vector = await asyncio.to_thread(self.vectors.vector_of, video_id)
         self.engine.upsert_item(video_item(video, vector))
+
+    def forget_user(self, user_id: str, announce: bool = True) -> None:
+        """An account was deleted: its profile leaves this recommender (and, with replicas, every other one)."""
+        if announce and self.announce_forget is not None:
+            self.announce_forget(user_id)
+        if self.engine is not None:
+            self.engine.forget_user(user_id)
 
     def remove_video(self, video_id: str) -> None:
         if self.announce is not None:

@@ -63,6 +63,10 @@ class ReplicaSync:
         """A video became ready, changed moderation state or went: other replicas re-read it."""
         self.stream.publish("video", {"video_id": video_id}, message_id=f"video:{video_id}:{utcnow().timestamp()}")
 
+    def announce_forget(self, user_id: str) -> None:
+        """An account was deleted: every replica forgets its profile (the database forgot it already)."""
+        self.stream.publish("user", {"user_id": user_id, "forget": True}, message_id=f"forget:{user_id}")
+
     def announce_snapshot(self, job: str, version: int) -> None:
         self.stream.publish("snapshot", {"job": job, "version": version}, message_id=f"snapshot:{job}:{version}")
 
@@ -77,6 +81,9 @@ class ReplicaSync:
                 self.recommender.engine.record_event(event)
         elif message.kind == "video":
             await self.recommender.refresh_video(message.body["video_id"], announce=False)
+        elif message.kind == "user":
+            if message.body.get("forget"):
+                self.recommender.forget_user(message.body["user_id"], announce=False)
         elif message.kind == "snapshot":
             if self.load_snapshot is not None:
                 await self.load_snapshot(message.body["job"], int(message.body["version"]))

@@ -209,5 +209,4 @@ class PrivacyService:
 
     def _forget_in_recommender(self, user_id: str) -> None:
         """The recommender's memory of the user goes too (its copy of their events is anonymised like the log)."""
-        if self.recommender.engine is not None:
-            self.recommender.engine.forget_user(user_id)
+        self.recommender.forget_user(user_id)  # with replicas, every one forgets
