@@ -7,6 +7,7 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from app.server.disk import out_of_space
 from app.server.templating import is_htmx, render
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ TITLES = {
     413: "That's too big",
     429: "Slow down a little",
     500: "Something broke on our side",
+    503: "Please try again in a minute",
+    507: "The server is out of space",
 }
 
 
@@ -56,5 +59,12 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
+    if out_of_space(exc):
+        # Nothing was stored: 503 tells clients (the page's outbox, a retrying form) to keep it and come back.
+        log.error("write failed: out of disk space on %s %s", request.method, request.url.path)
+        response = error_response(request, 503, "The server is short of disk space right now; nothing was "
+                                                "saved. Please try again in a minute.")
+        response.headers["Retry-After"] = "60"
+        return response
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, "We've logged it and will look into it.")

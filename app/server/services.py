@@ -34,6 +34,7 @@ from app.domain.videos.jobs import JobRunner
 from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
 from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import VideoService
+from app.server.ratelimit import BeaconLimits
 from app.server.scheduler import ScheduledJob, Scheduler
 from app.server.web_session import SessionStore, web_session_of
 from media.models.registry import ModelRegistry, ModelSettings
@@ -73,6 +74,7 @@ class Services:
     privacy: PrivacyService
     model_status: ModelStatus
     api: ApiKit
+    beacon_limits: BeaconLimits
     replication: ReplicaSync | None = field(default=None)  # with FORYOU_EVENT_STREAM_URL
     snapshots: JobSnapshots | None = field(default=None)  # periodic-job outputs shared between replicas
     owner: str = field(default_factory=process_owner)  # this process's name on the leases it holds
@@ -129,6 +131,7 @@ class Services:
             interactions=InteractionService(db, events), removal=removal,
             moderation=ModerationService(db, recommender),
             privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models), api=api,
+            beacon_limits=BeaconLimits.from_settings(settings),
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -174,7 +177,8 @@ class Services:
 
     def scheduled_jobs(self) -> list[ScheduledJob]:
         """The one table of every periodic job (the media pipeline is not one: workers run it continuously)."""
-        jobs = []
+        jobs = [ScheduledJob("uploads:sweep", self.settings.job_interval("uploads:sweep", UPLOAD_SWEEP_S),
+                             self.videos.sweep_orphans, "remove partial uploads no live upload holds")]
         for spec in JOBS.values() if isinstance(JOBS, dict) else JOBS:
             name = f"recommender:{spec.name}"
             jobs.append(ScheduledJob(name, self.settings.job_interval(name, spec.interval_seconds),
@@ -193,9 +197,11 @@ class Services:
         return provided
 
 
+UPLOAD_SWEEP_S = 600.0
+
 # The long-lived services a handler can receive by naming them.
 INJECTED = ("settings", "db", "sessions", "accounts", "events", "feed", "videos", "recommender", "interactions",
-            "removal", "moderation", "privacy", "model_status", "api", "replication")
+            "removal", "moderation", "privacy", "model_status", "api", "replication", "beacon_limits")
 
 
 def _constant(value: object):  # noqa: ANN202

@@ -68,6 +68,7 @@
     CHUNK: 100,
     items: new Map(), // event_id -> event, oldest first
     sending: false,
+    pausedUntil: 0, // after a 429 the server said when to come back (Retry-After); the events stay here
     stats: { beacons: 0, beaconFailures: 0, posts: 0, postFailures: 0 },
 
     load() {
@@ -104,7 +105,7 @@
     // The fast path (swipe-away, page hidden): the browser delivers a beacon even while the page goes away.
     // The events stay in the outbox until a later fetch confirms them.
     beacon() {
-      if (!this.items.size) return;
+      if (!this.items.size || Date.now() < this.pausedUntil) return;
       for (const chunk of this.chunks()) {
         let queued = false;
         try {
@@ -122,7 +123,7 @@
     },
     // Confirmed delivery: whatever is in the outbox is posted; what the server acknowledged leaves it.
     async flush() {
-      if (this.sending || !this.items.size) return;
+      if (this.sending || !this.items.size || Date.now() < this.pausedUntil) return;
       this.sending = true;
       try {
         for (const chunk of this.chunks()) {
@@ -150,6 +151,7 @@
         return true;
       }
       if (response.status === 202 || response.status === 422) {
+        this.backoff = 0;
         if (response.status === 422) console.warn("[feed] event dropped by the server", chunk[0]);
         this.stats.posts += 1;
         for (const [id, watch, final] of sent) {
@@ -161,6 +163,14 @@
         return true;
       }
       this.stats.postFailures += 1;
+      if (response.status === 429 || response.status === 503) {
+        // Slowed down (or the server is short of disk): wait as long as it asks, at least 5 s, doubling
+        // while it keeps refusing; the events stay in the outbox.
+        const asked = parseInt(response.headers.get("retry-after") || "0", 10) * 1000;
+        this.backoff = Math.min(Math.max(5000, (this.backoff || 2500) * 2, asked), 300000);
+        this.pausedUntil = Date.now() + this.backoff;
+        return false;
+      }
       return false; // 403 (stale CSRF token), 5xx: kept and retried
     },
   };

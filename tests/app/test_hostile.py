@@ -225,3 +225,108 @@ def test_an_event_id_reused_by_another_user_never_touches_the_first_users_event(
     assert send(90.0) == 202
     rows_after = {row.user_id: row.watch_duration for row in stored_events(client, event_id="shared-id-0001")}
     assert len(rows_after) == 2 and rows_after[first_owner] == 7.0
+
+
+def test_beacons_are_rate_limited_per_visitor_and_per_address(tmp_path):
+    import json
+    import uuid
+
+    from app.server.app import create_app
+
+    settings = make_settings(tmp_path / "data", beacon_burst=6, beacon_events_per_minute=60,
+                             beacon_address_burst=14, beacon_address_events_per_minute=60)
+    with TestClient(create_app(settings)) as client:
+        video_id = add_video(client)
+
+        def send(n: int) -> object:
+            events = [{"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 1.0}
+                      for _ in range(n)]
+            return client.post("/api/events", content=json.dumps({"csrf": csrf_of(client), "events": events}))
+
+        assert [send(3).status_code for _ in range(2)] == [202, 202]
+        limited = send(3)  # the visitor's burst of 6 is spent
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 4
+        # Another visitor from the same address still gets in, until the address's own burst runs out.
+        client.cookies.clear()
+        assert send(6).status_code == 202
+        client.cookies.clear()
+        assert send(6).status_code == 429  # 6 + 6 + 6 > 14 for the address
+        # Refused batches stored nothing: only the 12 accepted events exist.
+        from tests.app.test_events import stored_events
+
+        assert len([e for e in stored_events(client) if e.event_type == "view"]) == 12
+
+
+def test_a_partial_upload_survives_the_sweep_while_held_and_goes_once_abandoned(client):
+    import asyncio
+    import contextlib
+
+    videos = services(client).videos
+    tmp_dir = services(client).settings.uploads_tmp_dir
+    arrived, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow_body():  # noqa: ANN202
+        yield b"x" * 1000
+        arrived.set()
+        await finish.wait()
+        raise ConnectionResetError("the browser went away")
+
+    async def scenario() -> tuple[int, int, int]:
+        receiving = asyncio.ensure_future(videos.receive_stream(slow_body()))
+        await arrived.wait()
+        live = len(list(tmp_dir.glob("*.upload")))
+        removed_while_live = await videos.sweep_orphans()
+        finish.set()
+        with contextlib.suppress(ConnectionResetError):
+            await receiving
+        return live, removed_while_live, len(list(tmp_dir.glob("*.upload")))
+
+    live, removed_while_live, after = run(client, scenario())
+    assert (live, removed_while_live, after) == (1, 0, 0)
+    # A file left by a process that died mid-body (nobody holds it) goes at the next sweep, however young.
+    (tmp_dir / "deadbeef.upload").write_bytes(b"partial")
+    assert run(client, videos.sweep_orphans()) == 1
+    assert not list(tmp_dir.glob("*.upload"))
+
+
+def test_low_disk_refuses_uploads_with_507_and_is_not_ready_but_reads_work(tmp_path):
+    import shutil
+
+    from app.server.app import create_app
+
+    free_mb = shutil.disk_usage(tmp_path).free // (1024 * 1024)
+    settings = make_settings(tmp_path / "data", min_free_disk_mb=free_mb + 10_000)
+    with TestClient(create_app(settings)) as client:
+        video_id = add_video(client)
+        signup(client, "hank")
+        refused = client.post("/api/uploads", content=b"\x00" * 2048,
+                              headers={"x-csrf-token": csrf_of(client, "/upload")})
+        assert refused.status_code == 507 and "disk space" in refused.json()["error"]
+        assert not list(settings.uploads_tmp_dir.glob("*.upload"))
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["disk"]["ok"] is False
+        assert client.get(f"/v/{video_id}", headers={"accept": "text/html"}).status_code == 200
+        assert client.get("/", headers={"accept": "text/html"}).status_code == 200
+
+
+def test_a_write_that_fails_for_lack_of_space_is_503_and_the_outbox_keeps_its_events(client, monkeypatch):
+    import json
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.domain.events import writer
+
+    video_id = add_video(client)
+    csrf = csrf_of(client)
+
+    async def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("INSERT INTO events", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(writer, "write_events", disk_full)
+    body = json.dumps({"csrf": csrf, "events": [{"event_id": "full-disk-001", "type": "view", "video_id": video_id,
+                                                 "watch_duration": 3.0}]})
+    response = client.post("/api/events", content=body)
+    assert response.status_code == 503 and response.headers["retry-after"]
+    monkeypatch.undo()
+    assert client.post("/api/events", content=body).status_code == 202  # the outbox's retry is stored

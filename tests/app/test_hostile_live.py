@@ -69,3 +69,32 @@ def test_logs_proxies_and_hosts_on_real_servers(tmp_path):
     everything = "\n".join(direct.lines + proxied.lines)
     assert SECRET_PASSWORD not in everything and "live-test-secret" not in everything
     assert "foryou_session=" not in everything
+
+
+def test_a_kill_during_an_upload_body_leaves_nothing_after_restart(tmp_path):
+    import socket
+    import time
+
+    data_dir = tmp_path / "data"
+    server = LiveServer(data_dir).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=20) as client:
+            csrf = CSRF_META.search(client.get("/signup", headers={"accept": "text/html"}).text).group(1)
+            client.post("/signup", data={"username": "uploader", "password": "long enough pw", "csrf_token": csrf})
+            csrf = CSRF_META.search(client.get("/upload", headers={"accept": "text/html"}).text).group(1)
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        upload = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        upload.sendall((f"POST /api/uploads?caption=half HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+                        f"X-CSRF-Token: {csrf}\r\nContent-Type: video/mp4\r\nContent-Length: 5000000\r\n\r\n").encode()
+                       + b"\x00" * 300_000)
+        deadline = time.monotonic() + 20
+        while not list((data_dir / "tmp").glob("*.upload")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list((data_dir / "tmp").glob("*.upload")), "the upload never started"
+        server.stop(kill=True)  # SIGKILL with the body half sent
+        upload.close()
+        assert list((data_dir / "tmp").glob("*.upload"))  # the partial file outlived its process...
+        LiveServer(data_dir).start().stop()
+        assert not list((data_dir / "tmp").glob("*.upload"))  # ...and the next start-up removed it at once
+    finally:
+        server.stop(kill=True)

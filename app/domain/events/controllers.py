@@ -12,6 +12,7 @@ from app.domain.accounts.services import AccountService
 from app.domain.events.schemas import EventValidationError, parse_beacon_batch
 from app.domain.events.writer import EventIn, EventWriter
 from app.server.limits import JsonBodyError, parse_json
+from app.server.ratelimit import BeaconLimits
 from app.server.web_session import WebSession
 
 MAX_BEACON_BYTES = 256 * 1024
@@ -27,7 +28,7 @@ class EventController(Controller):
     # sendBeacon cannot set headers, so the CSRF token travels inside the JSON body and is checked here.
     @post("/", opt={"csrf_in_body": True}, request_max_body_size=MAX_BEACON_BYTES, status_code=202)
     async def ingest(self, request: Request, db: Database, accounts: AccountService, events: EventWriter,
-                     web_session: WebSession) -> Response:
+                     web_session: WebSession, beacon_limits: BeaconLimits) -> Response:
         try:
             raw = await request.body()
         except InternalServerException:  # the tab closed mid-beacon; its outbox sends the events again
@@ -36,6 +37,15 @@ class EventController(Controller):
             payload = parse_json(raw)
         except JsonBodyError as exc:
             return _problem(exc.status, str(exc))
+        # Each event costs a token from the visitor's and the address's buckets; beyond them the page's outbox
+        # keeps the events and sends them again after Retry-After.
+        count = len(payload["events"]) if isinstance(payload, dict) and isinstance(payload.get("events"), list) else 1
+        address = request.client.host if request.client else "unknown"
+        wait = beacon_limits.admit(web_session.token_hash, address, count)
+        if wait:
+            response = _problem(429, f"Too many events; send them again in {wait} s.")
+            response.headers["Retry-After"] = str(wait)
+            return response
         try:
             csrf, batch = parse_beacon_batch(payload)
         except EventValidationError as exc:

@@ -16,6 +16,7 @@ from app.domain.videos.files import file_response, object_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import UploadTooLarge, VideoService, rejection_message
+from app.server.disk import MB, below_margin, out_of_space
 from app.server.guards import require_account
 from app.server.templating import render
 from app.server.web_session import WebSession
@@ -103,10 +104,16 @@ class StudioController(Controller):
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
             return Response({"error": str(UploadTooLarge(settings.max_upload_bytes)), "code": "too_large"},
                             status_code=413)
+        if below_margin(settings.data_dir, settings.min_free_disk_mb + int(declared or 0) // MB):
+            return no_space()
         try:
             tmp = await videos.receive_stream(request.stream())
         except UploadTooLarge as exc:
             return Response({"error": str(exc), "code": "too_large"}, status_code=413)
+        except OSError as exc:
+            if out_of_space(exc):  # the disk filled up while the file arrived; the partial file is gone
+                return no_space()
+            raise
         except InternalServerException:  # the browser went away mid-upload; the partial file is already gone
             return Response({"error": "The upload was interrupted. Please try again.", "code": "interrupted"},
                             status_code=400)
@@ -158,6 +165,12 @@ class StudioController(Controller):
         video = await owned_video(db, video_id, user)
         await removal.delete(video.id)
         return Response("", status_code=200, headers={"HX-Trigger": "video-deleted"})
+
+
+def no_space() -> Response:
+    return Response({"error": "The server is short of disk space and cannot take uploads right now. Nothing "
+                              "was stored; please try again later.", "code": "insufficient_storage"},
+                    status_code=507, headers={"Retry-After": "300"})
 
 
 SUGGESTED_TOPICS = ("comedy", "music", "dance", "food", "travel", "pets", "sports", "science", "tech", "art",

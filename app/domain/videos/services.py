@@ -8,6 +8,7 @@ anything fails on the way, the temporary file and the folder are removed, so a b
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import delete, select, update
 
@@ -63,6 +65,7 @@ class VideoService:
         self.db = db
         self.pipeline_steps = pipeline_steps
         self.limits = media_limits(settings)
+        self._receiving: dict[str, IO[bytes]] = {}  # partial uploads this process holds, by file name
 
     def folder(self, video_id: str) -> Path:
         return self.settings.media_dir / video_id
@@ -72,17 +75,29 @@ class VideoService:
         self.settings.uploads_tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.settings.uploads_tmp_dir / f"{secrets.token_hex(12)}.upload"
         written = 0
+        # The file stays locked (flock) by this process until ``accept`` is done with it: the sweep, in this
+        # process or another, removes only partial uploads nobody holds (a process killed mid-body holds none).
+        handle = open(tmp, "wb")  # noqa: SIM115 - kept open (and locked) past this function
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        self._receiving[tmp.name] = handle
         try:
-            with open(tmp, "wb") as handle:
-                async for chunk in chunks:
-                    written += len(chunk)
-                    if written > self.settings.max_upload_bytes:
-                        raise UploadTooLarge(self.settings.max_upload_bytes)
-                    handle.write(chunk)
+            async for chunk in chunks:
+                written += len(chunk)
+                if written > self.settings.max_upload_bytes:
+                    raise UploadTooLarge(self.settings.max_upload_bytes)
+                handle.write(chunk)
+            handle.flush()
         except BaseException:
             tmp.unlink(missing_ok=True)
+            self.release(tmp)
             raise
         return tmp
+
+    def release(self, tmp: Path) -> None:
+        """This process no longer holds the partial upload ``tmp`` (stored, refused or abandoned)."""
+        handle = self._receiving.pop(tmp.name, None)
+        if handle is not None:
+            handle.close()
 
     async def accept(self, creator_id: str, tmp: Path, caption: str, topic: str | None,
                      sound_id: str | None = None, sound_mode: str = "replace") -> Video:
@@ -170,24 +185,41 @@ class VideoService:
         shutil.rmtree(self.folder(video_id), ignore_errors=True)
         await asyncio.to_thread(self.storage.delete, video_id)
 
-    async def sweep_orphans(self, older_than_s: float = 3600.0) -> int:
-        """Remove temporary uploads and media folders that no video row owns (left by a crash mid-upload).
+    async def sweep_orphans(self, folder_grace_s: float = 600.0) -> int:
+        """Remove partial uploads that no live upload holds (left by a crash or a kill mid-body) and media
+        folders that no video row owns. Runs at start-up and periodically (``uploads:sweep``).
 
-        Only old leftovers: a younger one may belong to an upload in flight in another process."""
-        cutoff = time.time() - older_than_s
+        A partial upload is live while some process holds its lock; a folder younger than ``folder_grace_s``
+        may be an upload being stored by another process right now, so it waits for a later sweep."""
         removed = 0
-        for stale in self.settings.uploads_tmp_dir.glob("*.upload"):
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink(missing_ok=True)
-                removed += 1
+        for partial in self.settings.uploads_tmp_dir.glob("*.upload"):
+            if partial.name in self._receiving or not _unheld(partial):
+                continue
+            partial.unlink(missing_ok=True)
+            removed += 1
         if self.settings.media_dir.is_dir():
+            cutoff = time.time() - folder_grace_s
             async with self.db.read() as session:
                 known = set((await session.execute(select(Video.id))).scalars())
             for folder in self.settings.media_dir.iterdir():
                 if folder.is_dir() and folder.name not in known and folder.stat().st_mtime < cutoff:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed += 1
+        if removed:
+            log.info("orphaned uploads removed", extra={"removed": removed})
         return removed
+
+
+def _unheld(path: Path) -> bool:
+    """True when no process holds the lock of ``path`` (so nobody is still writing or storing it)."""
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+    except BlockingIOError:
+        return False
+    except FileNotFoundError:
+        return False
 
 
 def rejection_message(exc: MediaRejected) -> dict[str, str]:
