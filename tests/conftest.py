@@ -24,10 +24,12 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    # Litestar's test client sends "Host: testserver.local". Tests never reach for the network: a test about
-    # downloads turns them on itself.
+    # Litestar's test client sends "Host: testserver.local": the tests' site is configured at that address
+    # (absolute URLs come from FORYOU_PUBLIC_URL). Tests never reach for the network: a test about downloads
+    # turns them on itself.
     defaults = {"run_worker": False, "run_scheduler": False, "log_json": False, "secret_key": "test-secret",
-                "allowed_hosts": ("testserver.local",), "allow_model_downloads": False}
+                "allowed_hosts": ("testserver.local",), "public_url": "http://testserver.local",
+                "allow_model_downloads": False}
     return Settings(data_dir=data_dir, **{**defaults, **overrides})
 
 
