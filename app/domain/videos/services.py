@@ -141,6 +141,8 @@ class VideoService:
                 shutil.rmtree(folder, ignore_errors=True)
                 await asyncio.to_thread(self.storage.delete, folder.name)
             raise
+        finally:
+            self.release(tmp)
 
     async def _usable_sound(self, sound_id: str) -> Sound:
         async with self.db.read() as session:
