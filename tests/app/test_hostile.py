@@ -101,7 +101,7 @@ def test_a_foreign_host_header_is_refused_and_urls_come_from_the_public_url(tmp_
 
 
 def test_allowed_hosts_default_to_the_configured_host(tmp_path):
-    settings = make_settings(tmp_path, allowed_hosts=())
+    settings = make_settings(tmp_path, allowed_hosts=(), public_url="")
     assert set(settings.resolved_allowed_hosts) == {"127.0.0.1", "localhost", "::1"}
     public = make_settings(tmp_path, allowed_hosts=(), host="0.0.0.0", public_url="https://tv.example.org")
     assert "tv.example.org" in public.resolved_allowed_hosts and "*" not in public.resolved_allowed_hosts
