@@ -330,3 +330,31 @@ def test_a_write_that_fails_for_lack_of_space_is_503_and_the_outbox_keeps_its_ev
     assert response.status_code == 503 and response.headers["retry-after"]
     monkeypatch.undo()
     assert client.post("/api/events", content=body).status_code == 202  # the outbox's retry is stored
+
+
+@pytest.mark.parametrize("query", ["", "?view=studio"])
+def test_retry_answers_from_the_upload_page_and_from_the_studio(client, query):
+    from sqlalchemy import select
+
+    from app.db.models import User, Video
+
+    signup(client, "ivy")
+
+    async def add_failed() -> str:
+        async with services(client).db.write() as session:
+            owner = (await session.execute(select(User).where(User.username == "ivy"))).scalar_one()
+            video = Video(creator_id=owner.id, state="failed", failure_reason="test", caption="x", duration=1.0)
+            session.add(video)
+            await session.flush()
+            return video.id
+
+    video_id = run(client, add_failed())
+    response = client.post(f"/videos/{video_id}/retry{query}",
+                           headers={"x-csrf-token": csrf_of(client, "/studio"), "hx-request": "true"})
+    assert response.status_code == 200, response.text[:300]
+
+    async def state() -> str:
+        async with services(client).db.read() as session:
+            return (await session.get(Video, video_id)).state
+
+    assert run(client, state()) == "processing"
