@@ -178,7 +178,10 @@ class Services:
     def scheduled_jobs(self) -> list[ScheduledJob]:
         """The one table of every periodic job (the media pipeline is not one: workers run it continuously)."""
         jobs = [ScheduledJob("uploads:sweep", self.settings.job_interval("uploads:sweep", UPLOAD_SWEEP_S),
-                             self.videos.sweep_orphans, "remove partial uploads no live upload holds")]
+                             self.videos.sweep_orphans, "remove partial uploads no live upload holds"),
+                ScheduledJob("guests:sweep", self.settings.job_interval("guests:sweep", GUEST_SWEEP_S),
+                             lambda: self.sessions.sweep_idle(self.settings.guest_idle_days),
+                             "remove idle guest sessions and guest users with no activity")]
         for spec in JOBS.values() if isinstance(JOBS, dict) else JOBS:
             name = f"recommender:{spec.name}"
             jobs.append(ScheduledJob(name, self.settings.job_interval(name, spec.interval_seconds),
@@ -198,6 +201,7 @@ class Services:
 
 
 UPLOAD_SWEEP_S = 600.0
+GUEST_SWEEP_S = 6 * 3600.0
 
 # The long-lived services a handler can receive by naming them.
 INJECTED = ("settings", "db", "sessions", "accounts", "events", "feed", "videos", "recommender", "interactions",

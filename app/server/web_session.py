@@ -24,7 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import delete, select
 
 from app.db.engine import Database
-from app.db.models import AuthSession, User, utcnow
+from app.db.models import AuthSession, Event, User, utcnow
 
 COOKIE_NAME = "foryou_session"
 CSRF_HEADER = "x-csrf-token"
@@ -114,6 +114,24 @@ class SessionStore:
                 )
             )
         return WebSession(token_hash=hash_token(token), csrf_token=csrf, user=user, new_token=token)
+
+    async def sweep_idle(self, guest_idle_days: int) -> dict[str, int]:
+        """Remove expired sessions, sessions of visitors (no user, or a guest) idle for ``guest_idle_days``,
+        and guest users left with no session and no events (nobody can come back as them)."""
+        now = utcnow()
+        idle_since = now - timedelta(days=guest_idle_days)
+        guests = select(User.id).where(User.is_guest.is_(True))
+        async with self.db.write() as session:
+            expired = await session.execute(delete(AuthSession).where(AuthSession.expires_at <= now))
+            idle = await session.execute(delete(AuthSession).where(
+                AuthSession.last_seen_at < idle_since,
+                AuthSession.user_id.is_(None) | AuthSession.user_id.in_(guests)))
+            orphans = await session.execute(delete(User).where(
+                User.is_guest.is_(True), User.created_at < idle_since,
+                ~User.id.in_(select(AuthSession.user_id).where(AuthSession.user_id.is_not(None))),
+                ~User.id.in_(select(Event.user_id).where(Event.user_id.is_not(None)))))
+        return {"expired_sessions": expired.rowcount or 0, "idle_guest_sessions": idle.rowcount or 0,
+                "guest_users": orphans.rowcount or 0}
 
     async def destroy(self, token_hash: str) -> None:
         async with self.db.write() as session:

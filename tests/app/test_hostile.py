@@ -358,3 +358,41 @@ def test_retry_answers_from_the_upload_page_and_from_the_studio(client, query):
             return (await session.get(Video, video_id)).state
 
     assert run(client, state()) == "processing"
+
+
+def test_the_guest_sweep_removes_idle_visitors_and_keeps_everyone_else(client):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.db.models import AuthSession, Event, User, utcnow
+
+    old = utcnow() - timedelta(days=40)
+    fresh = utcnow()
+
+    async def setup() -> None:
+        async with services(client).db.write() as session:
+            session.add_all([User(id="u_oldguest", is_guest=True, created_at=old),
+                             User(id="u_oldwatch", is_guest=True, created_at=old),
+                             User(id="u_newguest", is_guest=True, created_at=fresh),
+                             User(id="u_member", username="member", is_guest=False, created_at=old)])
+            await session.flush()
+            for token, user, seen in (("a" * 64, None, old), ("b" * 64, "u_oldguest", old),
+                                      ("c" * 64, "u_newguest", fresh), ("d" * 64, "u_member", old)):
+                session.add(AuthSession(token_hash=token, user_id=user, csrf_token="x", created_at=seen,
+                                        last_seen_at=seen, expires_at=fresh + timedelta(days=1)))
+            session.add(Event(event_id="watch-000001", event_type="view", user_id="u_oldwatch", watch_duration=3.0))
+
+    run(client, setup())
+    result = run(client, services(client).sessions.sweep_idle(30))
+    assert result["idle_guest_sessions"] >= 2 and result["guest_users"] == 1
+
+    async def left() -> tuple[set, set]:
+        async with services(client).db.read() as session:
+            users = set((await session.execute(select(User.id))).scalars())
+            tokens = set((await session.execute(select(AuthSession.token_hash))).scalars())
+            return users, tokens
+
+    users, tokens = run(client, left())
+    assert "u_oldguest" not in users and {"u_oldwatch", "u_newguest", "u_member"} <= users
+    assert "a" * 64 not in tokens and "b" * 64 not in tokens and {"c" * 64, "d" * 64} <= tokens
