@@ -249,7 +249,7 @@ def test_two_schedulers_run_each_periodic_job_once_per_interval(fleet):
         assert elapsed / (every_s * 1.25) - 1.5 <= ran <= elapsed / every_s + 1, (job, ran, elapsed)
     slow = {name: count for name, count in after.items() if name not in ("recommender:trends",
                                                                          "recommender:video_stats")}
-    assert set(slow) == {f"recommender:{name}" for name in JOBS} - {"recommender:trends", "recommender:video_stats"}
+    assert set(slow) >= {f"recommender:{name}" for name in JOBS} - {"recommender:trends", "recommender:video_stats"}
     assert set(slow.values()) == {0}, slow  # first due one interval (5 min+) after start
     assert all(process.poll() is None for process in schedulers)
     holders = {row[0] for row in fleet.query("SELECT owner FROM job_leases WHERE owner IS NOT NULL")}
