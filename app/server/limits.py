@@ -20,6 +20,20 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
+
+def replaying_receive(body: bytes, receive: Receive) -> Receive:
+    """An ASGI receive that hands the app a body already read in full, then the connection's own messages."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
 class JsonBodyError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -96,13 +110,4 @@ class JsonBodyLimitMiddleware(ASGIMiddleware):
         if json_depth_exceeds(body):
             await _reply(send, 400, f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await next_app(scope, replay, send)
+        await next_app(scope, replaying_receive(body, receive), send)

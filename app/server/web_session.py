@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 
 from app.db.engine import Database
 from app.db.models import AuthSession, Event, User, utcnow
+from app.server.limits import replaying_receive
 
 COOKIE_NAME = "foryou_session"
 CSRF_HEADER = "x-csrf-token"
@@ -247,13 +248,4 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
         chunks.append(chunk)
         more = message.get("more_body", False)
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
+    return body, replaying_receive(body, receive)

@@ -40,25 +40,19 @@ def _parts(results: dict[str, Any]) -> tuple[dict | None, dict | None]:
 def claims_from(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every (where, baseline, metric) verdict of ForYou's served defaults in a full run's results."""
     offline, simulation = _parts(results)
+    sections = (("offline", (offline or {}).get("protocols"), CLAIM_METRICS),
+                ("simulation", (simulation or {}).get("worlds"), SIM_CLAIM_METRICS))
     out = []
-    for protocol, block in ((offline or {}).get("protocols") or {}).items():
-        for baseline, comp in block.get("comparisons", {}).items():
-            if baseline in NOT_BASELINES:
-                continue
-            for metric in CLAIM_METRICS:
-                verdict = _verdict(comp.get(metric, {}))
-                if verdict:
-                    out.append({"kind": "offline", "where": protocol, "baseline": baseline, "metric": metric,
-                                "verdict": verdict, "diff": comp[metric].get("diff"), "ci": comp[metric]["ci"]})
-    for world, block in ((simulation or {}).get("worlds") or {}).items():
-        for baseline, comp in block.get("comparisons", {}).items():
-            if baseline in NOT_BASELINES:
-                continue
-            for metric in SIM_CLAIM_METRICS:
-                verdict = _verdict(comp.get(metric, {}))
-                if verdict:
-                    out.append({"kind": "simulation", "where": world, "baseline": baseline, "metric": metric,
-                                "verdict": verdict, "diff": comp[metric].get("diff"), "ci": comp[metric]["ci"]})
+    for kind, blocks, metrics in sections:
+        for where, block in (blocks or {}).items():
+            for baseline, comp in block.get("comparisons", {}).items():
+                if baseline in NOT_BASELINES:
+                    continue
+                for metric in metrics:
+                    verdict = _verdict(comp.get(metric, {}))
+                    if verdict:
+                        out.append({"kind": kind, "where": where, "baseline": baseline, "metric": metric,
+                                    "verdict": verdict, "diff": comp[metric].get("diff"), "ci": comp[metric]["ci"]})
     return out
 
 

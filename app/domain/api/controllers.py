@@ -230,44 +230,20 @@ class ApiV1Controller(Controller):
     async def likes(self, caller: CallerDep, api: ApiDep, limit: LimitQuery = 20,
                     cursor: CursorQuery = None) -> s.LikesPage:
         query = select(Like.video_id, Like.created_at).where(Like.user_id == caller.user.id)
-        try:
-            if cursor:
-                at, last = api.cursors.decode(caller.user.id, "likes", cursor)
-                when = datetime.fromisoformat(at)
-                query = query.where(or_(Like.created_at < when, and_(Like.created_at == when, Like.video_id < last)))
-        except (InvalidCursor, ValueError, TypeError) as exc:
-            raise _bad_cursor(exc if isinstance(exc, InvalidCursor) else InvalidCursor("Bad cursor.")) from None
-        async with api.db.read() as session:
-            rows = (await session.execute(query.order_by(Like.created_at.desc(), Like.video_id.desc())
-                                          .limit(limit + 1))).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return s.LikesPage(items=[s.LikeOut(video_id=vid, liked_at=_iso(at)) for vid, at in rows], has_more=more,
-                           next_cursor=api.cursors.encode(caller.user.id, "likes", _iso(rows[-1][1]), rows[-1][0])
-                           if more else None)
+        rows, next_cursor = await _newest_first_page(api, caller.user.id, "likes", query, Like.created_at,
+                                                     Like.video_id, cursor, limit, key=lambda row: row[0])
+        return s.LikesPage(items=[s.LikeOut(video_id=vid, liked_at=_iso(at)) for vid, at in rows],
+                           has_more=next_cursor is not None, next_cursor=next_cursor)
 
     @get("/me/follows", responses=ERRORS, summary="Creators the caller follows, newest first")
     async def follows(self, caller: CallerDep, api: ApiDep, limit: LimitQuery = 20,
                       cursor: CursorQuery = None) -> s.FollowsPage:
         query = (select(User, Follow.created_at).join(Follow, Follow.creator_id == User.id)
                  .where(Follow.follower_id == caller.user.id))
-        try:
-            if cursor:
-                at, last = api.cursors.decode(caller.user.id, "follows", cursor)
-                when = datetime.fromisoformat(at)
-                query = query.where(or_(Follow.created_at < when,
-                                        and_(Follow.created_at == when, Follow.creator_id < last)))
-        except (InvalidCursor, ValueError, TypeError) as exc:
-            raise _bad_cursor(exc if isinstance(exc, InvalidCursor) else InvalidCursor("Bad cursor.")) from None
-        async with api.db.read() as session:
-            rows = (await session.execute(query.order_by(Follow.created_at.desc(), Follow.creator_id.desc())
-                                          .limit(limit + 1))).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return s.FollowsPage(
-            items=[s.FollowOut(creator=_creator(user), followed_at=_iso(at)) for user, at in rows], has_more=more,
-            next_cursor=api.cursors.encode(caller.user.id, "follows", _iso(rows[-1][1]), rows[-1][0].id)
-            if more else None)
+        rows, next_cursor = await _newest_first_page(api, caller.user.id, "follows", query, Follow.created_at,
+                                                     Follow.creator_id, cursor, limit, key=lambda row: row[0].id)
+        return s.FollowsPage(items=[s.FollowOut(creator=_creator(user), followed_at=_iso(at)) for user, at in rows],
+                             has_more=next_cursor is not None, next_cursor=next_cursor)
 
     @get("/search", responses=ERRORS, summary="Search videos and creators")
     async def search(self, caller: CallerDep, api: ApiDep, q: Query, limit: LimitQuery = 20) -> s.SearchOut:
@@ -287,3 +263,21 @@ def api_router(rate_per_second: int) -> Router:
         exception_handlers={TooManyRequestsException: too_many_requests, ApiProblem: api_problem},
         security=[{SECURITY_SCHEME: []}],
     )
+
+
+async def _newest_first_page(api, user_id: str, kind: str, query, at_column, id_column,  # noqa: ANN001
+                             cursor: str | None, limit: int, key) -> tuple[list, str | None]:  # noqa: ANN001
+    """One keyset page of ``query`` (rows ending in the timestamp), newest first, ties broken by id descending."""
+    try:
+        if cursor:
+            at, last = api.cursors.decode(user_id, kind, cursor)
+            when = datetime.fromisoformat(at)
+            query = query.where(or_(at_column < when, and_(at_column == when, id_column < last)))
+    except (InvalidCursor, ValueError, TypeError) as exc:
+        raise _bad_cursor(exc if isinstance(exc, InvalidCursor) else InvalidCursor("Bad cursor.")) from None
+    async with api.db.read() as session:
+        rows = (await session.execute(query.order_by(at_column.desc(), id_column.desc()).limit(limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = api.cursors.encode(user_id, kind, _iso(rows[-1][1]), key(rows[-1])) if more else None
+    return rows, next_cursor
