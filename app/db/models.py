@@ -66,6 +66,8 @@ class AuthSession(SQLModel, table=True):
 
 class Video(SQLModel, table=True):
     __tablename__ = "videos"
+    # One creator cannot upload the same bytes twice (NULLs, videos from before the hash, never collide).
+    __table_args__ = (Index("uq_videos_creator_content_hash", "creator_id", "content_hash", unique=True),)
 
     id: str = Field(default_factory=lambda: new_id("v_"), primary_key=True, max_length=32)
     creator_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -87,6 +89,8 @@ class Video(SQLModel, table=True):
         default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
     )  # tags, description, audio_id, models that made the vectors
     ready_at: datetime | None = Field(default=None)
+    # sha256 (hex) of the uploaded file's bytes, computed while it streamed to disk.
+    content_hash: str | None = Field(default=None, max_length=64)
 
 
 # Moderation states in which a ready video may be shown: never flagged, or flagged and approved on review.

@@ -9,8 +9,15 @@
   const errorBox = document.getElementById("upload-error");
   const submit = document.getElementById("upload-submit");
 
-  function showError(message) {
+  function showError(message, link) {
     errorBox.textContent = message;
+    if (link) {  // an exact re-upload (409): the link to the video the creator already has
+      const a = document.createElement("a");
+      a.href = link;
+      a.className = "existing-video";
+      a.textContent = "See your video";
+      errorBox.append(" ", a);
+    }
     errorBox.hidden = false;
     submit.disabled = false;
   }
@@ -54,7 +61,7 @@
       } else if (xhr.status === 401 && body.login) {
         window.location.href = body.login;
       } else {
-        showError(body.error || "The upload failed (" + xhr.status + "). Please try again.");
+        showError(body.error || "The upload failed (" + xhr.status + "). Please try again.", body.existing_url);
       }
     };
     xhr.onerror = function () { showError("The connection dropped during the upload. Please try again."); };

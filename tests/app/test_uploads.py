@@ -1,5 +1,6 @@
 """The upload endpoint: streaming, size limit, specific messages for bad files, and nothing left behind."""
 
+import hashlib
 import subprocess
 
 import pytest
@@ -114,3 +115,70 @@ def test_oversized_upload_is_refused_with_413_and_leaves_nothing(client, setting
     assert response.status_code == 413
     assert "limit" in response.json()["error"]
     assert leftovers(client) == (0, 0, [])
+
+
+def logout(client):
+    return client.post("/logout", headers={"hx-request": "true", "x-csrf-token": csrf_of(client)})
+
+
+def video_rows(client):
+    async def _rows():
+        async with services(client).db.read() as session:
+            return list((await session.execute(select(Video.id, Video.creator_id, Video.content_hash)
+                                               .order_by(Video.created_at))).all())
+    return run(client, _rows())
+
+
+def test_an_exact_reupload_by_the_same_creator_is_refused_with_a_link_and_leaves_nothing(client, clips):
+    signup(client, username="maker")
+    data = clips["good"].read_bytes()
+    first = upload(client, data)
+    assert first.status_code == 201, first.text
+    before = leftovers(client)
+    (row,) = video_rows(client)
+    assert row.content_hash == hashlib.sha256(data).hexdigest()  # computed while streaming, stored on the row
+
+    again = upload(client, data, caption="same file, new caption")
+    assert again.status_code == 409, again.text
+    body = again.json()
+    assert body["code"] == "duplicate" and "already uploaded" in body["error"]
+    assert body["existing_id"] == first.json()["id"] and body["existing_url"] == f"/v/{first.json()['id']}"
+    assert leftovers(client) == before  # no second row, no job rows, no file (the temporary one is gone too)
+
+    # One byte different is another video.
+    assert upload(client, data + b"\0").status_code in (201, 422)
+
+
+def test_another_creator_may_upload_the_same_bytes(client, clips):
+    data = clips["good"].read_bytes()
+    signup(client, username="maker")
+    assert upload(client, data).status_code == 201
+    logout(client)
+    signup(client, username="remixer")
+    second = upload(client, data)
+    assert second.status_code == 201, second.text
+    rows = video_rows(client)
+    assert len(rows) == 2 and rows[0].content_hash == rows[1].content_hash
+    assert rows[0].creator_id != rows[1].creator_id
+
+
+def test_two_identical_uploads_at_once_leave_one_video(client, clips, monkeypatch):
+    """The early check passed for both (a race): the unique index refuses the second row, which is cleaned up."""
+    signup(client, username="maker")
+    data = clips["good"].read_bytes()
+    assert upload(client, data).status_code == 201
+    videos = services(client).videos
+    real = videos._refuse_duplicate
+    calls = []
+
+    async def late_check(creator_id, content_hash):
+        calls.append(content_hash)
+        if len(calls) > 1:  # only the check after the insert failed sees the other row
+            await real(creator_id, content_hash)
+
+    monkeypatch.setattr(videos, "_refuse_duplicate", late_check)
+    before = leftovers(client)
+    again = upload(client, data)
+    assert again.status_code == 409, again.text
+    assert len(calls) == 2
+    assert leftovers(client) == before

@@ -15,7 +15,7 @@ from app.db.sound_models import Sound
 from app.domain.videos.files import file_response, object_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.removal import VideoRemoval
-from app.domain.videos.services import UploadTooLarge, VideoService, rejection_message
+from app.domain.videos.services import DuplicateUpload, UploadTooLarge, VideoService, rejection_message
 from app.server.disk import MB, below_margin, out_of_space
 from app.server.guards import require_account
 from app.server.templating import render
@@ -123,6 +123,9 @@ class StudioController(Controller):
                 sound_id=request.query_params.get("sound") or None,
                 sound_mode=request.query_params.get("sound_mode", "replace"),
             )
+        except DuplicateUpload as exc:  # the same creator, the same bytes: 409 naming the video they have
+            return Response({**rejection_message(exc), "existing_id": exc.existing_id,
+                             "existing_url": exc.existing_url}, status_code=409)
         except MediaRejected as exc:
             return Response(rejection_message(exc), status_code=422)
         return Response({"id": video.id, "state": video.state, "status_url": f"/videos/{video.id}/status",

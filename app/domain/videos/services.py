@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.adapters.object_storage import LocalStorage, MediaStorage
 from app.config import Settings
@@ -37,6 +39,26 @@ log = logging.getLogger(__name__)
 MAX_CAPTION = 2200
 MAX_TOPIC = 48
 SOUND_FILE = "sound.m4a"  # "use this sound": the chosen track, copied into the upload's folder
+
+
+class DuplicateUpload(MediaRejected):
+    """The creator already has a video made from exactly these bytes (same sha256): nothing new is stored."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__("duplicate", "You already uploaded this exact video. Nothing new was stored.")
+        self.existing_id = existing_id
+
+    @property
+    def existing_url(self) -> str:
+        return f"/v/{self.existing_id}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class UploadTooLarge(Exception):
@@ -66,6 +88,7 @@ class VideoService:
         self.pipeline_steps = pipeline_steps
         self.limits = media_limits(settings)
         self._receiving: dict[str, IO[bytes]] = {}  # partial uploads this process holds, by file name
+        self._digests: dict[str, str] = {}  # sha256 of each received upload, by file name, until accepted
 
     def folder(self, video_id: str) -> Path:
         return self.settings.media_dir / video_id
@@ -75,6 +98,7 @@ class VideoService:
         self.settings.uploads_tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.settings.uploads_tmp_dir / f"{secrets.token_hex(12)}.upload"
         written = 0
+        digest = hashlib.sha256()  # of the bytes as they arrive: no second read of the file
         # The file stays locked (flock) by this process until ``accept`` is done with it: the sweep, in this
         # process or another, removes only partial uploads nobody holds (a process killed mid-body holds none).
         handle = open(tmp, "wb")  # noqa: SIM115 - kept open (and locked) past this function
@@ -86,15 +110,18 @@ class VideoService:
                 if written > self.settings.max_upload_bytes:
                     raise UploadTooLarge(self.settings.max_upload_bytes)
                 handle.write(chunk)
+                digest.update(chunk)
             handle.flush()
         except BaseException:
             tmp.unlink(missing_ok=True)
             self.release(tmp)
             raise
+        self._digests[tmp.name] = digest.hexdigest()
         return tmp
 
     def release(self, tmp: Path) -> None:
         """This process no longer holds the partial upload ``tmp`` (stored, refused or abandoned)."""
+        self._digests.pop(tmp.name, None)
         handle = self._receiving.pop(tmp.name, None)
         if handle is not None:
             handle.close()
@@ -102,12 +129,16 @@ class VideoService:
     async def accept(self, creator_id: str, tmp: Path, caption: str, topic: str | None,
                      sound_id: str | None = None, sound_mode: str = "replace") -> Video:
         """Probe the upload; store it and queue its pipeline, or raise ``MediaRejected`` leaving nothing behind.
-        ``sound_id``: "use this sound" (its track replaces, or with ``sound_mode="mix"`` goes under, the audio)."""
+        ``sound_id``: "use this sound" (its track replaces, or with ``sound_mode="mix"`` goes under, the audio).
+        The same creator uploading the same bytes again (sha256 of the file) gets ``DuplicateUpload``, naming
+        the video they already have; another creator's identical file is a new video of theirs."""
         caption = (caption or "").strip()[:MAX_CAPTION]
         topic = (topic or "").strip().lower()[:MAX_TOPIC] or None
         sound_mode = sound_mode if sound_mode in SOUND_MODES else "replace"
         folder: Path | None = None
         try:
+            content_hash = self._digests.get(tmp.name) or await asyncio.to_thread(file_sha256, tmp)
+            await self._refuse_duplicate(creator_id, content_hash)
             sound = await self._usable_sound(sound_id) if sound_id else None
             info: ProbeInfo = await asyncio.to_thread(probe, tmp, self.limits, ffmpeg_tools(self.settings))
             video_id = new_id("v_")
@@ -118,22 +149,13 @@ class VideoService:
                 await self._copy_sound(sound, folder / SOUND_FILE)
             # In the store before its jobs exist: a worker on another machine may claim the first one at once.
             await asyncio.to_thread(self.storage.push, video_id, folder)
-            async with self.db.write() as session:
-                video = Video(
-                    id=video_id, creator_id=creator_id, caption=caption, hashtags=parse_hashtags(caption),
-                    topic=topic, duration=info.duration_s, size_bytes=info.size_bytes, width=info.width,
-                    height=info.height, state="processing",
-                    metadata_={"tags": parse_hashtags(caption), "description": caption,
-                               "audio_id": None,  # the sound step sets it: the id of the sound it uses
-                               "probe": info.to_dict(),
-                               **({"use_sound": {"id": sound.id, "mode": sound_mode}} if sound else {})},
-                )
-                session.add(video)
-                await session.flush()  # no ORM relationship orders the inserts: the video row goes first
-                session.add_all(
-                    MediaJob(video_id=video_id, step=step, position=index)
-                    for index, step in enumerate(self.pipeline_steps)
-                )
+            try:
+                video = await self._insert(video_id, creator_id, caption, topic, info, content_hash, sound,
+                                           sound_mode)
+            except IntegrityError:
+                # The same bytes arrived twice at once: the other upload's row won the unique index.
+                await self._refuse_duplicate(creator_id, content_hash)
+                raise
             return video
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -143,6 +165,34 @@ class VideoService:
             raise
         finally:
             self.release(tmp)
+
+    async def _refuse_duplicate(self, creator_id: str, content_hash: str) -> None:
+        async with self.db.read() as session:
+            existing = (await session.execute(select(Video.id).where(
+                Video.creator_id == creator_id, Video.content_hash == content_hash))).scalar_one_or_none()
+        if existing is not None:
+            raise DuplicateUpload(existing)
+
+    async def _insert(self, video_id: str, creator_id: str, caption: str, topic: str | None, info: ProbeInfo,
+                      content_hash: str, sound: Sound | None, sound_mode: str) -> Video:
+        """The video row and its pipeline's job rows, in one transaction."""
+        async with self.db.write() as session:
+            video = Video(
+                id=video_id, creator_id=creator_id, caption=caption, hashtags=parse_hashtags(caption),
+                topic=topic, duration=info.duration_s, size_bytes=info.size_bytes, width=info.width,
+                height=info.height, state="processing", content_hash=content_hash,
+                metadata_={"tags": parse_hashtags(caption), "description": caption,
+                           "audio_id": None,  # the sound step sets it: the id of the sound it uses
+                           "probe": info.to_dict(),
+                           **({"use_sound": {"id": sound.id, "mode": sound_mode}} if sound else {})},
+            )
+            session.add(video)
+            await session.flush()  # no ORM relationship orders the inserts: the video row goes first
+            session.add_all(
+                MediaJob(video_id=video_id, step=step, position=index)
+                for index, step in enumerate(self.pipeline_steps)
+            )
+        return video
 
     async def _usable_sound(self, sound_id: str) -> Sound:
         async with self.db.read() as session:
