@@ -175,6 +175,16 @@ class Comment(SQLModel, table=True):
     user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     text: str = Field(max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
+    # One level of replies: a reply's parent is always a top-level comment (replies to a reply attach there).
+    parent_id: int | None = Field(default=None, foreign_key="comments.id", index=True, ondelete="CASCADE")
+
+
+class CommentLike(SQLModel, table=True):
+    __tablename__ = "comment_likes"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    comment_id: int = Field(foreign_key="comments.id", primary_key=True, ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class HiddenVideo(SQLModel, table=True):

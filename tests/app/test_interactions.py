@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
-from app.db.models import Comment, Event, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User
+from app.db.models import Comment, CommentLike, Event, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User
 from tests.app.helpers import add_video, run, services
 from tests.app.test_accounts import signup
 from tests.conftest import csrf_of
@@ -81,22 +81,70 @@ def test_actions_need_a_csrf_token(client):
     assert rows(client, Like) == [] and rows(client, HiddenVideo) == []
 
 
-def test_guests_are_sent_to_log_in_for_actions_that_need_an_account(client):
+def test_guests_get_the_sign_in_sheet_in_place_for_actions_that_need_an_account(client):
     video = add_ready(client)
     csrf = csrf_of(client)
-    for method, path in (("post", f"/videos/{video}/save"), ("post", f"/videos/{video}/comments"),
-                         ("post", "/creators/u_creator/follow"), ("post", f"/videos/{video}/report")):
+    for method, path, action in (("post", f"/videos/{video}/save", "save"),
+                                 ("post", f"/videos/{video}/comments", "comment"),
+                                 ("post", "/creators/u_creator/follow", "follow"),
+                                 ("post", f"/videos/{video}/report", "report")):
         response = getattr(client, method)(path, data={"text": "hi", "reason": "spam"}, headers=hx(client, csrf))
         assert response.status_code == 200, path
-        assert response.headers["hx-redirect"].startswith("/login?next="), path
-    assert client.post(f"/videos/{video}/save", headers=hx(client, csrf)).headers["hx-redirect"] == \
-        f"/login?next=/v/{video}"
-    assert client.post("/creators/u_creator/follow", headers=hx(client, csrf)).headers["hx-redirect"] == \
-        "/login?next=/@creator"
+        assert "hx-redirect" not in response.headers, path  # no navigation: the sheet opens over the page
+        assert response.headers["hx-retarget"] == "#auth-sheet" and response.headers["hx-reswap"] == "innerHTML"
+        trigger = json.loads(response.headers["hx-trigger"])["foryou:auth-sheet"]
+        assert trigger == {"method": "POST", "path": path, "action": action}
+        assert 'id="login-form"' in response.text and '<input type="hidden" name="sheet" value="1">' in response.text
+        assert 'hx-get="/signup?sheet=1' in response.text  # "Create an account" swaps forms inside the sheet
+    sheet = client.post(f"/videos/{video}/save", headers=hx(client, csrf))
+    assert f'name="next" value="/v/{video}"' in sheet.text
+    # Plain form posts (no JavaScript) still go to the login page and come back.
     plain = client.post(f"/videos/{video}/save", data={"csrf_token": csrf}, follow_redirects=False)
-    assert plain.status_code == 303 and plain.headers["location"].startswith("/login?next=")
+    assert plain.status_code == 303 and plain.headers["location"] == f"/login?next=/v/{video}"
+    plain = client.post("/creators/u_creator/follow", data={"csrf_token": csrf}, follow_redirects=False)
+    assert plain.headers["location"] == "/login?next=/@creator"
     assert rows(client, Save) == [] and rows(client, Comment) == [] and rows(client, Follow) == []
     assert rows(client, Report) == [] and actions(client) == []
+
+
+def test_signing_in_from_the_sheet_stays_on_the_page_and_the_repeated_action_is_stored(client):
+    video = add_ready(client)
+    signup(client, username="fern")
+    client.post("/logout", data={"csrf_token": csrf_of(client)})
+    csrf = csrf_of(client)
+    gated = client.post("/creators/u_creator/follow", data={"variant": "rail", "video_id": video},
+                        headers=hx(client, csrf))
+    assert "foryou:auth-sheet" in gated.headers["hx-trigger"]
+    # A wrong password: the sheet's form comes back with its error (a 4xx the page swaps in place), still a sheet.
+    wrong = client.post("/login", data={"username": "fern", "password": "nope nope", "next": "/@creator",
+                                        "sheet": "1"}, headers=hx(client, csrf))
+    assert wrong.status_code == 401 and 'role="alert"' in wrong.text and 'name="sheet" value="1"' in wrong.text
+    signed_in = client.post("/login", data={"username": "fern", "password": "correct horse", "next": "/@creator",
+                                            "sheet": "1"}, headers=hx(client, csrf))
+    assert signed_in.status_code == 200 and "hx-redirect" not in signed_in.headers
+    assert signed_in.headers["hx-reswap"] == "none"
+    detail = json.loads(signed_in.headers["hx-trigger"])["foryou:signed-in"]
+    assert detail["username"] == "fern" and detail["csrf"] and detail["csrf"] != csrf
+    # The navigation is refreshed out of band: it now shows the account.
+    assert 'id="side-rail"' in signed_in.text and 'hx-swap-oob="true"' in signed_in.text
+    assert 'href="/@fern"' in signed_in.text and "Log out" in signed_in.text
+    # The browser repeats the pending request with the new token: the follow is stored.
+    again = client.post("/creators/u_creator/follow", data={"variant": "rail", "video_id": video},
+                        headers=hx(client, detail["csrf"]))
+    assert again.status_code == 200 and 'aria-pressed="true"' in again.text
+    assert [(f.follower_id, f.creator_id) for f in rows(client, Follow)] == [(user_named(client, "fern").id,
+                                                                               "u_creator")]
+    # The sheet's sign-up form works the same way.
+    client.post("/logout", data={"csrf_token": detail["csrf"]})
+    csrf = csrf_of(client)
+    form = client.get("/signup?sheet=1&next=/v/x", headers=HX)
+    assert form.text.lstrip().startswith('<form id="signup-form"') and 'name="sheet" value="1"' in form.text
+    taken = client.post("/signup", data={"username": "fern", "password": "a long password", "sheet": "1"},
+                        headers=hx(client, csrf))
+    assert taken.status_code == 409 and 'name="sheet" value="1"' in taken.text
+    made = client.post("/signup", data={"username": "gus", "password": "a long password", "sheet": "1"},
+                       headers=hx(client, csrf))
+    assert json.loads(made.headers["hx-trigger"])["foryou:signed-in"]["username"] == "gus"
 
 
 def test_save_follow_and_unfollow_when_signed_in(client):
@@ -222,3 +270,87 @@ def test_unknown_or_unpublished_videos_are_404(client):
     assert client.post("/videos/v_nope/like", headers=hx(client, csrf)).status_code == 404
     assert client.post(f"/videos/{hidden}/like", headers=hx(client, csrf)).status_code == 404
     assert client.get(f"/videos/{hidden}/comments", headers=HX).status_code == 404
+
+
+def test_comment_likes_toggle_and_count(client):
+    video = add_ready(client)
+    signup(client, username="lia")
+    csrf = csrf_of(client)
+    client.post(f"/videos/{video}/comments", data={"text": "first!"}, headers=hx(client, csrf))
+    [comment] = rows(client, Comment)
+    liked = client.post(f"/comments/{comment.id}/like", headers=hx(client, csrf))
+    assert liked.status_code == 200 and 'aria-pressed="true"' in liked.text
+    assert '<span class="count">1</span>' in liked.text and f'hx-delete="/comments/{comment.id}/like"' in liked.text
+    again = client.post(f"/comments/{comment.id}/like", headers=hx(client, csrf))  # idempotent
+    assert '<span class="count">1</span>' in again.text and len(rows(client, CommentLike)) == 1
+    client.post("/logout", data={"csrf_token": csrf})
+    signup(client, username="max")
+    csrf = csrf_of(client)
+    both = client.post(f"/comments/{comment.id}/like", headers=hx(client, csrf))
+    assert '<span class="count">2</span>' in both.text
+    thread = client.get(f"/videos/{video}/comments", headers=HX).text
+    assert 'aria-label="Unlike comment (2 likes)"' in thread
+    undone = client.delete(f"/comments/{comment.id}/like", headers=hx(client, csrf))
+    assert 'aria-pressed="false"' in undone.text and '<span class="count">1</span>' in undone.text
+    assert len(rows(client, CommentLike)) == 1
+    assert client.post("/comments/999999/like", headers=hx(client, csrf)).status_code == 404
+    # A guest gets the sign-in sheet, nothing is stored.
+    client.post("/logout", data={"csrf_token": csrf})
+    guest = client.post(f"/comments/{comment.id}/like", headers=hx(client))
+    assert "foryou:auth-sheet" in guest.headers["hx-trigger"] and len(rows(client, CommentLike)) == 1
+
+
+def test_replies_are_one_level_deep_and_deleting_a_comment_takes_its_replies(client):
+    video = add_ready(client)
+    other = add_ready(client, creator="other")
+    signup(client, username="ria")
+    csrf = csrf_of(client)
+    client.post(f"/videos/{video}/comments", data={"text": "top"}, headers=hx(client, csrf))
+    [top] = rows(client, Comment)
+    client.post(f"/videos/{video}/comments", data={"text": "a reply", "parent_id": str(top.id)},
+                headers=hx(client, csrf))
+    reply = rows(client, Comment, text="a reply")[0]
+    assert reply.parent_id == top.id
+    # A reply to a reply attaches to the top-level comment.
+    thread = client.post(f"/videos/{video}/comments", data={"text": "deeper", "parent_id": str(reply.id)},
+                         headers=hx(client, csrf))
+    assert rows(client, Comment, text="deeper")[0].parent_id == top.id
+    assert thread.text.index("top") < thread.text.index("a reply") < thread.text.index("deeper")
+    assert thread.text.count('class="replies"') == 1 and thread.text.count('class="comment reply"') == 2
+    assert "3 comments" in thread.text
+    [event] = [e for e in rows(client, Event, event_type="comment") if e.additional_info["text"] == "deeper"]
+    assert event.additional_info["parent_id"] == top.id
+    # A parent on another video is refused.
+    wrong = client.post(f"/videos/{other}/comments", data={"text": "x", "parent_id": str(top.id)},
+                        headers=hx(client, csrf))
+    assert wrong.status_code == 404 and len(rows(client, Comment)) == 3
+    client.post(f"/comments/{reply.id}/like", headers=hx(client, csrf))
+    deleted = client.delete(f"/comments/{top.id}", headers=hx(client, csrf))
+    assert deleted.status_code == 200 and "No comments yet" in deleted.text
+    assert rows(client, Comment) == [] and rows(client, CommentLike) == []
+
+
+def test_comment_tags_and_mentions_are_linked_after_escaping(client):
+    video = add_ready(client)
+    signup(client, username="lab.bench.lena")
+    client.post("/logout", data={"csrf_token": csrf_of(client)})
+    signup(client, username="tom")
+    csrf = csrf_of(client)
+    text = "<script>alert(1)</script> it's #Maps, ask @lab.bench.lena. or @nobody_here, mail a@b.c &#39;x"
+    thread = client.post(f"/videos/{video}/comments", data={"text": text}, headers=hx(client, csrf)).text
+    assert "<script>" not in thread and "&lt;script&gt;alert(1)&lt;/script&gt;" in thread
+    assert '<a class="hashtag" href="/tag/maps">#Maps</a>,' in thread
+    assert '<a class="mention" href="/@lab.bench.lena">@lab.bench.lena</a>.' in thread
+    assert "@nobody_here" in thread and 'href="/@nobody_here"' not in thread  # nobody: not a link
+    assert 'href="/@b.c"' not in thread  # an e-mail address is not a mention
+    assert 'href="/tag/39"' not in thread and "&amp;#39;x" in thread  # escaping never makes a tag
+
+
+def test_linkify_escapes_everything_it_does_not_link():
+    from app.domain.interactions.text import linkify
+
+    assert str(linkify('#a"b <i>@x</i>', {"x"})) == \
+        '<a class="hashtag" href="/tag/a">#a</a>&#34;b &lt;i&gt;<a class="mention" href="/@x">@x</a>&lt;/i&gt;'
+    assert str(linkify("see#not and x@y", {"y"})) == "see#not and x@y"
+    assert str(linkify("#café #日本", None)) == \
+        '<a class="hashtag" href="/tag/caf%C3%A9">#café</a> <a class="hashtag" href="/tag/%E6%97%A5%E6%9C%AC">#日本</a>'

@@ -14,6 +14,12 @@ ALL_IDS = {vid for vid, *_ in CATALOGUE}
 ACTIVE = "#feed .card.is-active"
 
 
+def wait_htmx_ready(page, selector: str) -> None:  # noqa: ANN001
+    """htmx wires swapped-in content up when it settles (~20 ms later): wait for that before using it."""
+    page.wait_for_function("(s) => { const el = document.querySelector(s); return !!(el && el['htmx-internal-data']); }",
+                           arg=selector)
+
+
 class Page:
     """A thin helper around a Playwright page on the feed, which also collects JavaScript errors."""
 
@@ -238,34 +244,68 @@ def test_not_interested_removes_the_card_for_good(phone, live_server, artifacts)
     assert feed.errors == []
 
 
-def test_comment_after_signing_up_then_follow_and_save(desktop, live_server, artifacts):
+def test_comment_as_a_guest_signs_up_in_the_sheet_then_likes_replies_follows_and_saves(desktop, live_server,
+                                                                                      artifacts):
     feed = Page(desktop)
-    video = feed.active_id()
+    feed.advance()  # not the first card: the feed must keep its place through the sign-up
+    video = feed.wait_active_change(None)
+    feed.wait_scroll_settled()
+    scroll = feed.page.evaluate("document.getElementById('feed').scrollTop")
+    url = feed.page.url
     feed.page.click(f"#card-{video} [data-action='comments']")
     drawer = feed.page.locator("#comments-drawer")
-    drawer.get_by_text("sign up").wait_for()
-    drawer.get_by_role("link", name="sign up").click()
-    feed.page.wait_for_url(lambda url: "/signup?next=" in url)
-    feed.page.fill("input[name=username]", "commenter")
-    feed.page.fill("input[name=password]", "a long enough password")
-    feed.page.click("#signup-form button[type=submit]")
-    feed.page.wait_for_url(f"**/v/{video}?comments=1")
-    feed.page.wait_for_selector("#comments-drawer.open input[name=text]")
-
-    feed.page.fill("#comments-drawer input[name=text]", "What a lovely   clip!")
+    drawer.locator("input[name=text]").wait_for()
+    wait_htmx_ready(feed.page, "#comments-drawer .comment-form")
+    feed.page.fill("#comments-drawer input[name=text]", "What a lovely   clip! #Retro @nina")
     feed.page.keyboard.press("Enter")
+    # The sign-in sheet opens over the page (no navigation); "Create an account" swaps to sign-up inside it.
+    feed.page.wait_for_selector("#auth-sheet:not([hidden]) #login-form")
+    assert feed.page.url == url
+    feed.page.click("#auth-sheet [data-action='auth-switch']")
+    feed.page.wait_for_selector("#auth-sheet #signup-form")
+    feed.page.fill("#auth-sheet input[name=username]", "maya")  # taken: the error shows in the sheet
+    feed.page.fill("#auth-sheet input[name=password]", "a long enough password")
+    feed.page.click("#auth-sheet #signup-form button[type=submit]")
+    feed.page.wait_for_selector("#auth-sheet #signup-form .form-error")
+    feed.page.screenshot(path=str(artifacts / "auth-sheet-desktop-error.png"))
+    feed.page.fill("#auth-sheet input[name=username]", "commenter")
+    feed.page.fill("#auth-sheet input[name=password]", "a long enough password")
+    feed.page.click("#auth-sheet #signup-form button[type=submit]")
+
+    # Signed in where they were, and the comment they wrote is posted.
     feed.page.wait_for_selector("#comments-drawer .comment-text")
-    assert feed.page.inner_text("#comments-drawer .comment-text") == "What a lovely clip!"
+    feed.page.wait_for_selector("#auth-sheet", state="hidden")
+    assert feed.page.url == url and feed.active_id() == video
+    assert abs(feed.page.evaluate("document.getElementById('feed').scrollTop") - scroll) <= 2
+    assert feed.page.locator("#side-rail a[href='/@commenter']").count() == 1
+    assert feed.page.inner_text("#comments-drawer .comment-text") == "What a lovely clip! #Retro @nina"
+    assert feed.page.locator("#comments-drawer .comment-text a.hashtag[href='/tag/retro']").count() == 1
+    assert feed.page.locator("#comments-drawer .comment-text a.mention[href='/@nina']").count() == 1
     assert feed.page.inner_text(f"#ccount-{video}") == "1"
     assert feed.page.locator("#comments-drawer [name=text]").input_value() == ""
-    feed.page.screenshot(path=str(artifacts / "comments-desktop.png"))
     rows = live_server.wait_for("SELECT additional_info FROM events WHERE event_type='comment' AND video_id=?", video)
-    assert json.loads(rows[0][0])["text"] == "What a lovely clip!"
-    assert live_server.query("SELECT text FROM comments WHERE video_id=?", video) == [("What a lovely clip!",)]
+    assert json.loads(rows[0][0])["text"] == "What a lovely clip! #Retro @nina"
+    assert live_server.query("SELECT text FROM comments WHERE video_id=?", video) == [
+        ("What a lovely clip! #Retro @nina",)]
 
-    # Delete it again (own comments only).
+    # Like the comment, then reply to it (one level).
+    feed.page.click("#comments-drawer .comment-like")
+    feed.page.wait_for_selector("#comments-drawer .comment-like[aria-pressed='true']")
+    assert feed.page.inner_text("#comments-drawer .comment-like .count") == "1"
+    assert live_server.wait_for("SELECT 1 FROM comment_likes")
+    wait_htmx_ready(feed.page, "#comments-drawer .comment-form")
+    feed.page.click("#comments-drawer [data-action='reply']")
+    assert feed.page.locator("#comments-drawer [name=text]").input_value() == "@commenter "
+    feed.page.type("#comments-drawer input[name=text]", "thanks!")
+    feed.page.keyboard.press("Enter")
+    feed.page.wait_for_selector("#comments-drawer .replies .comment-text")
+    assert feed.page.inner_text("#comments-drawer .replies .comment-text") == "@commenter thanks!"
+    assert feed.page.inner_text(f"#ccount-{video}") == "2"
+    feed.page.screenshot(path=str(artifacts / "comments-desktop.png"))
+
+    # Delete it again (own comments only): its reply goes with it.
     feed.page.once("dialog", lambda dialog: dialog.accept())
-    feed.page.click("#comments-drawer .delete-comment")
+    feed.page.click("#comments-drawer .comment:not(.reply) > .comment-main > .comment-tools .delete-comment")
     feed.page.wait_for_selector("#comments-drawer .comment-empty")
     assert feed.page.inner_text(f"#ccount-{video}") == "0"
     feed.page.keyboard.press("Escape")

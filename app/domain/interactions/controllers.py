@@ -1,8 +1,10 @@
 """Interaction endpoints: each changes its state table, records its seed event and answers htmx with the
 updated fragment (a button with its count, the comment thread), so counts change in place.
 
-Guests may like and hide ("Not interested"): a guest user row is created on their first action. Saving,
-following, commenting and reporting need an account: guests get ``HX-Redirect: /login?next=...``.
+Guests may like and hide ("Not interested"): a guest user row is created on their first action (and merged into
+the account when they sign in). Saving, following, commenting, liking a comment and reporting need an account:
+htmx guests get the sign-in sheet in place (``sign_in_sheet``), and the browser repeats the request once they
+have signed in; plain posts are redirected to ``/login?next=...``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from app.domain.interactions.web import (
     card_for,
     go_back,
     request_params,
+    sign_in_sheet,
     signed_in_user,
     visible_video,
 )
@@ -77,7 +80,7 @@ class InteractionController(Controller):
         video = await visible_video(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
-            return login_redirect(request, f"/v/{video.id}")
+            return sign_in_sheet(request, f"/v/{video.id}", "save")
         context = clean_context(await request_params(request))
         await interactions.set_save(user, video, on, context)
         if not is_htmx(request):
@@ -103,7 +106,7 @@ class InteractionController(Controller):
             raise NotFoundException("No such creator.")
         user = signed_in_user(web_session)
         if user is None:
-            return login_redirect(request, f"/@{creator.username}")
+            return sign_in_sheet(request, f"/@{creator.username}", "follow")
         params = await request_params(request)
         context = clean_context(params)
         video_id = params.get("video_id") or None
@@ -133,11 +136,13 @@ class InteractionController(Controller):
         video = await visible_video(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
-            return login_redirect(request, f"/v/{video.id}?comments=1")
+            return sign_in_sheet(request, f"/v/{video.id}?comments=1", "comment")
         params = await request_params(request)
         context = clean_context(params)
         try:
-            await interactions.add_comment(user, video, params.get("text", ""), context)
+            parent = params.get("parent_id") or ""
+            await interactions.add_comment(user, video, params.get("text", ""), context,
+                                           parent_id=int(parent) if parent.isdigit() else None)
         except InteractionError as exc:
             if not is_htmx(request):
                 return _error(request, exc)
@@ -162,13 +167,39 @@ class InteractionController(Controller):
             return go_back(request, f"/v/{comment.video_id}")
         return await self._thread(request, interactions, web_session, video, clean_context(dict(request.query_params)))
 
+    @post("/comments/{comment_id:int}/like", status_code=200)
+    async def like_comment(self, request: Request, comment_id: int, interactions: InteractionService,
+                           web_session: WebSession) -> Response:
+        return await self._comment_like(request, comment_id, True, interactions, web_session)
+
+    @delete("/comments/{comment_id:int}/like", status_code=200)
+    async def unlike_comment(self, request: Request, comment_id: int, interactions: InteractionService,
+                             web_session: WebSession) -> Response:
+        return await self._comment_like(request, comment_id, False, interactions, web_session)
+
+    async def _comment_like(self, request: Request, comment_id: int, on: bool, interactions: InteractionService,
+                            web_session: WebSession) -> Response:
+        user = signed_in_user(web_session)
+        if user is None:
+            video_id = await interactions.comment_video(comment_id)
+            return sign_in_sheet(request, f"/v/{video_id}?comments=1" if video_id else "/", "comment_like")
+        try:
+            comment, count, liked = await interactions.set_comment_like(user, comment_id, on)
+        except InteractionError as exc:
+            return _error(request, exc)
+        if not is_htmx(request):
+            return go_back(request, f"/v/{comment.video_id}")
+        return render(request, "components/comment_like.html", {"c": {"id": comment.id, "like_count": count,
+                                                                       "liked": liked}})
+
     async def _thread(self, request: Request, interactions: InteractionService, web_session: WebSession, video: Video,
                       context: dict[str, Any], *, error: str | None = None, draft: str = "",
                       status_code: int = 200) -> Response:
         comments = await interactions.comments(video.id, web_session.user)
         # htmx answers with the thread, plus the card's comment count swapped out of band.
         return render(request, "components/comments.html",
-                      {"video": video, "comments": comments, "comment_count": len(comments),
+                      {"video": video, "comments": comments,
+                       "comment_count": len(comments) + sum(len(c.replies) for c in comments),
                        "context": context, "error": error, "draft": draft, "oob": is_htmx(request)},
                       status_code=status_code)
 
@@ -191,7 +222,7 @@ class InteractionController(Controller):
         video = await visible_video(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
-            return login_redirect(request, f"/v/{video.id}")
+            return sign_in_sheet(request, f"/v/{video.id}", "report")
         params = await request_params(request)
         try:
             await interactions.report(

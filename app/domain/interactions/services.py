@@ -9,15 +9,29 @@ beacon endpoint (type ``share`` with ``info.platform``), so they are not here.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import func, select
 
 from app.db.engine import Database
-from app.db.models import Comment, Follow, HiddenCreator, HiddenVideo, Like, Report, Save, User, Video, utcnow
+from app.db.models import (
+    Comment,
+    CommentLike,
+    Follow,
+    HiddenCreator,
+    HiddenVideo,
+    Like,
+    Report,
+    Save,
+    User,
+    Video,
+    utcnow,
+)
 from app.domain.events.writer import EventIn, EventWriter
+from app.domain.interactions.text import linkify, mentioned_handles
 
 MAX_COMMENT = 500
 REPORT_REASONS = {
@@ -72,10 +86,20 @@ class CommentView:
     display_name: str
     created_at: Any
     mine: bool
+    parent_id: int | None = None
+    like_count: int = 0
+    liked: bool = False
+    replies: list[CommentView] = field(default_factory=list)
+    known_handles: frozenset[str] = frozenset()
 
     @property
     def ago(self) -> str:
         return time_ago(self.created_at)
+
+    @property
+    def html(self) -> Markup:
+        """The text, escaped, with #tags and @mentions of existing accounts linked."""
+        return linkify(self.text, self.known_handles)
 
 
 def time_ago(when: datetime, now: datetime | None = None) -> str:
@@ -159,42 +183,107 @@ class InteractionService:
 
     # ---- comments ------------------------------------------------------------------------------------
     async def comments(self, video_id: str, viewer: User | None, limit: int = 200) -> list[CommentView]:
+        """The thread: top-level comments newest first, each with its replies oldest first, like counts, the
+        viewer's own likes, and which @mentions name real accounts (only those are linked)."""
         async with self.db.read() as session:
             rows = (await session.execute(
                 select(Comment, User).join(User, User.id == Comment.user_id)
                 .where(Comment.video_id == video_id).order_by(Comment.created_at.desc(), Comment.id.desc())
-                .limit(limit)
+                .limit(limit * 5)
             )).all()
+            ids = [c.id for c, _ in rows]
+            counts: dict[int, int] = {}
+            liked: set[int] = set()
+            known: frozenset[str] = frozenset()
+            if ids:
+                counts = dict((await session.execute(
+                    select(CommentLike.comment_id, func.count()).where(CommentLike.comment_id.in_(ids))
+                    .group_by(CommentLike.comment_id))).all())
+                if viewer is not None:
+                    liked = set((await session.execute(
+                        select(CommentLike.comment_id).where(CommentLike.user_id == viewer.id,
+                                                             CommentLike.comment_id.in_(ids)))).scalars())
+                handles = set().union(*(mentioned_handles(c.text) for c, _ in rows))
+                if handles:
+                    known = frozenset((await session.execute(
+                        select(User.username).where(User.username.in_(handles)))).scalars())
         viewer_id = viewer.id if viewer else None
-        return [CommentView(c.id, c.text, u.id, u.username, u.display_name or u.username or "Guest",
-                            c.created_at, c.user_id == viewer_id) for c, u in rows]
+        views = {c.id: CommentView(c.id, c.text, u.id, u.username, u.display_name or u.username or "Guest",
+                                   c.created_at, c.user_id == viewer_id, c.parent_id, counts.get(c.id, 0),
+                                   c.id in liked, [], known) for c, u in rows}
+        top: list[CommentView] = []
+        for view in views.values():  # newest first
+            parent = views.get(view.parent_id) if view.parent_id is not None else None
+            if view.parent_id is None:
+                top.append(view)
+            elif parent is not None:
+                parent.replies.insert(0, view)  # so replies read oldest first
+        return top[:limit]
+
+    async def comment_video(self, comment_id: int) -> str | None:
+        async with self.db.read() as session:
+            comment = await session.get(Comment, comment_id)
+            return comment.video_id if comment else None
 
     async def comment_count(self, video_id: str) -> int:
         async with self.db.read() as session:
             return (await session.execute(
                 select(func.count()).select_from(Comment).where(Comment.video_id == video_id))).scalar_one()
 
-    async def add_comment(self, user: User, video: Video, text: str, info: dict[str, Any]) -> Comment:
+    async def add_comment(self, user: User, video: Video, text: str, info: dict[str, Any],
+                          parent_id: int | None = None) -> Comment:
+        """A comment, or a reply: a reply to a reply attaches to the top-level comment (one level only)."""
         text = " ".join((text or "").split())  # one line, no runs of whitespace
         if not text:
             raise InteractionError("Write something first.")
         if len(text) > MAX_COMMENT:
             raise InteractionError(f"Comments are at most {MAX_COMMENT} characters.")
         async with self.db.write() as session:
-            comment = Comment(video_id=video.id, user_id=user.id, text=text)
+            if parent_id is not None:
+                parent = await session.get(Comment, parent_id)
+                if parent is None or parent.video_id != video.id:
+                    raise InteractionError("The comment you replied to is gone.", 404)
+                parent_id = parent.parent_id or parent.id
+            comment = Comment(video_id=video.id, user_id=user.id, text=text, parent_id=parent_id)
             session.add(comment)
             await session.flush()
+        extra = {"parent_id": parent_id} if parent_id is not None else {}
         await self._record("comment", user, video.id, video.creator_id,
-                           {**info, "text": text, "comment_id": comment.id})
+                           {**info, "text": text, "comment_id": comment.id, **extra})
         return comment
 
+    async def set_comment_like(self, user: User, comment_id: int, on: bool) -> tuple[Comment, int, bool]:
+        """Like or unlike a comment (idempotent); (the comment, its like count, whether the user likes it)."""
+        async with self.db.write() as session:
+            comment = await session.get(Comment, comment_id)
+            if comment is None:
+                raise InteractionError("That comment is gone.", 404)
+            row = await session.get(CommentLike, (user.id, comment_id))
+            if on and row is None:
+                session.add(CommentLike(user_id=user.id, comment_id=comment_id))
+            elif not on and row is not None:
+                await session.delete(row)
+            await session.flush()
+            count = (await session.execute(select(func.count()).select_from(CommentLike)
+                                           .where(CommentLike.comment_id == comment_id))).scalar_one()
+        return comment, count, on
+
     async def delete_comment(self, user: User, comment_id: int) -> Comment:
+        """Delete a comment (its replies and likes go with it)."""
         async with self.db.write() as session:
             comment = await session.get(Comment, comment_id)
             if comment is None:
                 raise InteractionError("That comment is gone.", 404)
             if comment.user_id != user.id and user.role != "admin":
                 raise InteractionError("You can only delete your own comments.", 403)
+            ids = [comment_id, *(await session.execute(
+                select(Comment.id).where(Comment.parent_id == comment_id))).scalars()]
+            for like in (await session.execute(
+                    select(CommentLike).where(CommentLike.comment_id.in_(ids)))).scalars():
+                await session.delete(like)
+            for reply in (await session.execute(select(Comment).where(Comment.parent_id == comment_id))).scalars():
+                await session.delete(reply)
+            await session.flush()
             await session.delete(comment)
         return comment
 

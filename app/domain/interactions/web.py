@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +14,8 @@ from app.db.engine import Database
 from app.db.models import User, Video
 from app.domain.feed.services import Card, FeedService, Pick
 from app.domain.videos.controllers import can_view
-from app.server.guards import safe_next
+from app.server.guards import login_redirect, safe_next
+from app.server.templating import is_htmx, render
 from app.server.web_session import WebSession
 
 # The candidate sources a card can come from, in plain words ("Why this video?").
@@ -56,6 +58,32 @@ def go_back(request: Request, default: str) -> Response:
     same_site = referer and parts.netloc == request.headers.get("host", "")
     target = safe_next(parts.path + (f"?{parts.query}" if parts.query else "")) if same_site else default
     return Redirect(target, status_code=303)
+
+
+# What a guest was about to do, in the sign-in sheet's words.
+GATED_WORDS = {
+    "save": "Log in to save videos",
+    "follow": "Log in to follow creators",
+    "comment": "Log in to comment",
+    "comment_like": "Log in to like comments",
+    "report": "Log in to report a video",
+}
+
+
+def sign_in_sheet(request: Request, next_path: str, action: str) -> Response:
+    """A guest asked for an action that needs an account.
+
+    htmx gets the sign-in sheet, shown over the page where they are (no navigation), and an
+    ``foryou:auth-sheet`` event naming the request to repeat once they have signed in (static/js/app.js does
+    it, from the same element, so the feed keeps its place and the action happens). Plain form posts and the
+    API keep the redirect to /login?next=.
+    """
+    if not is_htmx(request) or request.url.path.startswith("/api/"):
+        return login_redirect(request, next_path)
+    trigger = {"foryou:auth-sheet": {"method": request.method, "path": request.url.path, "action": action}}
+    return render(request, "accounts/sheet.html",
+                  {"next": safe_next(next_path), "sheet": True, "why": GATED_WORDS.get(action, "Log in to continue")},
+                  headers={"HX-Retarget": "#auth-sheet", "HX-Reswap": "innerHTML", "HX-Trigger": json.dumps(trigger)})
 
 
 def signed_in_user(web_session: WebSession) -> User | None:
