@@ -1,7 +1,7 @@
 """comment likes and one level of replies: comment_likes table, comments.parent_id
 
 Revision ID: 0017g
-Revises: 0012a
+Revises: 0017f
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0017g"
-down_revision: str | None = "0012a"
+down_revision: str | None = "0017f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
