@@ -16,8 +16,8 @@ ACTIVE = "#feed .card.is-active"
 
 def wait_htmx_ready(page, selector: str) -> None:  # noqa: ANN001
     """htmx wires swapped-in content up when it settles (~20 ms later): wait for that before using it."""
-    page.wait_for_function("(s) => { const el = document.querySelector(s); return !!(el && el['htmx-internal-data']); }",
-                           arg=selector)
+    page.wait_for_function(
+        "(s) => { const el = document.querySelector(s); return !!(el && el['htmx-internal-data']); }", arg=selector)
 
 
 class Page:
