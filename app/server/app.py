@@ -25,6 +25,7 @@ from app.domain.events.controllers import EventController
 from app.domain.feed.controllers import FeedController
 from app.domain.interactions.controllers import InteractionController
 from app.domain.pages.controllers import PagesController
+from app.domain.pages.profile import ProfileController
 from app.domain.pages.semantic import semantic_search_for
 from app.domain.privacy.controllers import SettingsController
 from app.domain.sounds.controllers import SoundController
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             FeedController,
             InteractionController,
             PagesController,
+            ProfileController,
             AccountController,
             EventController,
             HealthController,

@@ -20,6 +20,8 @@ from app.domain.feed.controllers import player_context
 from app.domain.feed.services import FeedService, hidden_for
 from app.domain.interactions.services import InteractionService
 from app.domain.interactions.web import visible_video
+from app.domain.pages.people import follow_counts, liked_videos
+from app.domain.pages.profile import profile_tiles
 from app.domain.pages.search import (
     hashtag_videos,
     popular_hashtags,
@@ -81,6 +83,9 @@ async def opened_from(request: Request, db: Database, web_session: WebSession, v
     elif kind == "saved" and viewer is not None and web_session.is_signed_in:
         ids = [v.id for v in await saved_videos(db, viewer.id)]
         found = OpenedFrom("saved", ids, "You saved it", "/saved", "Back to your saved videos")
+    elif kind == "liked" and viewer is not None and web_session.is_signed_in:
+        ids = [v.id for v in await liked_videos(db, viewer.id)]
+        found = OpenedFrom("profile", ids, "You liked it", f"/@{viewer.username}/liked", "Back to your likes")
     else:
         return None
     if video_id not in found.ids:
@@ -149,11 +154,11 @@ class PagesController(Controller):
                 select(func.count()).select_from(Like).join(Video, Video.id == Like.video_id)
                 .where(Video.creator_id == creator.id))).scalar_one()
         videos = await profile_videos(db, creator.id)
-        followers, following = await interactions.follow_counts(creator.id)
+        followers, following = await follow_counts(db, creator.id)
         viewer = web_session.user
         context = {
             "creator": creator, "followers": followers, "following_count": following,
-            "likes_received": likes_received, "tiles": await tiles_for(db, videos),
+            "likes_received": likes_received, "tiles": await profile_tiles(db, videos), "tab": "videos",
             "is_following": await interactions.is_following(viewer.id if viewer else None, creator.id),
             "own": bool(viewer and viewer.id == creator.id), "grid_from": f"profile:{creator.username}",
         }

@@ -31,11 +31,12 @@ PUBLISHED = published_clause()
 
 @dataclass
 class Tile:
-    """A video in a grid: poster, caption, like count."""
+    """A video in a grid: poster, caption, like count (and on profile grids, its view count)."""
 
     video: Video
     likes: int
     creator: User | None = None
+    views: int | None = None
 
 
 @dataclass

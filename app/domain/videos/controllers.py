@@ -12,6 +12,7 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, User, Video, is_published
 from app.db.sound_models import Sound
+from app.domain.pages.people import event_counts
 from app.domain.videos.files import file_response, object_response
 from app.domain.videos.pipeline import STEP_LABELS
 from app.domain.videos.removal import VideoRemoval
@@ -140,7 +141,11 @@ class StudioController(Controller):
         async with db.read() as session:
             videos = list((await session.execute(
                 select(Video).where(Video.creator_id == user.id).order_by(Video.created_at.desc()))).scalars())
-        return render(request, "videos/studio.html", {"videos": videos}, block="videos")
+        # Views: playbacks (one ``view`` event each, the creator's own left out); impressions: times shown.
+        views = await event_counts(db, videos, "view")
+        impressions = await event_counts(db, videos, "impression")
+        return render(request, "videos/studio.html", {"videos": videos, "views": views, "impressions": impressions},
+                      block="videos")
 
     @get("/videos/{video_id:str}/status")
     async def status(self, request: Request, video_id: str, db: Database) -> Response:

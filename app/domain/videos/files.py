@@ -16,7 +16,7 @@ from app.adapters.object_storage import S3Storage, StoredObject
 
 CHUNK = 256 * 1024
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8"}
+CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt; charset=utf-8", ".webp": "image/webp"}
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
