@@ -17,8 +17,10 @@ from tests.conftest import csrf_of, make_settings
 pytestmark = pytest.mark.slow
 
 
-def upload(client: TestClient, clip, caption: str) -> str:  # noqa: ANN001
-    response = client.post("/api/uploads", params={"caption": caption}, content=clip.read_bytes(),
+def upload(client: TestClient, clip, caption: str, tail: bytes = b"") -> str:  # noqa: ANN001
+    """``tail``: bytes after the file's end (players ignore them), so the same clip can be uploaded twice (an
+    exact re-upload by the same creator is refused)."""
+    response = client.post("/api/uploads", params={"caption": caption}, content=clip.read_bytes() + tail,
                            headers={"x-csrf-token": csrf_of(client), "content-type": "video/mp4"})
     assert response.status_code == 201, response.text
     return response.json()["id"]
@@ -48,7 +50,7 @@ def test_studio_lists_states_retries_a_failure_and_deletes_everything(tmp_path, 
         assert client.get("/studio", follow_redirects=False).status_code in (302, 303)  # guests log in first
         signup(client, username="maker")
         kept = upload(client, speech_clip, "Kept #one")
-        doomed = upload(client, speech_clip, "Doomed #two")
+        doomed = upload(client, speech_clip, "Doomed #two", tail=b"\0" * 16)
         run(client, services(client).jobs.drain())
         studio = client.get("/studio").text
         assert studio.count('data-state="ready"') == 2 and "Kept" in studio and "Doomed" in studio

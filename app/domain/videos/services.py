@@ -137,9 +137,9 @@ class VideoService:
         sound_mode = sound_mode if sound_mode in SOUND_MODES else "replace"
         folder: Path | None = None
         try:
+            sound = await self._usable_sound(sound_id) if sound_id else None
             content_hash = self._digests.get(tmp.name) or await asyncio.to_thread(file_sha256, tmp)
             await self._refuse_duplicate(creator_id, content_hash)
-            sound = await self._usable_sound(sound_id) if sound_id else None
             info: ProbeInfo = await asyncio.to_thread(probe, tmp, self.limits, ffmpeg_tools(self.settings))
             video_id = new_id("v_")
             folder = self.folder(video_id)
