@@ -47,11 +47,16 @@ class Recommender:
             self._state.catalog.upsert(item)
 
     def upsert_items(self, items: Iterable[Item]) -> int:
+        """Upsert many items; when that takes the catalogue past ``ann_index_min_items`` without a vector index
+        (at start-up, say), the faiss index is built right away rather than by the next hourly job."""
         count = 0
         with self._state.lock:
+            catalog = self._state.catalog
             for item in items:
-                self._state.catalog.upsert(item)
+                catalog.upsert(item)
                 count += 1
+            if catalog.index is None and catalog.index_due(self.config.ann_index_min_items) == "build":
+                catalog.set_index(catalog.train_index(self.config.random_seed))
         return count
 
     def remove_item(self, item_id: str) -> bool:

@@ -1,7 +1,9 @@
 """The item catalogue: items plus row-aligned numpy arrays (vectors, availability, counters, trend).
 
 Rows are dense: removing an item moves the last row into its place, so every array stays compact and a
-single matmul over ``vectors[:n]`` scores the whole catalogue.
+single matmul over ``vectors[:n]`` scores the whole catalogue. Above ``ann_index_min_items`` a faiss IVF index
+(``vector_index``) follows every change; two row sets (the available rows, the recent uploads) let a request
+sample or filter them without scanning the catalogue.
 """
 
 from __future__ import annotations
@@ -14,12 +16,60 @@ import numpy as np
 from .features.interests import normalize
 from .features.items import COUNTERS
 from .types import Item
+from .vector_index import VectorIndex, default_list_count
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def tokens_of(item: Item) -> frozenset[str]:
     return frozenset(_WORD.findall(item.text.lower())) | frozenset(item.hashtags)
+
+
+class RowSet:
+    """A set of catalogue rows with O(1) add, discard, membership and uniform sampling: ``rows[:len]`` holds the
+    members, ``position`` (row-aligned, moved with the catalogue's other arrays) each row's place in it or -1."""
+
+    def __init__(self, capacity: int) -> None:
+        self.rows = np.zeros(capacity, dtype=np.int64)
+        self.position = np.full(capacity, -1, dtype=np.int64)
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, row: int) -> bool:
+        return self.position[row] >= 0
+
+    def members(self) -> np.ndarray:
+        return self.rows[: self.size]
+
+    def add(self, row: int) -> None:
+        if self.position[row] >= 0:
+            return
+        if self.size == len(self.rows):
+            self.rows = _grow(self.rows, 2 * len(self.rows))
+        self.rows[self.size] = row
+        self.position[row] = self.size
+        self.size += 1
+
+    def discard(self, row: int) -> None:
+        at = self.position[row]
+        if at < 0:
+            return
+        last = self.rows[self.size - 1]
+        self.rows[at] = last
+        self.position[last] = at
+        self.position[row] = -1
+        self.size -= 1
+
+    def moved(self, row: int) -> None:
+        """The catalogue moved a row to ``row`` (its ``position`` entry came along): point the member at it."""
+        at = self.position[row]
+        if at >= 0:
+            self.rows[at] = row
+
+    def grow(self, capacity: int) -> None:
+        self.position = _grow(self.position, capacity, fill=-1)
 
 
 class Catalog:
@@ -37,9 +87,11 @@ class Catalog:
         self.counts = np.zeros((initial_capacity, len(COUNTERS)), dtype=np.float64)
         self.trend = np.zeros(initial_capacity, dtype=np.float32)
         self.cold_level = np.zeros(initial_capacity, dtype=np.int8)  # -1: left the cold-start pool
-        self.coarse_list = np.full(initial_capacity, -1, dtype=np.int32)  # vector_index list per row
-        self.coarse_centroids: np.ndarray | None = None  # None: search is exact over all vectors
-        self.coarse_built_size = 0
+        self.index: VectorIndex | None = None  # None: vector search is exact over ``vectors[:size]``
+        self.available_rows = RowSet(initial_capacity)
+        self.recent_rows = RowSet(initial_capacity)  # uploads newer than ``recent_since`` (the fresh pool's superset)
+        self.recent_since = -np.inf
+        self.query_cache: dict = {}  # small per-version results (e.g. rows matching a muted word), see filters
         self.by_creator: dict[str, set[str]] = defaultdict(set)
         self.by_category: dict[str, set[str]] = defaultdict(set)
         self.by_sound: dict[str, set[str]] = defaultdict(set)
@@ -62,11 +114,47 @@ class Catalog:
     def active_vectors(self) -> np.ndarray:
         return self.vectors[: self.size]
 
-    def set_coarse_index(self, centroids: np.ndarray | None, lists: np.ndarray | None) -> None:
-        self.coarse_centroids = centroids
-        self.coarse_list[: self.size] = -1 if lists is None else lists
-        self.coarse_list[: self.size][~self.has_vector[: self.size]] = -1
-        self.coarse_built_size = self.size if centroids is not None else 0
+    def indexed_rows(self) -> np.ndarray:
+        """Rows the vector index holds: those with a vector that are available."""
+        n = self.size
+        return np.flatnonzero(self.has_vector[:n] & self.available[:n])
+
+    def set_index(self, index: VectorIndex | None) -> None:
+        """Serve vector search from ``index`` (trained, empty or already filled with ``indexed_rows``), or
+        exactly when None."""
+        if index is not None and len(index) == 0:
+            rows = self.indexed_rows()
+            for start in range(0, len(rows), 65_536):
+                chunk = rows[start : start + 65_536]
+                index.add(chunk, self.vectors[chunk])
+        self.index = index
+
+    def train_index(self, seed: int) -> VectorIndex:
+        """A new IVF index trained on a sample of the indexed rows (empty: ``set_index`` fills it). Reads rows
+        without a lock: the caller holds it, or checks ``version`` afterwards."""
+        rows = self.indexed_rows()
+        n_lists = default_list_count(len(rows))
+        sample = VectorIndex.training_sample(self.vectors, rows, n_lists, seed).copy()
+        return VectorIndex.train(sample, n_lists, seed, built_size=self.size)
+
+    def index_due(self, min_items: int) -> str | None:
+        """Why the vector index should be (re)built or dropped now, or None while it is right for the size."""
+        if self.size < min_items or not self.dim:
+            return "drop" if self.index is not None else None
+        if self.index is None:
+            return "build"
+        if not self.index.built_size / 2 <= self.size <= 2 * self.index.built_size:
+            return "rebuild"
+        return None
+
+    def prune_recent(self, since: float) -> int:
+        """Forget uploads older than ``since`` from the recent set (the cohort job calls it); returns how many."""
+        self.recent_since = max(self.recent_since, since)
+        members = self.recent_rows.members()
+        old = members[self.uploaded_at[members] < self.recent_since]
+        for row in old.tolist():
+            self.recent_rows.discard(row)
+        return len(old)
 
     def mean_vector(self) -> np.ndarray | None:
         """Mean of all unit item vectors: cos(c, mean) is the similarity a random item has to c."""
@@ -99,16 +187,16 @@ class Catalog:
             self.tokens[row] = tokens_of(item)
         if vector is not None:
             self.vectors[row] = vector
-            if self.coarse_centroids is not None:
-                self.coarse_list[row] = int(np.argmax(self.coarse_centroids @ vector))
         elif self.dim is not None:
-            self.vectors[row] = 0.0  # scores 0 against every query, so vector search never returns it
+            self.vectors[row] = 0.0
         self.has_vector[row] = vector is not None
-        if vector is None:
-            self.coarse_list[row] = -1
         self.available[row] = item.available
         self.uploaded_at[row] = item.uploaded_at
         self._index(row)
+        if self.index is not None:
+            self.index.remove([row])
+            if vector is not None and item.available:
+                self.index.add(np.array([row]), vector[None, :])
         self.version += 1
         return row
 
@@ -118,6 +206,8 @@ class Catalog:
             return False
         self._unindex(row)
         last = self.size - 1
+        if self.index is not None:
+            self.index.remove([row, last] if row != last else [row])
         if row != last:
             moved = self.items[last]
             self.items[row] = moved
@@ -125,11 +215,16 @@ class Catalog:
             self.row_of[moved.item_id] = row
             for array in self._row_arrays():
                 array[row] = array[last]
+            for rows in self._row_sets():
+                rows.moved(row)
+            if self.index is not None and self.has_vector[row] and self.available[row]:
+                self.index.add(np.array([row]), self.vectors[row][None, :])
         self.items.pop()
         self.tokens.pop()
         for array in self._row_arrays():
             array[last] = 0
-        self.coarse_list[last] = -1
+        for rows in self._row_sets():
+            rows.position[last] = -1
         self.size -= 1
         self.version += 1
         return True
@@ -137,10 +232,13 @@ class Catalog:
     # ----- internals ----------------------------------------------------------------------
     def _row_arrays(self) -> list[np.ndarray]:
         arrays = [self.has_vector, self.available, self.uploaded_at, self.counts, self.trend, self.cold_level,
-                  self.coarse_list]
+                  *(rows.position for rows in self._row_sets())]
         if self.dim is not None:
             arrays.append(self.vectors)
         return arrays
+
+    def _row_sets(self) -> tuple[RowSet, ...]:
+        return (self.available_rows, self.recent_rows)
 
     def _init_vectors(self, dim: int) -> None:
         self.dim = dim
@@ -156,7 +254,8 @@ class Catalog:
             self.counts = _grow(self.counts, self._capacity)
             self.trend = _grow(self.trend, self._capacity)
             self.cold_level = _grow(self.cold_level, self._capacity)
-            self.coarse_list = _grow(self.coarse_list, self._capacity, fill=-1)
+            for rows in self._row_sets():
+                rows.grow(self._capacity)
             if self.dim is not None:
                 self.vectors = _grow(self.vectors, self._capacity)
         self.size += 1
@@ -164,6 +263,10 @@ class Catalog:
 
     def _index(self, row: int) -> None:
         item = self.items[row]
+        if item.available:
+            self.available_rows.add(row)
+        if item.uploaded_at >= self.recent_since:
+            self.recent_rows.add(row)
         self.by_creator[item.creator_id].add(item.item_id)
         if item.category:
             self.by_category[item.category].add(item.item_id)
@@ -178,6 +281,8 @@ class Catalog:
 
     def _unindex(self, row: int) -> None:
         item = self.items[row]
+        self.available_rows.discard(row)
+        self.recent_rows.discard(row)
         self.by_creator[item.creator_id].discard(item.item_id)
         if item.category:
             self.by_category[item.category].discard(item.item_id)

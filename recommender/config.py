@@ -92,7 +92,7 @@ class RecommenderConfig:
     candidate_quotas: dict[str, int] = field(default_factory=_candidate_quotas)
     min_candidates_per_centroid: int = 15
     ann_index_min_items: int = 5_000  # below this, nearest-neighbour search is exact over all vectors
-    ann_probe_lists: int = 6  # coarse lists (of ~2√N) scanned per interest centroid when the index is on
+    ann_probe_lists: int = 0  # IVF lists scanned per interest centroid when the faiss index is on (0: by size)
     fresh_window_seconds: float = 2 * DAY
     following_window_seconds: float = 14 * DAY
     neighbors_per_item: int = 100

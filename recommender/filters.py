@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .catalog import Catalog
 from .config import RecommenderConfig
 from .features.users import UserState
@@ -31,19 +33,22 @@ class FilterContext:
         return at is not None and at >= self.now - self.config.seen_window_seconds
 
     def muted(self, row: int) -> bool:
-        words = self.user.muted_words
-        if not words:
-            return False
-        tokens = self.catalog.tokens[row]
-        text = None
-        for word in words:
-            if " " in word:
-                text = text if text is not None else self.catalog.items[row].text.lower()
-                if word in text:
-                    return True
-            elif word in tokens:
-                return True
+        return is_muted(self.catalog, row, self.user.muted_words)
+
+
+def is_muted(catalog: Catalog, row: int, words: tuple[str, ...]) -> bool:
+    if not words:
         return False
+    tokens = catalog.tokens[row]
+    text = None
+    for word in words:
+        if " " in word:
+            text = text if text is not None else catalog.items[row].text.lower()
+            if word in text:
+                return True
+        elif word in tokens:
+            return True
+    return False
 
 
 # Every filter, in the order they are checked (the first that matches is the one reported).
@@ -92,3 +97,51 @@ def known_exclusions(ctx: FilterContext) -> set[str]:
     excluded = {item_id for item_id, at in user.seen.items() if at >= cutoff}
     excluded |= user.hidden_items | user.reported_items | user.session.served | set(ctx.caller_exclude)
     return excluded
+
+
+MAX_REJECTIONS_PER_DRAW = 64
+
+
+class EligibleRows:
+    """Every row ``first_failing`` lets through, without listing them: the size is the available rows less the
+    available rows some filter removes, and those are found from the user's own lists (their creators, hidden,
+    reported, served and seen items, the caller's exclusions) plus, for muted words, one scan of the catalogue
+    cached until the catalogue changes. Draws are uniform by rejection from the available rows."""
+
+    def __init__(self, ctx: FilterContext) -> None:
+        self.ctx = ctx
+        catalog, user = ctx.catalog, ctx.user
+        row_of, available = catalog.row_of, catalog.available
+        removed: set[int] = set()
+        for creator in (user.user_id, *user.blocked_creators, *user.hidden_creators):
+            removed.update(row_of[i] for i in catalog.by_creator.get(creator, ()))
+        removed.update(row_of[i] for i in known_exclusions(ctx) if i in row_of)
+        removed.update(_muted_rows(catalog, user.muted_words))
+        self.removed = {row for row in removed if available[row]}
+        self.size = len(catalog.available_rows) - len(self.removed)
+
+    def sample(self, count: int, rng) -> np.ndarray:  # noqa: ANN001 - np.random.Generator
+        members = self.ctx.catalog.available_rows.members()
+        picked: list[int] = []
+        for _ in range(MAX_REJECTIONS_PER_DRAW * count):
+            row = int(members[rng.integers(len(members))])
+            if row not in self.removed and row not in picked:
+                picked.append(row)
+                if len(picked) == count:
+                    return np.array(picked, dtype=np.int64)
+        # Most of the catalogue filtered out for this user: list what is left (the rare slow path).
+        rest = np.array([row for row in members.tolist() if row not in self.removed], dtype=np.int64)
+        return rng.choice(rest, size=min(count, len(rest)), replace=False)
+
+
+def _muted_rows(catalog: Catalog, words: tuple[str, ...]) -> frozenset[int]:
+    if not words:
+        return frozenset()
+    cache = catalog.query_cache.get(("muted", words))
+    if cache is not None and cache[0] == catalog.version:
+        return cache[1]
+    rows = frozenset(row for row in range(len(catalog)) if is_muted(catalog, row, words))
+    if len(catalog.query_cache) > 256:
+        catalog.query_cache.clear()
+    catalog.query_cache[("muted", words)] = (catalog.version, rows)
+    return rows

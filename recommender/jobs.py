@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics, vector_index
+from . import metrics
 from .candidates import popular as popular_source
 from .config import HOUR
 from .events import EXPOSURE_EVENTS, engagement_weight
@@ -512,32 +512,35 @@ def train_sequence_model(state: EngineState, now: float) -> dict:
 
 
 def rebuild_vector_index(state: EngineState, now: float) -> dict:
-    """Build the coarse index once the catalogue is large, rebuild after it grew by half; drop it when the
-    catalogue shrinks below the threshold (exact search is then fast enough)."""
+    """Build the faiss IVF index once the catalogue reaches ``ann_index_min_items`` (the recommender also builds
+    it when a bulk upsert crosses that size, e.g. at start-up), retrain its lists after the catalogue doubled
+    or halved, drop it below the threshold (exact search is then fast enough). Upserts and removals keep it in
+    step in between, so this job only changes how it is partitioned."""
     config = state.config
     with state.lock:
         catalog = state.catalog
         n = len(catalog)
-        built = catalog.coarse_built_size
-        if n < config.ann_index_min_items or not catalog.dim:
-            if catalog.coarse_centroids is not None:
-                catalog.set_coarse_index(None, None)
-                return {"index": "removed", "items": n}
-            return {"index": "exact search", "items": n}
-        if catalog.coarse_centroids is not None and n <= 1.5 * built:
-            return {"index": "up to date", "items": n, "lists": len(catalog.coarse_centroids)}
+        due = catalog.index_due(config.ann_index_min_items)
+        if due is None:
+            if catalog.index is None:
+                return {"index": "exact search", "items": n}
+            return {"index": "up to date", "items": n, "lists": catalog.index.n_lists, "indexed": len(catalog.index)}
+        if due == "drop":
+            catalog.set_index(None)
+            return {"index": "removed", "items": n}
         version = catalog.version
-        with_vectors = np.flatnonzero(catalog.has_vector[:n])
-        rng = np.random.default_rng(config.random_seed)
-        picked = rng.choice(with_vectors, size=min(len(with_vectors), vector_index.TRAINING_SAMPLE), replace=False)
-        sample = catalog.vectors[np.sort(picked)].copy()
-    centroids = vector_index.train_centroids(sample, vector_index.default_list_count(n), config.random_seed)
-    lists = vector_index.assign(catalog.vectors[:n], centroids)  # reads rows without the lock ...
+        index = catalog.train_index(config.random_seed)  # k-means on a sample (seconds at 1M items)
+    # Fill it outside the lock (requests keep the current index meanwhile) ...
+    filled = False
+    if version == catalog.version:
+        rows = catalog.indexed_rows()
+        index.add(rows, catalog.vectors[rows])
+        filled = True
     with state.lock:
-        if catalog.version != version or len(catalog) != n:  # ... so redo it if the catalogue moved
-            lists = vector_index.assign(catalog.active_vectors(), centroids)
-        catalog.set_coarse_index(centroids, lists)
-    return {"index": "built", "items": n, "lists": len(centroids)}
+        if not filled or catalog.version != version or len(index) != len(catalog.indexed_rows()):
+            index.ivf.reset()  # ... and again under it if the catalogue moved meanwhile
+        catalog.set_index(index)
+    return {"index": "built", "items": n, "lists": index.n_lists, "indexed": len(index)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -568,7 +571,7 @@ JOBS: dict[str, JobSpec] = {
                 "incremental ranker training, held-out evaluation, promotion"),
         JobSpec("sequence_model", 30 * 60, train_sequence_model,
                 "GRU4Rec next-item model: the sequence/next source and the ranker's sequence feature"),
-        JobSpec("vector_index", HOUR, rebuild_vector_index, "coarse nearest-neighbour index for large catalogues"),
+        JobSpec("vector_index", HOUR, rebuild_vector_index, "faiss IVF nearest-neighbour index for large catalogues"),
         JobSpec("metrics_snapshot", HOUR, snapshot_metrics, "DAU, retention, session length, CTR, engagement"),
     )
 }

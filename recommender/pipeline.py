@@ -17,7 +17,7 @@ from .candidates import popular as popular_source
 from .config import RecommenderConfig
 from .features.collaborative import UserCollaborative
 from .features.users import UserState
-from .filters import RELAXABLE, FilterContext, first_failing, known_exclusions
+from .filters import RELAXABLE, EligibleRows, FilterContext, first_failing, known_exclusions
 from .ranking.features import InterestQueries, build_features, interest_queries
 from .ranking.model import TASKS
 from .ranking.value import trend_boosted, value_scores
@@ -109,11 +109,8 @@ def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[
     """Draw this page's random-exposure slots (``random_exposure_share``) and make sure their items are scored."""
     catalog = request.state.catalog
 
-    def eligible() -> np.ndarray:
-        return np.array([row for row in range(len(catalog)) if first_failing(filter_ctx, row) is None],
-                        dtype=np.int64)
-
-    picks = random_exposure.draw(request.k, request.config.random_exposure_share, eligible, request.rng)
+    picks = random_exposure.draw(request.k, request.config.random_exposure_share, lambda: EligibleRows(filter_ctx),
+                                 request.rng)
     if not picks:
         return kept
     request.random_picks = tuple(picks)
@@ -127,7 +124,10 @@ def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[
 
 def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozenset[str]) -> list[Candidate]:
     catalog = state.catalog
-    if state.popular_version != catalog.version:
+    stale = state.popular_version != catalog.version and len(catalog) <= popular_source.LIST_SIZE
+    if stale or state.popular_version < 0 or (not state.popular and len(catalog)):
+        # Small catalogues: the list is the whole catalogue, refreshed after any change (cheap at that size);
+        # larger ones: the video_stats job keeps the top of it current, off the request path.
         popular_source.refresh(state)
     found: list[Candidate] = []
     for rank, item_id in enumerate(state.popular):
@@ -230,8 +230,9 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
         }
 
     # Cold-start cohort slots: the best-scoring new upload still inside its guaranteed exposure cohort.
-    pool = set(fresh_source.pool_rows(state.catalog, config, request.now).tolist())
-    cohort = [r for r in ranked if r.row in pool and r.row not in taken]
+    ranked_rows = np.array([r.row for r in ranked], dtype=np.int64)
+    in_pool = fresh_source.in_pool(state.catalog, config, request.now, ranked_rows)
+    cohort = [r for r, pooled in zip(ranked, in_pool.tolist(), strict=True) if pooled and r.row not in taken]
     position = min(k - 1, int(config.cold_start_slot_position * k))
     for entry in cohort[: config.fresh_slots]:
         while position in reserved and position < k - 1:

@@ -2,7 +2,7 @@
 them instead of recomputing.
 
 A job's outputs are the parts of the state it writes: the suspicious accounts, the statistics' baselines and
-lists, trend factors, item-to-item neighbours, long-term interest centroids, the coarse index's centroids, a
+lists, trend factors, item-to-item neighbours, long-term interest centroids, the vector index's trained lists, a
 metric snapshot, the sequence model, and which ranker version is active (the rankers themselves are in the
 model store). Item counters are not among them: every replica updates those itself from the same stream of
 events. Outputs are keyed by item and user ids, never by a replica's own row numbers, so a replica whose
@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import vector_index
 from .features import collaborative
 from .sequence.model import SequenceModel
 from .state import EngineState
+from .vector_index import VectorIndex
 
 FORMAT = 1
 _META = "__meta__"
@@ -151,20 +151,22 @@ def _sequence_in(state: EngineState, meta: dict, arrays: dict) -> dict:
 
 
 def _index_out(state: EngineState) -> Outputs:
-    centroids = state.catalog.coarse_centroids
-    return {"built": centroids is not None}, ({"centroids": centroids} if centroids is not None else {})
+    index = state.catalog.index
+    if index is None:
+        return {"built": False}, {}
+    return {"built": True, "built_size": index.built_size}, {"centroids": index.centroids()}
 
 
 def _index_in(state: EngineState, meta: dict, arrays: dict) -> dict:
     catalog = state.catalog
     if not meta["built"]:
-        catalog.set_coarse_index(None, None)
+        catalog.set_index(None)
         return {"index": "exact search"}
     centroids = arrays["centroids"].astype(np.float32)
     if not catalog.dim or centroids.shape[1] != catalog.dim:
         return {"index": "skipped: vector size differs"}
-    # The lists are this replica's own rows: assign them here (a matrix product, not a k-means).
-    catalog.set_coarse_index(centroids, vector_index.assign(catalog.active_vectors(), centroids))
+    # The trained lists are shared; the ids are this replica's own rows, so it fills the index itself.
+    catalog.set_index(VectorIndex.from_centroids(centroids, int(meta.get("built_size", len(catalog)))))
     return {"index": "loaded", "lists": len(centroids)}
 
 

@@ -46,7 +46,7 @@ class EngineState:
     sequence: SequenceModel | None = None  # GRU4Rec (sequence_model job)
     sequence_versions: list[dict[str, Any]] = field(default_factory=list)
     _sequence_users: dict[str, tuple[tuple[int, int], UserSequence | None]] = field(default_factory=dict, repr=False)
-    _sequence_rows: tuple[tuple[int, int], np.ndarray] | None = field(default=None, repr=False)
+    _sequence_rows: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.events = EventLog(self.config.max_events)
@@ -65,8 +65,7 @@ class EngineState:
             return None
         key = (self.catalog.version, similarity.version)
         if self._similarity_rows is None or self._similarity_rows[0] != key:
-            items = [item.item_id for item in self.catalog.items]
-            self._similarity_rows = (key, collaborative.row_positions(similarity, items))
+            self._similarity_rows = (key, collaborative.catalog_rows(similarity, self.catalog.row_of))
         rows = self._similarity_rows[1]
         return collaborative.for_user(similarity, rows, user, now, config or self.config, self.catalog.version)
 
@@ -85,15 +84,17 @@ class EngineState:
         self._sequence_users[user.user_id] = (key, result)
         return result
 
-    def sequence_vocabulary(self) -> np.ndarray:
-        """Per catalogue row: its position in the sequence model's vocabulary, -1 if unknown to it."""
+    def sequence_vocabulary(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vocabulary positions, their catalogue rows) for the model's items the catalogue holds: O(vocabulary)
+        when the catalogue or the model changes, nothing per request."""
         model = self.sequence
         key = (self.catalog.version, model.version if model is not None else -1)
         if self._sequence_rows is None or self._sequence_rows[0] != key:
-            index = model.index if model is not None else {}
-            rows = np.fromiter((index.get(item.item_id, -1) for item in self.catalog.items), dtype=np.int64,
-                               count=len(self.catalog.items))
-            self._sequence_rows = (key, rows)
+            row_of = self.catalog.row_of
+            ids = model.ids if model is not None else ()
+            rows = np.fromiter((row_of.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+            positions = np.flatnonzero(rows >= 0)
+            self._sequence_rows = (key, (positions, rows[positions]))
         return self._sequence_rows[1]
 
     def sequence_scores(self, user: UserState, rows: np.ndarray) -> np.ndarray | None:
@@ -101,7 +102,9 @@ class EngineState:
         sequence = self.user_sequence(user)
         if sequence is None:
             return None
-        vocab = self.sequence_vocabulary()[rows]
+        index, items = sequence.model.index, self.catalog.items
+        vocab = np.fromiter((index.get(items[row].item_id, -1) for row in rows.tolist()), dtype=np.int64,
+                            count=len(rows))
         out = np.zeros(len(rows), dtype=np.float32)
         known = vocab >= 0
         out[known] = sequence.for_vocabulary(vocab[known])

@@ -1,6 +1,8 @@
 """Nearest neighbours of the user's interest centroids: ``ann/short_term`` and ``ann/long_term``.
 
-Exact search over the in-memory vector matrix, all centroids batched into one matmul. Each centroid gets
+All centroids are searched in one batch: exactly over the catalogue's vector matrix while it is small, through
+the catalogue's faiss IVF index once it is large (see ``recommender.vector_index``); either way the rows the
+user must not be shown are filtered inside the search, so each query's top k are all usable. Each centroid gets
 its own share of the quota (with a floor), so a user with two tastes gets candidates for both.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalog import Catalog
-from ..vector_index import probe_rows
+from ..vector_index import default_probe, exact_search
 from .base import CandidateRequest, Scored
 
 SHORT_TERM = "ann/short_term"
@@ -23,12 +25,18 @@ def centroid_quotas(weights: np.ndarray, quota: int, floor: int) -> list[int]:
     return [max(min(floor, quota), int(round(quota * share))) for share in shares]
 
 
-def search(catalog: Catalog, queries: np.ndarray, probe: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows searched, scores (queries × rows)): exact over everything, or over the probed coarse lists."""
-    if catalog.coarse_centroids is None:
-        return np.arange(len(catalog)), queries @ catalog.active_vectors().T
-    rows = probe_rows(catalog.coarse_centroids, catalog.coarse_list[: len(catalog)], queries, probe)
-    return rows, queries @ catalog.vectors[rows].T
+def search(catalog: Catalog, queries: np.ndarray, k: int, probe: int = 0,
+           exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores), each (queries × k), best first, -1 rows where fewer were found: the nearest available rows
+    with a vector, other than ``exclude``. ``probe``: IVF lists scanned per query (0: the size's default)."""
+    index = catalog.index
+    if index is None:
+        n = len(catalog)
+        eligible = catalog.has_vector[:n] & catalog.available[:n]
+        if exclude is not None and len(exclude):
+            eligible[exclude] = False
+        return exact_search(catalog.active_vectors(), eligible, queries, k)
+    return index.search(queries, k, probe or default_probe(index.n_lists), exclude)
 
 
 def generate(request: CandidateRequest, quotas: dict[str, int]) -> dict[str, Scored]:
@@ -44,19 +52,13 @@ def generate(request: CandidateRequest, quotas: dict[str, int]) -> dict[str, Sco
         floor = request.config.min_candidates_per_centroid
         per_row += [(name, n) for n in centroid_quotas(weights, quotas[name], floor)]
 
-    rows, scores = search(catalog, matrix, request.config.ann_probe_lists)  # scores: (centroids, rows)
-    fetch = min(len(rows), 2 * max(n for _, n in per_row) + min(len(request.excluded), 2000))
-    if fetch < len(rows):
-        top = np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch]
-    else:
-        top = np.tile(np.arange(len(rows)), (len(per_row), 1))
+    k = max(n for _, n in per_row)
+    rows, scores = search(catalog, matrix, k, request.config.ann_probe_lists, request.excluded_rows)
     results: dict[str, dict[int, float]] = {}
-    allowed = (request.usable & catalog.has_vector[: len(catalog)])[rows]
     for j, (name, n) in enumerate(per_row):
-        columns = top[j][allowed[top[j]]]
-        columns = columns[np.argsort(-scores[j, columns], kind="stable")][:n]
         merged = results.setdefault(name, {})
-        for row, score in zip(rows[columns].tolist(), scores[j, columns].tolist(), strict=True):
-            merged[row] = max(score, merged.get(row, -np.inf))
+        for row, score in zip(rows[j, :n].tolist(), scores[j, :n].tolist(), strict=True):
+            if row >= 0:
+                merged[row] = max(score, merged.get(row, -np.inf))
     # Not cut back to the quota by score: that would drop the weaker taste the per-centroid shares protect.
     return {name: sorted(found.items(), key=lambda kv: -kv[1]) for name, found in results.items()}

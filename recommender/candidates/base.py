@@ -25,25 +25,35 @@ class CandidateRequest:
     now: float
     excluded: set[str]  # item ids already known to be filtered for this user (seen, served, hidden, ...)
     rng: np.random.Generator
-    usable: np.ndarray = field(init=False)  # per catalogue row: available and not excluded
+    # rows of ``excluded`` (sorted): the work per request follows the user's exclusions, never the catalogue
+    excluded_rows: np.ndarray = field(init=False)
     collaborative: UserCollaborative | None = field(init=False)  # the user's item-to-item scores per row
 
     def __post_init__(self) -> None:
         catalog = self.state.catalog
         self.collaborative = self.state.collaborative(self.user, self.now, self.config)
-        self.usable = catalog.available[: len(catalog)].copy()
-        for item_id in self.excluded:
-            row = catalog.row_of.get(item_id)
-            if row is not None:
-                self.usable[row] = False
+        row_of = catalog.row_of
+        self._excluded_set = {row_of[i] for i in self.excluded if i in row_of}
+        self.excluded_rows = np.array(sorted(self._excluded_set), dtype=np.int64)
+
+    def is_usable(self, row: int) -> bool:
+        """Available and not excluded."""
+        return bool(self.state.catalog.available[row]) and row not in self._excluded_set
+
+    def usable_mask(self, rows: np.ndarray) -> np.ndarray:
+        """``is_usable`` for an array of rows."""
+        mask = self.state.catalog.available[rows]
+        if len(self.excluded_rows):
+            mask &= ~np.isin(rows, self.excluded_rows, assume_unique=False)
+        return mask
 
     def take(self, rows_in_order, limit: int) -> Scored:
         """The first ``limit`` usable rows of an iterable of (row, score)."""
         out: Scored = []
-        usable = self.usable
+        available, excluded = self.state.catalog.available, self._excluded_set
         for row, score in rows_in_order:
             if len(out) >= limit:
                 break
-            if usable[row]:
+            if available[row] and row not in excluded:
                 out.append((int(row), float(score)))
         return out

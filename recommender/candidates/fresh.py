@@ -13,14 +13,19 @@ from .base import CandidateRequest, Scored
 NAME = "fresh"
 
 
-def pool_rows(catalog: Catalog, config: RecommenderConfig, now: float) -> np.ndarray:
-    """Rows of items uploaded within the fresh window whose exposures are below their cohort cap."""
-    n = len(catalog)
-    levels = catalog.cold_level[:n]
-    recent = catalog.uploaded_at[:n] >= now - config.fresh_window_seconds
+def in_pool(catalog: Catalog, config: RecommenderConfig, now: float, rows: np.ndarray) -> np.ndarray:
+    """Per row of ``rows``: uploaded within the fresh window, exposures below its cohort cap, available."""
+    levels = catalog.cold_level[rows]
+    recent = catalog.uploaded_at[rows] >= now - config.fresh_window_seconds
     caps = exposure_cap(np.maximum(levels, 0), config)
-    in_pool = recent & (levels >= 0) & (catalog.counts[:n, C["exposures"]] < caps) & catalog.available[:n]
-    return np.flatnonzero(in_pool)
+    return recent & (levels >= 0) & (catalog.counts[rows, C["exposures"]] < caps) & catalog.available[rows]
+
+
+def pool_rows(catalog: Catalog, config: RecommenderConfig, now: float) -> np.ndarray:
+    """Rows of items uploaded within the fresh window whose exposures are below their cohort cap: looked for
+    among the catalogue's recent uploads (pruned by the cohort job), not over the catalogue."""
+    members = catalog.recent_rows.members()
+    return np.sort(members[in_pool(catalog, config, now, members)])
 
 
 def generate(request: CandidateRequest, limit: int) -> Scored:

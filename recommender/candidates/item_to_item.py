@@ -1,5 +1,6 @@
 """``item2item``: the items with the highest item-to-item scores summed over everything the user engaged
-with (see features.collaborative); the CF job supplies the weights."""
+with (see features.collaborative); the CF job supplies the weights. Work per request: the rows the user's
+anchors point to."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
     collab = request.collaborative
     if collab is None:
         return []
-    scores = np.where(request.usable, collab.score, 0.0)
+    rows, scores = collab.score.nonzero()
+    keep = (scores > 0) & request.usable_mask(rows)
     if collab.anchor_rows:
-        scores[list(collab.anchor_rows)] = 0.0
-    found = np.flatnonzero(scores > 0)
-    if len(found) > limit:
-        found = found[np.argpartition(-scores[found], limit - 1)[:limit]]
-    found = found[np.argsort(-scores[found], kind="stable")]
-    return [(int(row), float(scores[row])) for row in found]
+        keep &= ~np.isin(rows, np.fromiter(collab.anchor_rows, dtype=np.int64))
+    rows, scores = rows[keep], scores[keep]
+    if len(rows) > limit:
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        rows, scores = rows[top], scores[top]
+    order = np.lexsort((rows, -scores))  # best first; ties by row, as the dense scan did
+    return [(int(rows[i]), float(scores[i])) for i in order]

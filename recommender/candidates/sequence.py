@@ -1,5 +1,6 @@
 """``sequence/next``: the items the sequence model expects the user to engage with next, given the order of
-what they engaged with last (the ``sequence_model`` job trains it)."""
+what they engaged with last (the ``sequence_model`` job trains it). Work per request: the model's vocabulary
+(the items it was trained on), never the whole catalogue."""
 
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
     sequence = request.state.user_sequence(request.user)
     if sequence is None:
         return []
-    vocab_of_row = request.state.sequence_vocabulary()
-    rows = np.flatnonzero((vocab_of_row >= 0) & request.usable[: len(vocab_of_row)])
+    positions, rows = request.state.sequence_vocabulary()
     if not len(rows):
         return []
-    engaged = set(sequence.positions)
-    rows = rows[[int(v) not in engaged for v in vocab_of_row[rows]]]
-    scores = sequence.for_vocabulary(vocab_of_row[rows])
+    keep = request.usable_mask(rows)
+    if sequence.positions:
+        keep &= ~np.isin(positions, np.array(sequence.positions, dtype=np.int64))
+    positions, rows = positions[keep], rows[keep]
+    if not len(rows):
+        return []
+    scores = sequence.for_vocabulary(positions)
     if len(rows) > limit:
-        keep = np.argpartition(-scores, limit - 1)[:limit]
-        rows, scores = rows[keep], scores[keep]
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        rows, scores = rows[top], scores[top]
     order = np.argsort(-scores, kind="stable")
     return [(int(rows[i]), float(scores[i])) for i in order]

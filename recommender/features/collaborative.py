@@ -65,19 +65,46 @@ def from_pairs(method: str, ids: list[str], left: np.ndarray, right: np.ndarray,
                           right.astype(np.int32), weight.astype(np.float32), version)
 
 
-def row_positions(similarity: ItemSimilarity, item_ids: list[str]) -> np.ndarray:
-    """Each catalogue row's position in ``similarity.ids``, -1 for items the job has not seen."""
-    index = similarity.index
-    return np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+def catalog_rows(similarity: ItemSimilarity, row_of: dict[str, int]) -> np.ndarray:
+    """Each of ``similarity.ids``' catalogue row, -1 for items the catalogue does not hold (O(len(similarity)),
+    cached by the state until the catalogue or the neighbours change)."""
+    return np.fromiter((row_of.get(i, -1) for i in similarity.ids), dtype=np.int64, count=len(similarity.ids))
+
+
+class RowValues:
+    """Values for a few catalogue rows, 0 for every other row; indexed by rows like a dense per-row vector, so a
+    user's scores cost what their neighbours number, not what the catalogue holds."""
+
+    __slots__ = ("rows", "values")
+
+    def __init__(self, rows: np.ndarray, values: np.ndarray) -> None:
+        order = np.argsort(rows, kind="stable")
+        self.rows = rows[order]
+        self.values = values[order]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, rows) -> np.ndarray:  # noqa: ANN001 - a row or an array of rows
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(self.rows):
+            return np.zeros(rows.shape, dtype=self.values.dtype)
+        at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        return np.where(self.rows[at] == rows, self.values[at], 0).astype(self.values.dtype)
+
+    def nonzero(self) -> tuple[np.ndarray, np.ndarray]:
+        keep = self.values != 0
+        return self.rows[keep], self.values[keep]
 
 
 @dataclass(frozen=True)
 class UserCollaborative:
     """Per catalogue row: ``score`` in [-1, 1] (summed weights / the user's best score over the catalogue, so
-    it does not depend on which candidates are being ranked) and ``support`` (how many anchors point to it)."""
+    it does not depend on which candidates are being ranked) and ``support`` (how many anchors point to it),
+    both sparse (rows no anchor points to read 0)."""
 
-    score: np.ndarray
-    support: np.ndarray
+    score: RowValues
+    support: RowValues
     anchor_rows: frozenset[int]
 
 
@@ -102,10 +129,10 @@ def anchor_weights(user: UserState, index: dict[str, int], now: float, config: R
     return np.array(positions, dtype=np.int64), np.array(weights, dtype=np.float64)
 
 
-def for_user(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserState, now: float,
+def for_user(similarity: ItemSimilarity, sim_rows: np.ndarray, user: UserState, now: float,
              config: RecommenderConfig, catalog_version: int) -> UserCollaborative | None:
-    """The user's collaborative scores for every catalogue row (``row_positions``: each row's position in
-    ``similarity.ids`` or -1); None when there is nothing to go on. Cached on the user."""
+    """The user's collaborative scores for every catalogue row (``sim_rows``: each of ``similarity.ids``'
+    catalogue row or -1, see ``catalog_rows``); None when there is nothing to go on. Cached on the user."""
     if not similarity.pairs or not user.engaged:
         return None
     key = (user.engaged_version, similarity.version, catalog_version, int(now // CACHE_SECONDS),
@@ -113,12 +140,12 @@ def for_user(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserSt
     cached = user.collab_cache
     if cached is not None and cached[0] == key:
         return cached[1]
-    result = _compute(similarity, row_positions, user, now, config)
+    result = _compute(similarity, sim_rows, user, now, config)
     user.collab_cache = (key, result)
     return result
 
 
-def _compute(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserState, now: float,
+def _compute(similarity: ItemSimilarity, sim_rows: np.ndarray, user: UserState, now: float,
              config: RecommenderConfig) -> UserCollaborative | None:
     anchors, weights = anchor_weights(user, similarity.index, now, config)
     if not len(anchors):
@@ -128,22 +155,21 @@ def _compute(similarity: ItemSimilarity, row_positions: np.ndarray, user: UserSt
     if not lengths.sum():
         return None
     take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
-    columns = similarity.neighbors[take]
-    values = similarity.weights[take] * np.repeat(weights, lengths)
-    n = len(similarity)
-    scores = np.bincount(columns, weights=values, minlength=n)
-    support = np.bincount(columns, minlength=n).astype(np.float32)
-    scores[anchors] = 0.0  # already engaged with: evidence about the others, not about themselves
+    # Only the items some anchor points to: work in the user's neighbours, not in the catalogue.
+    found, inverse = np.unique(similarity.neighbors[take], return_inverse=True)
+    scores = np.bincount(inverse, weights=similarity.weights[take] * np.repeat(weights, lengths),
+                         minlength=len(found))
+    support = np.bincount(inverse, minlength=len(found)).astype(np.float32)
+    scores[np.isin(found, anchors)] = 0.0  # already engaged with: evidence about the others, not about themselves
     best = float(scores.max())
     if best <= 0:
         return None
-    known = row_positions >= 0
-    by_row = np.zeros(len(row_positions), dtype=np.float32)
-    by_row[known] = np.clip(scores[row_positions[known]] / best, -1.0, 1.0)
-    support_by_row = np.zeros(len(row_positions), dtype=np.float32)
-    support_by_row[known] = support[row_positions[known]]
-    rows = frozenset(np.flatnonzero(known & np.isin(row_positions, anchors)).tolist())
-    return UserCollaborative(by_row, support_by_row, rows)
+    rows = sim_rows[found]
+    known = rows >= 0
+    score = RowValues(rows[known], np.clip(scores[known] / best, -1.0, 1.0).astype(np.float32))
+    anchor_rows = sim_rows[anchors]
+    return UserCollaborative(score, RowValues(rows[known], support[known]),
+                             frozenset(anchor_rows[anchor_rows >= 0].tolist()))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -47,4 +47,5 @@ def update_cohorts(catalog: Catalog, baseline: dict[str, float], config: Recomme
                 levels[row] = GRADUATED
                 graduated.append(item_id)
     in_pool = (levels >= 0) & (catalog.uploaded_at[:n] >= now - config.fresh_window_seconds)
+    catalog.prune_recent(now - config.fresh_window_seconds)  # what a request looks through for the fresh pool
     return {"expanded": expanded, "graduated": graduated, "in_pool": int(in_pool.sum())}

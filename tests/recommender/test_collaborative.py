@@ -79,9 +79,9 @@ def test_collaborative_scores_use_every_positive_not_just_the_last_ten():
     for i in range(12):  # a0 is the oldest positive, a11 the newest
         user.record_engagement(f"a{i}", 1.0, NOW + i, config.cf_user_history_items)
     user.record_engagement("a5", -3.0, NOW + 20, config.cf_user_history_items)  # liked, then hidden
-    rows = collaborative.row_positions(similarity, list(similarity.ids))
+    rows = collaborative.catalog_rows(similarity, {item: row for row, item in enumerate(similarity.ids)})
     scores = collaborative.for_user(similarity, rows, user, NOW + 30, config, catalog_version=0)
-    by_id = dict(zip(similarity.ids, scores.score.tolist(), strict=True))
+    by_id = dict(zip(similarity.ids, scores.score[np.arange(len(similarity.ids))].tolist(), strict=True))
     assert by_id["n0"] > 0  # eleven newer positives did not push the oldest out
     assert by_id["n11"] > by_id["n0"]  # ... but recent taste weighs more
     assert by_id["shared"] == max(by_id.values()) == pytest.approx(1.0)  # two anchors agree on it
@@ -94,7 +94,7 @@ def test_collaborative_scores_need_neighbours_and_history():
     config = RecommenderConfig()
     user = UserState("u", config)
     similarity = _similarity()
-    rows = collaborative.row_positions(similarity, list(similarity.ids))
+    rows = collaborative.catalog_rows(similarity, {item: row for row, item in enumerate(similarity.ids)})
     assert collaborative.for_user(similarity, rows, user, NOW, config, 0) is None  # no history
     user.record_engagement("a1", 1.0, NOW, config.cf_user_history_items)
     empty = collaborative.ItemSimilarity.empty()

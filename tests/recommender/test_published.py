@@ -24,7 +24,8 @@ def pair():
     scheduler = Recommender(config, clock=Clock(), model_store=store)
     replica = Recommender(config, clock=Clock(), model_store=store)
     scheduler.upsert_items(world.items)
-    replica.upsert_items(list(reversed(world.items)))
+    for item in reversed(world.items):  # one at a time: a bulk upsert would build its own vector index
+        replica.upsert_item(item)
     scheduler.record_events(events)
     replica.record_events(events)
     summaries = {name: scheduler.run_job(name, NOW) for name in scheduler.job_names()}
@@ -38,7 +39,7 @@ def test_every_job_publishes_outputs():
 def test_a_replica_loading_the_outputs_holds_what_the_scheduler_computed(pair):
     scheduler, replica, summaries = pair
     s, r = scheduler._state, replica._state
-    assert r.trending == [] and r.similarity.pairs == 0 and r.catalog.coarse_centroids is None
+    assert r.trending == [] and r.similarity.pairs == 0 and r.catalog.index is None
     for name in JOBS:
         blob = scheduler.export_job_outputs(name)
         assert isinstance(blob, bytes) and blob
@@ -54,10 +55,10 @@ def test_a_replica_loading_the_outputs_holds_what_the_scheduler_computed(pair):
         assert replica.inspect_item(item)["cold_start_level"] == scheduler.inspect_item(item)["cold_start_level"]
     user = next(iter(s.users))
     np.testing.assert_allclose(r.users[user].long_term.vectors, s.users[user].long_term.vectors)
-    assert r.catalog.coarse_centroids is not None
-    # each replica's own rows are assigned to the scheduler's centroids
+    assert r.catalog.index is not None and len(r.catalog.index) == len(s.catalog.index) > 0
+    # each replica's own rows are filled into the scheduler's trained lists
     row_s, row_r = s.catalog.row_of["v9"], r.catalog.row_of["v9"]
-    assert row_s != row_r and s.catalog.coarse_list[row_s] == r.catalog.coarse_list[row_r]
+    assert row_s != row_r and s.catalog.index.list_of(row_s) == r.catalog.index.list_of(row_r) >= 0
     assert r.metric_history[-1] == pytest.approx(s.metric_history[-1])
     assert r.ranker.active_version == s.ranker.active_version
     assert len(r.ranker.records) == len(s.ranker.records) > 1, summaries["ranker_training"]
