@@ -2,8 +2,8 @@
 
 Rows are dense: removing an item moves the last row into its place, so every array stays compact and a
 single matmul over ``vectors[:n]`` scores the whole catalogue. Above ``ann_index_min_items`` a faiss IVF index
-(``vector_index``) follows every change; two row sets (the available rows, the recent uploads) let a request
-sample or filter them without scanning the catalogue.
+(``vector_index``) follows every change; a row set of the recent uploads and a count of the available items
+let a request find the fresh pool and size the random-exposure pool without scanning the catalogue.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Catalog:
         self.trend = np.zeros(initial_capacity, dtype=np.float32)
         self.cold_level = np.zeros(initial_capacity, dtype=np.int8)  # -1: left the cold-start pool
         self.index: VectorIndex | None = None  # None: vector search is exact over ``vectors[:size]``
-        self.available_rows = RowSet(initial_capacity)
+        self.available_count = 0
         self.recent_rows = RowSet(initial_capacity)  # uploads newer than ``recent_since`` (the fresh pool's superset)
         self.recent_since = -np.inf
         self.query_cache: dict = {}  # small per-version results (e.g. rows matching a muted word), see filters
@@ -238,7 +238,7 @@ class Catalog:
         return arrays
 
     def _row_sets(self) -> tuple[RowSet, ...]:
-        return (self.available_rows, self.recent_rows)
+        return (self.recent_rows,)
 
     def _init_vectors(self, dim: int) -> None:
         self.dim = dim
@@ -263,8 +263,7 @@ class Catalog:
 
     def _index(self, row: int) -> None:
         item = self.items[row]
-        if item.available:
-            self.available_rows.add(row)
+        self.available_count += bool(self.available[row])
         if item.uploaded_at >= self.recent_since:
             self.recent_rows.add(row)
         self.by_creator[item.creator_id].add(item.item_id)
@@ -281,7 +280,7 @@ class Catalog:
 
     def _unindex(self, row: int) -> None:
         item = self.items[row]
-        self.available_rows.discard(row)
+        self.available_count -= bool(self.available[row])
         self.recent_rows.discard(row)
         self.by_creator[item.creator_id].discard(item.item_id)
         if item.category:

@@ -106,7 +106,8 @@ class EligibleRows:
     """Every row ``first_failing`` lets through, without listing them: the size is the available rows less the
     available rows some filter removes, and those are found from the user's own lists (their creators, hidden,
     reported, served and seen items, the caller's exclusions) plus, for muted words, one scan of the catalogue
-    cached until the catalogue changes. Draws are uniform by rejection from the available rows."""
+    cached until the catalogue changes. Draws are uniform by rejection over the catalogue's rows, so they
+    depend on the rows alone (a restored snapshot and a replay draw the same items)."""
 
     def __init__(self, ctx: FilterContext) -> None:
         self.ctx = ctx
@@ -118,19 +119,21 @@ class EligibleRows:
         removed.update(row_of[i] for i in known_exclusions(ctx) if i in row_of)
         removed.update(_muted_rows(catalog, user.muted_words))
         self.removed = {row for row in removed if available[row]}
-        self.size = len(catalog.available_rows) - len(self.removed)
+        self.size = catalog.available_count - len(self.removed)
 
     def sample(self, count: int, rng) -> np.ndarray:  # noqa: ANN001 - np.random.Generator
-        members = self.ctx.catalog.available_rows.members()
+        catalog = self.ctx.catalog
+        n, available = len(catalog), catalog.available
         picked: list[int] = []
         for _ in range(MAX_REJECTIONS_PER_DRAW * count):
-            row = int(members[rng.integers(len(members))])
-            if row not in self.removed and row not in picked:
+            row = int(rng.integers(n))
+            if available[row] and row not in self.removed and row not in picked:
                 picked.append(row)
                 if len(picked) == count:
                     return np.array(picked, dtype=np.int64)
         # Most of the catalogue filtered out for this user: list what is left (the rare slow path).
-        rest = np.array([row for row in members.tolist() if row not in self.removed], dtype=np.int64)
+        rest = np.array([row for row in np.flatnonzero(available[:n]).tolist() if row not in self.removed],
+                        dtype=np.int64)
         return rng.choice(rest, size=min(count, len(rest)), replace=False)
 
 
