@@ -1,4 +1,4 @@
-"""The ``foryou`` command line: serve, demo, db, models, upload, seed, jobs, recommend, eval."""
+"""The ``foryou`` command line: serve, demo, db, models, upload, seed, jobs, recommend, eval, backup."""
 
 from __future__ import annotations
 
@@ -266,6 +266,45 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """create / verify / restore (app.ops.backup); every failure is one clear message and a non-zero exit."""
+    from app.ops import backup
+
+    folder = Path(args.dir)
+    try:
+        if args.backup_command == "create":
+            manifest = backup.create(settings, folder, link_dest=Path(args.link_dest) if args.link_dest else None)
+            print(f"backup written to {folder}: database at migration {manifest['alembic_revision']}, "
+                  f"{manifest['media']['count']} media files ({manifest['media']['bytes']} bytes), LanceDB tables "
+                  f"{', '.join(manifest['lancedb']['tables']) or 'none'}; {len(manifest['files'])} files checksummed"
+                  f" in {manifest['seconds']} s")
+            return 0
+        if args.backup_command == "verify":
+            problems = backup.verify(folder)
+            if problems:
+                print(f"backup {folder} is NOT sound ({len(problems)} problems):", file=sys.stderr)
+                for problem in problems:
+                    print(f"  - {problem}", file=sys.stderr)
+                return 1
+            manifest = backup.read_manifest(folder)
+            print(f"backup {folder} is sound: {len(manifest['files'])} files match their checksums, the database"
+                  f" passes PRAGMA integrity_check (made {manifest['created_at']}, migration "
+                  f"{manifest['alembic_revision']})")
+            return 0
+        if args.data_dir:
+            settings = settings.with_overrides(data_dir=Path(args.data_dir), database_url="")
+        result = backup.restore(settings, folder, force=args.force)
+    except backup.BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    moved = result["previous_contents_moved_to"]
+    print(f"restored {folder} (made {result['created_at']}) into {result['data_dir']}: database, "
+          f"{result['media_files']} media files, LanceDB tables {', '.join(result['lancedb_tables']) or 'none'}."
+          + (f" The previous contents were moved to {moved}." if moved else "")
+          + " Start the server as usual: it migrates the database forward if needed.")
+    return 0
+
+
 HEADLINE_METRICS = ("ndcg@10", "recall@20", "gap_share", "watch_time_per_session")
 
 
@@ -338,6 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--out", default="benchmarks/results", help="where the report goes")
         command.add_argument("--datasets", help="where MovieLens is cached (default: <data dir>/datasets)")
     evaluate.set_defaults(func=cmd_eval)
+
+    backups = sub.add_parser("backup", help="back up, verify and restore the data dir (SQLite deployments)")
+    backup_sub = backups.add_subparsers(dest="backup_command", required=True)
+    create = backup_sub.add_parser("create", help="database (online backup), LanceDB snapshot, media, manifest")
+    create.add_argument("dir", help="a new (or empty) folder for the backup")
+    create.add_argument("--link-dest", help="an earlier backup: its unchanged media files are hard-linked")
+    verify = backup_sub.add_parser("verify", help="recompute every checksum and run PRAGMA integrity_check")
+    verify.add_argument("dir")
+    restore = backup_sub.add_parser("restore", help="verify, then restore into the data dir (an empty one)")
+    restore.add_argument("dir")
+    restore.add_argument("--force", action="store_true",
+                         help="restore over a data dir that holds data: its contents are moved aside, not deleted")
+    restore.add_argument("--data-dir", help="restore into this data dir instead of FORYOU_DATA_DIR")
+    backups.set_defaults(func=cmd_backup)
     return parser
 
 

@@ -98,7 +98,7 @@ class Settings:
     guest_idle_days: int = 30
     # disk: below this much free space in the data dir uploads get 507 and /readyz is not ready
     min_free_disk_mb: int = 512
-    # backups: a daily `foryou backup create` into data_dir/backups (0 days: off), keeping this many
+    # backups: a scheduled `foryou backup create` (every 24 h; 0: off) into FORYOU_BACKUP_DIR, keeping the newest N
     backup_every_hours: float = 24.0
     backup_keep: int = 7
     backup_dir: Path | None = None  # default: data_dir/backups

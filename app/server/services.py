@@ -34,6 +34,7 @@ from app.domain.videos.jobs import JobRunner
 from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
 from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import VideoService
+from app.ops.backup import scheduled_backup
 from app.server.ratelimit import BeaconLimits
 from app.server.scheduler import ScheduledJob, Scheduler
 from app.server.web_session import SessionStore, web_session_of
@@ -182,6 +183,11 @@ class Services:
                 ScheduledJob("guests:sweep", self.settings.job_interval("guests:sweep", GUEST_SWEEP_S),
                              lambda: self.sessions.sweep_idle(self.settings.guest_idle_days),
                              "remove idle guest sessions and guest users with no activity")]
+        if self.settings.backup_every_hours > 0:
+            jobs.append(ScheduledJob(
+                "backups:daily", self.settings.job_interval("backups:daily", self.settings.backup_every_hours * 3600),
+                lambda: asyncio.to_thread(scheduled_backup, self.settings),
+                f"back up the data dir into {self.settings.backups_dir} (keep the newest {self.settings.backup_keep})"))
         for spec in JOBS.values() if isinstance(JOBS, dict) else JOBS:
             name = f"recommender:{spec.name}"
             jobs.append(ScheduledJob(name, self.settings.job_interval(name, spec.interval_seconds),
