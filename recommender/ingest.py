@@ -107,7 +107,14 @@ def _update_scores(user: UserState, keys: list[tuple[str, str]], weight: float, 
 def _apply_relationships(user: UserState, event: Event, creator: str | None) -> None:
     kind = event.event_type
     scope = (event.info or {}).get("scope")
-    if kind == "follow" and creator:
+    if kind in ("like", "unlike") and event.item_id:  # what reasons may call "you liked"
+        liked = user.__dict__.setdefault("liked", {})
+        liked.pop(event.item_id, None)
+        if kind == "like":
+            liked[event.item_id] = event.timestamp
+            if len(liked) > 500:
+                del liked[next(iter(liked))]
+    elif kind == "follow" and creator:
         user.follows.add(creator)
     elif kind == "unfollow" and creator:
         user.follows.discard(creator)

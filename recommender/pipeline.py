@@ -21,7 +21,7 @@ from .filters import RELAXABLE, EligibleRows, FilterContext, first_failing, know
 from .ranking.features import InterestQueries, build_features, interest_queries
 from .ranking.model import TASKS
 from .ranking.value import trend_boosted, value_scores
-from .reasons import reasons_for
+from .reasons import Reason, explain
 from .reranking import exploration, random_exposure
 from .reranking.diversity import Placed, Ranked, assemble_page
 from .state import EngineState
@@ -256,21 +256,25 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
     state, user = request.state, request.user
     catalog = state.catalog
     recommendations = []
+    evidence: list[list[dict]] = []  # per card, what each reason refers to (reasons.Reason.as_trace)
     for position, placed in enumerate(page):
         entry = placed.entry
         item = catalog.items[entry.row]
         source = random_exposure.NAME if placed.kind == random_exposure.NAME else entry.source
-        reasons = reasons_for(item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now)
-        if placed.kind == "explore" and "Something new to explore" not in reasons:
-            reasons.insert(0, "Something new to explore")
+        reasons = explain(state, item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now)
+        texts = [r.text for r in reasons]
+        if placed.kind == "explore" and "Something new to explore" not in texts:
+            reasons.insert(0, Reason("Something new to explore", "explore", "explore"))
         if placed.kind == "cold_start" and source != "fresh":
-            reasons.append("A new upload looking for its first viewers")
+            reasons.insert(1, Reason("A new upload looking for its first viewers", "fresh", "cold_start"))
+        reasons = reasons[:3]
+        evidence.append([r.as_trace() for r in reasons])
         recommendations.append(
             Recommendation(
                 item_id=entry.item_id,
                 score=round(entry.score, 6),
                 source=source,
-                reasons=reasons[:3],
+                reasons=[r.text for r in reasons],
                 probabilities=_as_dict(entry.probabilities),
                 propensity=placed.propensity,
                 position=position,
@@ -281,7 +285,8 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
         user.session.last_served_creator = page[-1].entry.creator_id
     trace["final"] = [
         {"position": r.position, "item_id": r.item_id, "source": r.source, "score": r.score, "reasons": r.reasons,
+         "evidence": why, "placed": placed.kind, "also_from": list(placed.entry.also_from),
          "propensity": r.propensity}
-        for r in recommendations
+        for r, why, placed in zip(recommendations, evidence, page, strict=True)
     ]
     return recommendations

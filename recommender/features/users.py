@@ -44,6 +44,7 @@ class UserState:
         # Net engagement per item (item -> (Σ weights, last at)), least recent first; anchors for item-to-item CF.
         self.engaged: dict[str, tuple[float, float]] = {}
         self.engaged_version = 0
+        self.liked: dict[str, float] = {}  # item -> when liked (unlike removes it), for "Because you liked ‹title›"
         self.collab_cache: tuple | None = None  # (key, UserCollaborative | None), see features.collaborative
         self.session = SessionState()
         self.query_cache: tuple | None = None  # (key, InterestQueries), see ranking.features

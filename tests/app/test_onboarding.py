@@ -40,3 +40,33 @@ def test_skipping_marks_the_visitor_onboarded_without_interests(client):
                           headers={"x-csrf-token": csrf_of(client), "hx-request": "true"})
     assert skipped.status_code == 200 and "hx-refresh" not in skipped.headers
     assert "What are you into?" not in client.get("/", headers={"accept": "text/html"}).text
+
+
+def test_served_reasons_are_the_recommenders_and_picks_never_read_as_likes(client):
+    """"Why this video?" on the page shows the recommender's traced reasons (with the creator's handle filled
+    in); after only picking #music at onboarding nothing claims "you liked", and a music card says the pick."""
+    import html
+    import re
+
+    from recommender.reasons import fill
+
+    build_catalogue(client)
+    client.get("/", headers={"accept": "text/html"})
+    client.post("/onboarding/interests", data={"topics": ["music"]},
+                headers={"x-csrf-token": csrf_of(client), "hx-request": "true"})
+    page = client.get("/", headers={"accept": "text/html"}).text
+    shown = {vid: [html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", body)]
+             for vid, body in re.findall(r'<div class="why" id="why-(\w+)" hidden>.*?<ul>(.*?)</ul>', page, re.S)}
+    assert shown, "the cards have their reasons"
+    trace = services(client).recommender.engine.inspect_user(_session(client).user.id)["last_recommendation"]
+    traced = {f["item_id"]: f for f in trace["final"]}
+    handles = dict(re.findall(r'data-video-id="(\w+)" data-creator-id="\w+".*?aria-label="Video by @([\w.]+)"', page,
+                              re.S))
+    assert set(shown) & set(traced), "the page shows the cards the recommender traced"
+    for vid, reasons in shown.items():
+        if vid in traced:  # the first page: served by the last recommend() call
+            assert reasons == [fill(r, handles.get(vid)) for r in traced[vid]["reasons"]], vid
+    texts = [r for reasons in shown.values() for r in reasons]
+    assert not any("liked" in r.lower() for r in texts), texts
+    assert "You picked #music" in texts
+    assert not any("Popular right now" in r for r in texts)  # nothing has any views yet

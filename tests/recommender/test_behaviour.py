@@ -43,8 +43,8 @@ def test_feed_shifts_toward_liked_topic_and_keeps_the_rules(rec, clock):
         assert all(r.reasons and all(isinstance(x, str) and x for x in r.reasons) for r in page)
         assert [r.position for r in page] == list(range(len(page)))
 
-    liked_reasons = [x for r in second for x in r.reasons if "#cats" in x]
-    assert liked_reasons, "cat videos should say why: 'Because you ... videos about #cats'"
+    liked_reasons = [x for r in second for x in r.reasons if "‹a cats video›" in x]
+    assert liked_reasons, "cat videos should say why, naming one: 'Because you liked ‹a cats video›'"
 
 
 def test_declared_interests_seed_a_cold_feed(rec):

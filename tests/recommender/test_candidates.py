@@ -4,6 +4,7 @@ from recommender import FeedContext, Item
 from recommender.candidates import CandidateRequest, gather
 from recommender.candidates.ann import centroid_quotas
 from recommender.ranking.features import interest_queries
+from recommender.reasons import CREATOR
 
 from .conftest import NOW, ev, topic_of
 
@@ -53,7 +54,7 @@ def test_following_source_lists_recent_uploads_of_followed_creators_newest_first
     assert by_source["following"] == ["new-b", "new-a"]
     page = rec.recommend("u", k=10, context=FeedContext(now=NOW))
     followed = [r for r in page if r.source == "following"]
-    assert followed and all("New from a creator you follow" in r.reasons for r in followed)
+    assert followed and all(f"New from {CREATOR}, who you follow" in r.reasons for r in followed)
 
 
 def test_fresh_pool_holds_new_uploads_until_their_cohort_is_used(rec):

@@ -24,6 +24,7 @@ from app.db.engine import Database
 from app.db.models import Video, published_clause, utcnow
 from app.domain.events.writer import EventIn, EventWriter
 from app.domain.feed.services import Pick
+from recommender.reasons import fill as fill_reason
 
 Recommend = Callable[[str, int, frozenset[str], str], Awaitable[list[Pick]]]
 
@@ -137,7 +138,8 @@ class ApiFeedService:
                 if pick.video_id not in present:
                     present.add(pick.video_id)
                     new.append({"video_id": pick.video_id, "score": round(float(pick.score), 6),
-                                "reason": pick.reasons[0] if pick.reasons else "", "reasons": list(pick.reasons),
+                                "reason": fill_reason(pick.reasons[0], None) if pick.reasons else "",
+                                "reasons": [fill_reason(r, None) for r in pick.reasons],
                                 "source": pick.source})
             row.items = [*row.items, *new][:MAX_FEED_ITEMS]
             row.exhausted = not new or len(row.items) >= MAX_FEED_ITEMS

@@ -32,6 +32,7 @@ from app.db.models import (
 from app.domain.events.writer import EventIn, EventWriter
 from app.domain.experiments.service import registry_for
 from app.domain.sounds.services import SoundView, sounds_of_videos
+from recommender.reasons import fill as fill_reason
 
 TABS = ("foryou", "following")
 MAX_TRACKED_SESSIONS = 5000
@@ -231,7 +232,8 @@ class FeedService:
         for offset, pick in enumerate(pick for pick in picks if pick.video_id in videos):
             video = videos[pick.video_id]
             cards.append(Card(
-                video=video, creator=creators[video.creator_id], source=pick.source, reasons=pick.reasons,
+                video=video, creator=creators[video.creator_id], source=pick.source,
+                reasons=[fill_reason(r, creators[video.creator_id].username) for r in pick.reasons],
                 position=start_position + offset, request_id=request_id,
                 like_count=likes.get(video.id, 0), comment_count=comments.get(video.id, 0),
                 save_count=saves.get(video.id, 0), share_count=shares.get(video.id, 0),

@@ -18,19 +18,21 @@ from app.server.guards import login_redirect, safe_next
 from app.server.templating import is_htmx, render
 from app.server.web_session import WebSession
 
-# The candidate sources a card can come from, in plain words ("Why this video?").
+# The candidate sources a card can come from, in plain words ("Why this video?" → "Picked by: ..."). The
+# recommender's own reasons (recommender/reasons.py) say the specifics; these only name the source, truthfully.
 SOURCE_WORDS = {
     "fresh": "It's new on ForYou",
+    "cold_start": "It's new on ForYou",
     "following": "You follow this creator",
     "permalink": "Someone shared the link with you",
-    "popular": "It's popular right now",
-    "trending": "It's trending right now",
-    "similar": "It's similar to videos you watched to the end",
-    "content": "It's similar to videos you liked",
-    "collaborative": "People with similar taste enjoyed it",
-    "cf": "People with similar taste enjoyed it",
-    "topic": "It matches topics you watch",
-    "creator": "You've enjoyed this creator's videos",
+    "popular": "It's among the best-rated videos you haven't seen",
+    "trending": "Its engagement is growing fast",
+    "ann/short_term": "It's close to what you watched this session",
+    "ann/long_term": "It's close to what you've liked and watched",
+    "item2item": "People who enjoyed the same videos as you enjoyed it",
+    "sequence/next": "It's often watched next after what you just watched",
+    "sound": "It uses a sound you enjoy, or one that's trending",
+    "random": "A random pick, so your feed is never only what we expect",
     "explore": "We're trying something new to learn your taste",
     "exploration": "We're trying something new to learn your taste",
     "search": "It matched your search",
