@@ -22,6 +22,8 @@ def main() -> int:
         [sys.executable, str(HERE / "bench_media.py"), "--preset", settings.transcode_preset],
         [sys.executable, str(HERE / "bench_recommender.py")],
         [sys.executable, str(HERE / "bench_http.py")],
+        [sys.executable, str(HERE / "bench_ingest.py")],
+        [sys.executable, str(HERE / "bench_beacon_flood.py")],
         [sys.executable, str(HERE / "bench_startup.py")],
     ]
     failures = 0

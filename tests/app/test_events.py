@@ -132,3 +132,48 @@ def test_concurrent_writes_do_not_fail_with_database_locked(client):
             return (await session.execute(select(func.count()).select_from(Event))).scalar_one()
 
     assert run(client, _burst()) == 40
+
+
+def test_a_batch_costs_a_fixed_number_of_statements_whatever_its_size(client):
+    """The writer's Core path: a few statements per batch, never one per event (the ORM bulk path with
+    RETURNING issued one INSERT per row on SQLite); new rows get their ids and sessions, duplicates merge."""
+    from sqlalchemy import event as sa_event
+
+    from app.domain.events.writer import EventIn, write_events
+
+    video = add_video(client)
+    db = services(client).db
+    users = []
+
+    async def _users():
+        async with db.write() as session:
+            for n in range(3):
+                user = User(is_guest=True, display_name=f"Guest {n}")
+                session.add(user)
+                users.append(user)
+
+    run(client, _users())
+    seen = [[uuid.uuid4().hex, 2.0] for _ in range(50)]
+    first = [EventIn(event_id=eid, event_type="view", user_id=users[0].id, video_id=video, watch_duration=watch)
+             for eid, watch in seen]
+    run(client, write_events(db, first))
+    statements = []
+
+    def _count(_conn, _cursor, statement, *_args):  # noqa: ANN001
+        statements.append(statement)
+
+    batch = [EventIn(event_id=uuid.uuid4().hex, event_type="impression", user_id=users[i % 3].id, video_id=video)
+             for i in range(300)]
+    batch += [EventIn(event_id=eid, event_type="view", user_id=users[0].id, video_id=video, watch_duration=9.0)
+              for eid, _ in seen]  # the same views, grown
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", _count)
+    try:
+        stored = run(client, write_events(db, batch))
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", _count)
+    assert len(statements) <= 15, statements
+    assert sum(item.is_new for item in stored) == 300
+    assert all(item.row_id and item.session_id for item in stored)
+    assert len({item.row_id for item in stored}) == 350
+    assert {e.watch_duration for e in stored_events(client, event_type="view")} == {9.0}
+    assert len(stored_events(client)) == 350

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app.db.engine import Database
 from app.db.models import Event, ViewingSession, utcnow
@@ -55,7 +55,7 @@ def _insert_ignoring_duplicates(dialect: str):  # noqa: ANN202 - a dialect's INS
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(Event).on_conflict_do_nothing()
+    return insert(Event.__table__).on_conflict_do_nothing()  # Core, not the ORM's per-row bulk path
 
 
 def event_key(item: EventIn) -> tuple[str | None, str]:
@@ -67,28 +67,33 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
     """Store events in one write transaction: dedupe on (user, event id), merge watch time with max, sessionize.
 
     The same id sent by another user is another event and never touches the first user's row.
-    Core statements throughout (one SELECT of the ids already stored, one multi-row INSERT ... ON CONFLICT DO
-    NOTHING RETURNING, one UPDATE per view whose watch time grew): no ORM objects per event."""
+    Core statements throughout, a fixed number per batch whatever its size: one SELECT of the keys already
+    stored, one ``executemany`` INSERT ... ON CONFLICT DO NOTHING of the new rows (the driver's own loop, no
+    per-row statement building), one SELECT of their row ids, one ``executemany`` UPDATE for the views whose
+    watch time grew, and sessionization in two or three statements for all the batch's users together."""
     if not events:
         return []
     # The same id may repeat inside one batch too (periodic flush + swipe-away): keep the largest watch time.
     merged: dict[tuple[str | None, str], EventIn] = {}
     for item in events:
-        previous = merged.get(event_key(item))
+        key = event_key(item)
+        previous = merged.get(key)
         if previous is None or (item.watch_duration or 0) > (previous.watch_duration or 0):
-            merged[event_key(item)] = item
+            merged[key] = item
     stored: dict[tuple[str | None, str], StoredEvent] = {}
+    table = Event.__table__
     async with db.write() as session:
         existing = {
             (user_id, event_id): (row_id, watch, session_id, info)
             for user_id, event_id, row_id, watch, session_id, info in (await session.execute(
-                select(Event.user_id, Event.event_id, Event.id, Event.watch_duration, Event.session_id,
-                       Event.additional_info)
-                .where(Event.event_id.in_(list({event_id for _, event_id in merged})))
+                select(table.c.user_id, table.c.event_id, table.c.id, table.c.watch_duration, table.c.session_id,
+                       table.c.additional_info)
+                .where(table.c.event_id.in_(list({event_id for _, event_id in merged})))
             )).all()
         }
         fresh = [e for key, e in merged.items() if key not in existing]
         sessions = await _sessionize(session, fresh)
+        grown: list[dict] = []
         for key, item in merged.items():
             if key not in existing:
                 continue
@@ -96,14 +101,18 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
             info = info or {}
             if item.watch_duration is not None and item.watch_duration > (watch or 0):
                 # The grown view's own figures (watch_ratio, replays) go with it; "final" never reverts.
-                grown = {**info, **item.additional_info, "final": bool(info.get("final")
-                                                                      or item.additional_info.get("final"))}
-                await session.execute(update(Event).where(Event.id == row_id)
-                                      .values(watch_duration=item.watch_duration, additional_info=grown))
+                grown.append({"row_id": row_id, "watch": item.watch_duration,
+                              "info": {**info, **item.additional_info,
+                                       "final": bool(info.get("final") or item.additional_info.get("final"))}})
             elif item.additional_info.get("final") and not info.get("final"):
-                await session.execute(update(Event).where(Event.id == row_id)
-                                      .values(additional_info={**info, "final": True}))
+                grown.append({"row_id": row_id, "watch": watch, "info": {**info, "final": True}})
             stored[key] = StoredEvent(item, is_new=False, session_id=session_id, row_id=row_id)
+        if grown:
+            await session.execute(
+                update(table).where(table.c.id == bindparam("row_id")).values(
+                    watch_duration=bindparam("watch"),
+                    additional_info=bindparam("info", type_=table.c.additional_info.type)),
+                grown)
         if fresh:
             rows = [
                 {"event_id": item.event_id, "event_type": item.event_type, "user_id": item.user_id,
@@ -113,42 +122,69 @@ async def write_events(db: Database, events: Sequence[EventIn]) -> list[StoredEv
                  "additional_info": item.additional_info}
                 for item in fresh
             ]
-            statement = _insert_ignoring_duplicates(session.bind.dialect.name).returning(
-                Event.id, Event.user_id, Event.event_id)
-            ids = {(user_id, event_id): row_id
-                   for row_id, user_id, event_id in (await session.execute(statement, rows)).all()}
+            ids = await _insert_new(session, rows)
             for item, row in zip(fresh, rows, strict=True):
                 key = event_key(item)
                 stored[key] = StoredEvent(item, is_new=key in ids, session_id=row["session_id"], row_id=ids.get(key))
     return [stored[key] for key in merged]
 
 
+async def _insert_new(session, rows: list[dict]) -> dict[tuple[str | None, str], int]:  # noqa: ANN001
+    """Insert rows (a duplicate stored meanwhile is skipped) and return the row id of each one inserted."""
+    table = Event.__table__
+    dialect = session.bind.dialect.name
+    if dialect != "sqlite":  # PostgreSQL batches RETURNING itself and answers only for the rows it inserted
+        statement = _insert_ignoring_duplicates(dialect).returning(table.c.id, table.c.user_id, table.c.event_id)
+        return {(user_id, event_id): row_id
+                for row_id, user_id, event_id in (await session.execute(statement, rows)).all()}
+    # SQLite: the write transaction (BEGIN IMMEDIATE) holds the database's only write lock, so every row with an
+    # id above the largest before the INSERT is one of ours; a plain executemany is the driver's fast path.
+    before = (await session.execute(select(func.max(table.c.id)))).scalar() or 0
+    await session.execute(_insert_ignoring_duplicates(dialect), rows)
+    return {(user_id, event_id): row_id for row_id, user_id, event_id in (await session.execute(
+        select(table.c.id, table.c.user_id, table.c.event_id).where(table.c.id > before))).all()}
+
+
 async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:  # noqa: ANN001
-    """Attach each user's new events to their open viewing session, opening one after 30 idle minutes."""
+    """Attach each user's new events to their open viewing session, opening one after 30 idle minutes.
+
+    One SELECT finds every user's latest session, one ``executemany`` UPDATE extends the open ones; a session
+    is opened (one INSERT each) only for users idle more than 30 minutes, which is rare within a batch."""
     by_user: dict[str, list[EventIn]] = {}
     for item in new_events:
         if item.user_id:
             by_user.setdefault(item.user_id, []).append(item)
+    if not by_user:
+        return {}
+    sessions = ViewingSession.__table__
+    ranked = select(sessions.c.id, sessions.c.user_id, sessions.c.last_event_at,
+                    func.row_number().over(partition_by=sessions.c.user_id,
+                                           order_by=(sessions.c.last_event_at.desc(), sessions.c.id.desc()))
+                    .label("rank")).where(sessions.c.user_id.in_(list(by_user))).subquery()
+    latest = {user_id: (session_id, last_at) for session_id, user_id, last_at in (await session.execute(
+        select(ranked.c.id, ranked.c.user_id, ranked.c.last_event_at).where(ranked.c.rank == 1))).all()}
     result: dict[str, int] = {}
+    extend: list[dict] = []
     for user_id, items in by_user.items():
-        latest = (
-            await session.execute(
-                select(ViewingSession)
-                .where(ViewingSession.user_id == user_id)
-                .order_by(ViewingSession.last_event_at.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
         first_time = min(item.timestamp for item in items)
         last_time = max(item.timestamp for item in items)
-        if latest is None or first_time - latest.last_event_at > SESSION_GAP:
-            latest = ViewingSession(user_id=user_id, started_at=first_time, last_event_at=first_time)
-            session.add(latest)
-            await session.flush()
-        latest.last_event_at = max(latest.last_event_at, last_time)
-        latest.event_count += len(items)
-        latest.watch_seconds += sum(item.watch_duration or 0 for item in items if item.event_type == "view")
-        result[user_id] = latest.id
+        watch = sum(item.watch_duration or 0 for item in items if item.event_type == "view")
+        open_session = latest.get(user_id)
+        if open_session is None or first_time - open_session[1] > SESSION_GAP:
+            result[user_id] = (await session.execute(sessions.insert().values(
+                user_id=user_id, started_at=first_time, last_event_at=last_time, event_count=len(items),
+                watch_seconds=watch))).inserted_primary_key[0]
+            continue
+        result[user_id] = open_session[0]
+        extend.append({"sid": open_session[0], "last": max(open_session[1], last_time), "n": len(items),
+                       "watch": watch})
+    if extend:
+        await session.execute(
+            update(sessions).where(sessions.c.id == bindparam("sid")).values(
+                last_event_at=bindparam("last", type_=sessions.c.last_event_at.type),
+                event_count=sessions.c.event_count + bindparam("n"),
+                watch_seconds=sessions.c.watch_seconds + bindparam("watch")),
+            extend)
     return result
 
 
