@@ -73,9 +73,11 @@ def member_state(browser, live_server, tmp_path_factory) -> str:  # noqa: ANN001
 @pytest.mark.parametrize("signed_in", [False, True], ids=["guest", "member"])
 def test_nothing_is_wider_than_a_phone(browser, live_server, artifacts, member_state, signed_in):
     if signed_in:
-        pages = ["/", "/@phoneuser", "/search?q=retro", "/upload", "/settings"]
+        pages = ["/", "/@phoneuser", "/search?q=retro", "/upload", "/settings",
+                 # the profile's own pages: edit, the private Liked tab, the lists, the studio's counts
+                 "/profile/edit", "/@phoneuser/liked", "/@phoneuser/followers", "/@phoneuser/following", "/studio"]
     else:
-        pages = ["/", "/?tab=following", "/@maya", "/tag/retro", "/login"]
+        pages = ["/", "/?tab=following", "/@maya", "/tag/retro", "/login", "/@maya/followers", "/@maya/following"]
     for width in PHONE_WIDTHS:
         context = phone_at(browser, live_server, width, **({"storage_state": member_state} if signed_in else {}))
         page = context.new_page()
