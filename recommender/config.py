@@ -153,6 +153,7 @@ class RecommenderConfig:
     learning_rate: float = 1e-3  # Adam
     l2: float = 1e-4  # weight decay
     train_time_budget_seconds: float = 60.0
+    train_calibration_steps: int = 200  # from the prior: fit its per-task scale and bias first (AUC-neutral)
     d2q_buckets: int = 20  # duration buckets (equal frequency) for the debiased watch target
     d2q_effective_quantile: float = 0.5  # an effective view reaches this quantile of its bucket's watch time
     holdout_fraction: float = 0.2
@@ -172,6 +173,7 @@ class RecommenderConfig:
     sequence_time_budget_seconds: float = 20.0  # full softmax: ~1 s per epoch per 1k users × 1k items
     sequence_min_users: int = 20  # users with a sequence (two or more engaged items) before training
     sequence_recall_k: int = 20
+    sequence_retrain_min_growth: float = 0.05  # retrain once the engaged (user, item) pairs grew by this share
 
     random_seed: int = 7
 

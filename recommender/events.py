@@ -70,6 +70,7 @@ class EventLog:
         self._times: deque[float] = deque()
         self._ids: set[tuple[str, str]] = set()  # (user, event id): clients' ids are unique per user only
         self.appended = 0  # total ever appended: a sequence number for catching up after snapshots
+        self.rewrites = 0  # in-place rewrites (anonymise): counts continued from a checkpoint start over
 
     def __len__(self) -> int:
         return len(self._events)
@@ -84,6 +85,7 @@ class EventLog:
     def __setstate__(self, state: dict) -> None:
         self.max_events = state["max_events"]
         self.appended = state["appended"]
+        self.rewrites = 0
         events = deque(itertools.starmap(Event, state["rows"]))
         self._events = events
         self._times = deque(e.timestamp for e in events)
@@ -112,6 +114,7 @@ class EventLog:
     def anonymise(self, user_id: str, replacement: str) -> int:
         """Rewrite a user's events to another (anonymous) id in place; order and sequence numbers are kept."""
         changed = 0
+        self.rewrites += 1
         for index, event in enumerate(self._events):
             if event.user_id == user_id:
                 self._events[index] = replace(event, user_id=replacement)

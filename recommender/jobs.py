@@ -105,9 +105,25 @@ def detect_engagement_farming(state: EngineState, now: float) -> dict:
 # video statistics
 
 
-def _recount(events: list[Event], durations: dict[str, float], suspicious: set[str], gap: float) -> dict:
-    counts: dict[str, np.ndarray] = {}
-    last_exposure: dict[tuple[str, str], float] = {}
+@dataclass
+class _RecountCheckpoint:
+    """Where the last full count stopped: counts and open exposures after the first ``length`` logged events.
+    Valid while the log only grew (nothing dropped or rewritten) and the items' durations and the flagged
+    accounts are the same: then the next count continues from here instead of re-reading the whole log."""
+
+    key: tuple
+    durations: dict[str, float]
+    length: int
+    counts: dict[str, np.ndarray]
+    last_exposure: dict[tuple[str, str], float]
+
+
+def _recount(events: list[Event], durations: dict[str, float], suspicious: set[str], gap: float,
+             counts: dict[str, np.ndarray] | None = None,
+             last_exposure: dict[tuple[str, str], float] | None = None) -> dict:
+    """Item counters over ``events``; given ``counts`` / ``last_exposure`` of a prefix, continues from them."""
+    counts = {} if counts is None else counts
+    last_exposure = {} if last_exposure is None else last_exposure
     for e in events:
         if e.item_id is None or e.item_id not in durations or e.user_id in suspicious:
             continue
@@ -124,6 +140,21 @@ def _recount(events: list[Event], durations: dict[str, float], suspicious: set[s
     return counts
 
 
+def _counts_from_log(state: EngineState, events: list[Event], sequence: int, durations: dict[str, float],
+                     suspicious: set[str], gap: float) -> dict[str, np.ndarray]:
+    key = (tuple(sorted(suspicious)), sequence - len(events), state.events.rewrites, gap)
+    checkpoint = state.recount_checkpoint
+    if (checkpoint is not None and checkpoint.key == key and checkpoint.length <= len(events)
+            and checkpoint.durations == durations):
+        counts, last_exposure = checkpoint.counts, checkpoint.last_exposure
+        _recount(events[checkpoint.length :], durations, suspicious, gap, counts, last_exposure)
+    else:
+        counts, last_exposure = {}, {}
+        _recount(events, durations, suspicious, gap, counts, last_exposure)
+    state.recount_checkpoint = _RecountCheckpoint(key, durations, len(events), counts, last_exposure)
+    return {item_id: row.copy() for item_id, row in counts.items()}
+
+
 def update_video_stats(state: EngineState, now: float) -> dict:
     """Recount every item's statistics from the log (ignoring flagged accounts), refresh the catalogue
     baseline rates, per-topic rates, the popular list and the cold-start cohorts."""
@@ -133,7 +164,7 @@ def update_video_stats(state: EngineState, now: float) -> dict:
         sequence = state.events.appended
         durations = {item.item_id: item.duration for item in state.catalog.items}
         suspicious = set(state.suspicious_users)
-    counts = _recount(events, durations, suspicious, config.exposure_gap_seconds)
+    counts = _counts_from_log(state, events, sequence, durations, suspicious, config.exposure_gap_seconds)
     with state.lock:
         catalog = state.catalog
         before = catalog.counts[: len(catalog)].copy()
@@ -410,7 +441,8 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
     y_holdout = debiased_labels(holdout.Y, holdout.watch_seconds, holdout.durations, buckets)
     run = train_neural(active, train.X, y_train, batch_size=config.train_batch_size, max_epochs=config.train_epochs,
                        learning_rate=config.learning_rate, weight_decay=config.l2,
-                       time_budget=config.train_time_budget_seconds, seed=config.random_seed + len(registry.records))
+                       time_budget=config.train_time_budget_seconds, seed=config.random_seed + len(registry.records),
+                       calibration_steps=config.train_calibration_steps)
 
     def judged(model) -> Evaluation:  # noqa: ANN001
         return evaluate(model, holdout.X, y_holdout, holdout.sessions, config.value_weights)
@@ -480,9 +512,17 @@ def train_sequence_model(state: EngineState, now: float) -> dict:
     ids = sorted(reach, key=lambda i: (-reach[i], i))[: config.sequence_max_items]
     index = {item_id: p for p, item_id in enumerate(ids)}
     sequences = [s for s in ([index[i] for i in order if i in index] for order in orders) if len(s) >= 2]
-    summary: dict = {"users_with_sequences": len(sequences), "items": len(ids)}
+    engaged = sum(len(s) for s in sequences)
+    summary: dict = {"users_with_sequences": len(sequences), "items": len(ids), "engaged": engaged}
     if len(sequences) < config.sequence_min_users:
         summary["skipped"] = f"fewer than {config.sequence_min_users} users with two or more engaged items"
+        return summary
+    last = state.sequence_versions[-1] if state.sequence_versions else None
+    if last is not None and state.sequence is not None and last.get("engaged") and \
+            engaged < last["engaged"] * (1.0 + config.sequence_retrain_min_growth):
+        # the model reads each user's live sequence at request time: retraining waits for new transitions
+        summary["skipped"] = (f"engaged items grew less than {config.sequence_retrain_min_growth:.0%} "
+                              f"since version {last['version']}")
         return summary
     run = train_gru4rec(sequences, ids, dim=config.sequence_dim, max_length=config.sequence_max_length,
                         epochs=config.sequence_epochs, batch_size=config.sequence_batch_size,
@@ -493,7 +533,7 @@ def train_sequence_model(state: EngineState, now: float) -> dict:
     record = {"version": version, "created_at": now, "status": "active" if promote else "rejected",
               "recall": run.recall, "popularity_recall": run.popularity_recall, "k": config.sequence_recall_k,
               "users_held_out": run.users_held_out, "epochs": run.epochs, "seconds": round(run.seconds, 2),
-              "loss": run.loss, "items": len(ids), "users": len(sequences)}
+              "loss": run.loss, "items": len(ids), "users": len(sequences), "engaged": engaged}
     with state.lock:
         if promote:
             for previous in state.sequence_versions:

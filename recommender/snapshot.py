@@ -32,7 +32,7 @@ from .ports import ModelStore
 FORMAT_VERSION = 2  # 2: the catalogue holds a faiss index (serialised by faiss) instead of coarse lists
 MAGIC = b"FORYOU-RECOMMENDER-SNAPSHOT "
 # Not state: rebuilt when a recommender is built (ranker, lock) or recomputed on demand (caches).
-_NOT_SAVED = frozenset({"config", "ranker", "lock", "_similarity_rows"})
+_NOT_SAVED = frozenset({"config", "ranker", "lock", "_similarity_rows", "recount_checkpoint"})
 
 
 class SnapshotError(Exception):

@@ -47,6 +47,7 @@ class EngineState:
     sequence_versions: list[dict[str, Any]] = field(default_factory=list)
     _sequence_users: dict[str, tuple[tuple[int, int], UserSequence | None]] = field(default_factory=dict, repr=False)
     _sequence_rows: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+    recount_checkpoint: Any = field(default=None, repr=False)  # video_stats job: counts so far (not saved)
 
     def __post_init__(self) -> None:
         self.events = EventLog(self.config.max_events)

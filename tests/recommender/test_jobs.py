@@ -103,3 +103,33 @@ def test_library_never_imports_the_web_layer_or_the_orm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_video_stats_continue_from_their_checkpoint_exactly_as_a_full_recount():
+    world = make_world(120, 20, dim=8, n_topics=3, now=NOW, seed=5)
+    history = list(simulate_history(world, sessions_per_user=2, swipes_per_session=12, start=NOW - 2 * 86400,
+                                    end=NOW - 4000, seed=5))
+    half = len(history) // 2
+    rec = Recommender(RecommenderConfig(), clock=Clock())
+    rec.upsert_items(world.items)
+    rec.record_events(history[:half])
+    rec.run_job("video_stats", NOW - 3000)
+    first = rec._state.recount_checkpoint
+    assert first is not None and first.length == half
+    rec.record_events(history[half:])
+    rec.record_event(ev("u1", "unlike", NOW - 100, history[-1].item_id))
+    rec.run_job("video_stats", NOW)
+    continued = rec._state.catalog.counts.copy()
+    assert rec._state.recount_checkpoint.length == len(history) + 1
+    rec._state.recount_checkpoint = None  # a full recount of the same log
+    rec.run_job("video_stats", NOW)
+    assert continued.sum() > 0
+    assert (rec._state.catalog.counts == continued).all()
+    # a flagged account changes what counts: the checkpoint is not reused
+    rec._state.suspicious_users.add("u1")
+    rec.run_job("video_stats", NOW)
+    assert rec._state.recount_checkpoint.key[0] == ("u1",)
+    full = rec._state.catalog.counts.copy()
+    rec._state.recount_checkpoint = None
+    rec.run_job("video_stats", NOW)
+    assert (rec._state.catalog.counts == full).all()

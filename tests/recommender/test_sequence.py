@@ -58,6 +58,13 @@ def test_the_sequence_source_recovers_a_planted_next_item_pattern(clock):
     again = SequenceModel.from_bytes(model.to_bytes())
     np.testing.assert_allclose(again.scores([1, 2]), model.scores([1, 2]), rtol=1e-6)
     assert [v["version"] for v in rec.sequence_versions()] == [1]
+    # two more likes are not 5% more engaged items: no retraining (the live sequence is read at request time)
+    skipped = rec.run_job("sequence_model", NOW + 6)
+    assert "grew less than" in skipped["skipped"] and len(rec.sequence_versions()) == 1
+    for u in range(20):
+        rec.record_event(ev(f"late{u}", "like", NOW + 10 + u, chain[u]))
+        rec.record_event(ev(f"late{u}", "like", NOW + 11 + u, chain[u + 1]))
+    assert rec.run_job("sequence_model", NOW + 60)["version"] == 2
 
 
 def test_the_sequence_job_waits_for_enough_sequences(rec):

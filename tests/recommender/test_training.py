@@ -81,9 +81,9 @@ def test_the_trained_ranker_beats_the_prior_and_is_promoted_then_rolled_back():
 
 
 def test_promotion_refuses_a_candidate_that_is_not_better():
-    # A learning rate this large wrecks every step; training returns its start (the prior), which cannot
-    # beat the prior: the candidate is recorded as rejected and the prior keeps serving.
-    rec, _ = _recommender(learning_rate=50.0, train_epochs=3)
+    # A learning rate this large wrecks every step and the calibration step is off; training returns its start
+    # (the prior), which cannot beat the prior: the candidate is recorded as rejected and the prior keeps serving.
+    rec, _ = _recommender(learning_rate=50.0, train_epochs=3, train_calibration_steps=0)
     summary = rec.run_job("ranker_training", NOW)
     assert summary["promoted"] is False and summary["note"] == "log loss not lower"
     assert rec.ranker_versions()[-1]["status"] == "rejected"
