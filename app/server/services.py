@@ -87,7 +87,7 @@ class Services:
     def build(cls, settings: Settings, models: ModelRegistry | None = None) -> Services:
         settings.ensure_dirs()
         db = Database(settings.resolved_database_url)
-        sessions = SessionStore(db, settings.session_days)
+        sessions = SessionStore(db, settings.session_days, settings.effective_secret_key().encode())
         events = EventWriter(db, settings.event_batch_max, settings.event_flush_interval_ms / 1000)
         storage = storage_for(settings.storage_url, settings.storage_endpoint, settings.storage_access_key,
                               settings.storage_secret_key, settings.storage_region)
@@ -134,6 +134,9 @@ class Services:
             privacy=PrivacyService(settings, db, recommender, removal), model_status=ModelStatus(models), api=api,
             beacon_limits=BeaconLimits.from_settings(settings),
         )
+
+    def __post_init__(self) -> None:
+        self.accounts.on_new_guest.append(self.feed.adopt)  # a pending visitor's held impressions
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def start(self, *, worker: bool = False, scheduler: bool = False, recommender: bool = True) -> None:

@@ -19,6 +19,7 @@ def make_environment() -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates change with a deploy: no stat() of every included file per render
     )
     env.filters["compact"] = compact_number
     return env

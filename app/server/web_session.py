@@ -5,6 +5,12 @@ has a CSRF token that every state-changing request must echo: htmx sends it as t
 plain forms as a ``csrf_token`` field, and the beacon endpoint (``opt={"csrf_in_body": True}``) checks it
 inside its JSON body itself. At login and sign-up the session id is rotated (a fresh token, the old row
 deleted), so a token planted before login is worthless after it.
+
+A visitor who only reads costs no database write: a cookieless request gets a *pending* session, a fresh
+token in the cookie and nothing stored. Its CSRF token and its future guest id are HMACs of the token's hash
+under the server's secret, so they are the same on every request that presents the cookie, nobody without
+the cookie (HttpOnly) can compute them, and no row is needed to check them. The row (and a guest user) is
+written on the first interaction that needs one (``SessionStore.materialize``: a beacon, a like, onboarding).
 """
 
 from __future__ import annotations
@@ -45,10 +51,17 @@ class WebSession:
     csrf_token: str
     user: User | None
     new_token: str | None = None  # set when the cookie must be (re)issued
+    persisted: bool = True  # False: a pending session (no row yet, see the module's docstring)
+    visitor_id: str | None = None  # a pending session's future guest id (recommendations, impressions)
 
     @property
     def user_id(self) -> str | None:
         return self.user.id if self.user else None
+
+    @property
+    def viewer_id(self) -> str | None:
+        """Who is looking: the user, or the guest this pending visitor will become."""
+        return self.user.id if self.user else self.visitor_id
 
     @property
     def is_signed_in(self) -> bool:
@@ -68,10 +81,72 @@ def replace_web_session(request: Request, new: WebSession) -> None:
     request.scope["state"]["web_session"] = new
 
 
+def _insert(dialect: str, table):  # noqa: ANN001, ANN202 - a dialect's INSERT construct
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 class SessionStore:
-    def __init__(self, db: Database, session_days: int) -> None:
+    def __init__(self, db: Database, session_days: int, secret: bytes | None = None) -> None:
         self.db = db
         self.lifetime = timedelta(days=session_days)
+        self.secret = secret or secrets.token_bytes(32)
+
+    def _derive(self, purpose: str, token_hash: str) -> str:
+        return hmac.new(self.secret, f"{purpose}:{token_hash}".encode(), hashlib.sha256).hexdigest()
+
+    def pending(self, token: str | None = None) -> WebSession:
+        """A session with nothing stored: for ``token`` (a cookie with no row), or a new one (cookie issued)."""
+        new_token = None if token else secrets.token_urlsafe(32)
+        token_hash = hash_token(token or new_token)
+        return WebSession(token_hash=token_hash, csrf_token=self._derive("csrf", token_hash), user=None,
+                          new_token=new_token, persisted=False,
+                          visitor_id="u_" + self._derive("visitor", token_hash)[:12])
+
+    async def load_or_pending(self, token: str | None) -> WebSession:
+        """This request's session: its row, else a pending one (reads only, never a write but the touch)."""
+        loaded = await self.load(token)
+        if loaded is not None:
+            return loaded
+        if not token:
+            return self.pending()
+        candidate = self.pending(token)
+        # A token whose guest once existed (its row was swept or rotated away, e.g. at sign-up, where the
+        # guest became the account) must not come back as that user: it starts over with a fresh token.
+        async with self.db.read() as session:
+            taken = (await session.execute(select(User.id).where(User.id == candidate.visitor_id))).first()
+        return self.pending() if taken else candidate
+
+    async def materialize(self, current: WebSession) -> User:
+        """Store a pending session with its guest (one write transaction); the guest of any session that has
+        none. Idempotent under concurrent requests of the same browser."""
+        if current.user is not None:
+            return current.user
+        now = utcnow()
+        async with self.db.write() as session:
+            row = await session.get(AuthSession, current.token_hash)
+            if row is not None and row.user_id is not None:  # a concurrent request got there first
+                guest = await session.get(User, row.user_id)
+            else:
+                guest_id = current.visitor_id or None
+                if guest_id is None or await session.get(User, guest_id) is not None:
+                    guest_id = None
+                guest = User(is_guest=True, display_name="Guest", **({"id": guest_id} if guest_id else {}))
+                session.add(guest)
+                await session.flush()
+                if row is not None:
+                    row.user_id = guest.id
+                else:
+                    await session.execute(_insert(session.bind.dialect.name, AuthSession).values(
+                        token_hash=current.token_hash, user_id=guest.id, csrf_token=current.csrf_token,
+                        created_at=now, last_seen_at=now, expires_at=now + self.lifetime,
+                    ).on_conflict_do_nothing())
+        current.user = guest
+        current.persisted = True
+        return guest
 
     async def load(self, token: str | None) -> WebSession | None:
         if not token:
@@ -139,17 +214,11 @@ class SessionStore:
             await session.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash))
 
     async def rotate(self, current: WebSession, user: User | None) -> WebSession:
-        """Issue a fresh session id for ``user`` and drop the old one (login, sign-up, logout)."""
-        await self.destroy(current.token_hash)
-        return await self.create(user)
-
-    async def attach_user(self, current: WebSession, user: User) -> None:
-        """Bind a newly created guest to this session without rotating (nothing was elevated)."""
-        async with self.db.write() as session:
-            live = await session.get(AuthSession, current.token_hash)
-            if live is not None:
-                live.user_id = user.id
-        current.user = user
+        """Issue a fresh session id for ``user`` and drop the old one (login, sign-up, logout). Without a user
+        (logout, account deleted) the new session is a pending one: nothing stored until it is needed."""
+        if current.persisted:
+            await self.destroy(current.token_hash)
+        return await self.create(user) if user is not None else self.pending()
 
 
 def _cookie_from_scope(scope: Scope) -> str | None:
@@ -204,7 +273,7 @@ class SessionMiddleware(ASGIMiddleware):
         self.secure_cookies = secure_cookies
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        web_session = await self.store.load(_cookie_from_scope(scope)) or await self.store.create(None)
+        web_session = await self.store.load_or_pending(_cookie_from_scope(scope))
         scope.setdefault("state", {})["web_session"] = web_session
 
         method = scope["method"]

@@ -168,9 +168,11 @@ def test_search_has_a_hook_for_semantic_search(client):
     assert hits == [keyword, semantic]  # word matches first, then by meaning; unknown ids dropped
 
 
-def test_guest_gets_a_visitor_row_so_that_impressions_are_logged(client):
-    add_ready(client)
-    csrf_of(client)
+def test_a_guests_impressions_are_logged_once_it_acts(client):
+    """A reading visitor writes nothing (see test_lazy_guests); its first beacon stores the guest and the
+    impressions of what it was shown."""
+    video = add_ready(client)
+    csrf = csrf_of(client)
 
     async def _impressions():
         from sqlalchemy import select
@@ -180,5 +182,10 @@ def test_guest_gets_a_visitor_row_so_that_impressions_are_logged(client):
         async with services(client).db.read() as session:
             return (await session.execute(select(Event).where(Event.event_type == "impression"))).scalars().all()
 
+    assert run(client, _impressions()) == []
+    view = {"event_id": "e" * 32, "type": "view", "video_id": video, "watch_duration": 1.0}
+    beacon = {"csrf": csrf, "events": [view]}
+    assert client.post("/api/events", content=json.dumps(beacon), headers={"content-type": "text/plain"}
+                       ).status_code == 202
     [impression] = run(client, _impressions())
     assert impression.user_id and impression.additional_info["feed"] == "foryou"

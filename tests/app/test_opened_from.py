@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import uuid
 
 from sqlalchemy import select
 
@@ -16,6 +18,14 @@ from tests.app.test_interactions import add_ready, hx
 HTML = {"accept": "text/html"}
 CARDS = re.compile(r'<article class="card[^"]*" id="card-([^"]+)"[^>]*?data-source="([^"]+)"[^>]*?data-feed="([^"]+)"',
                    re.S)
+
+
+def act(client, video_id: str) -> None:  # noqa: ANN001
+    """A first interaction (a beacon with one view), the way the player sends it."""
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', client.get("/search", headers=HTML).text).group(1)
+    view = {"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 1.0}
+    assert client.post("/api/events", content=json.dumps({"csrf": csrf, "events": [view]}),
+                       headers={"content-type": "text/plain"}).status_code == 202
 
 
 def impressions(client, video_id: str) -> list[dict]:  # noqa: ANN001
@@ -44,6 +54,8 @@ def test_profile_grid_becomes_a_feed_of_that_grid_in_order(client):
     assert {(c[1], c[2]) for c in cards} == {("profile", "profile")}
     assert 'data-end="grid"' in page and 'href="/@maya">Back to @maya</a>' in page and "feed-loader" not in page
     assert "You opened it from @maya&#39;s profile" in page
+    assert impressions(client, newest_first[1]) == []  # a reading visitor writes nothing...
+    act(client, ids[2])  # ...until it acts: then what it was shown is stored with its guest
     [info] = impressions(client, newest_first[1])
     assert info["source"] == "profile" and info["feed"] == "profile"
     assert am.traffic_source(info) == "Profile"

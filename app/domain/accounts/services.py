@@ -10,6 +10,7 @@ import re
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -166,15 +167,19 @@ class AccountService:
         self.admin_usernames = set(admin_usernames)
         self.devices = devices or DeviceCookies(secrets.token_bytes(32))
         self.per_address_limit = per_address_limit or limiter.limit * 4
+        # ``async hook(session_key, guest)`` after a visitor's guest is created (see ensure_visitor).
+        self.on_new_guest: list[Callable[[str, User], Awaitable[None]]] = []
 
     async def ensure_visitor(self, web_session: WebSession) -> User:
-        """The session's user, creating a guest on a visitor's first action."""
+        """The session's user, creating a guest (and storing a pending session) on a visitor's first action:
+        a read never does (see app.server.web_session). Then ``on_new_guest`` hooks run (the feed writes the
+        impressions it held for the pending session)."""
         if web_session.user is not None:
             return web_session.user
-        async with self.db.write() as session:
-            guest = User(is_guest=True, display_name="Guest")
-            session.add(guest)
-        await self.sessions.attach_user(web_session, guest)
+        pending_key = web_session.token_hash
+        guest = await self.sessions.materialize(web_session)
+        for hook in self.on_new_guest:
+            await hook(pending_key, guest)
         return guest
 
     async def sign_up(self, web_session: WebSession, username: str, password: str,
@@ -190,7 +195,10 @@ class AccountService:
             # A guest's account becomes the real one: their events, likes and follows carry over as they are.
             user = await session.get(User, guest.id) if guest else None
             if user is None:
-                user = User()
+                # A pending visitor (nothing stored yet) becomes the account under its guest id, if free.
+                keep_id = (not web_session.persisted and web_session.visitor_id
+                           and await session.get(User, web_session.visitor_id) is None)
+                user = User(id=web_session.visitor_id) if keep_id else User()
                 session.add(user)
             user.username = username
             user.display_name = (display_name or username).strip()[:64]
@@ -198,6 +206,7 @@ class AccountService:
             user.is_guest = False
             if username in self.admin_usernames:
                 user.role = "admin"
+        await self._adopt_pending(web_session, user)
         return user, await self.sessions.rotate(web_session, user)
 
     def login_limits(self, username: str, client: str, device_cookie: str | None) -> tuple[tuple[str, int], ...]:
@@ -227,7 +236,14 @@ class AccountService:
         guest = web_session.user if web_session.user and web_session.user.is_guest else None
         if guest is not None:
             await self.merge_guest_into(guest.id, user.id)
+        await self._adopt_pending(web_session, user)
         return user, await self.sessions.rotate(web_session, user)
+
+    async def _adopt_pending(self, web_session: WebSession, user: User) -> None:
+        """A pending visitor who signs up or logs in: what was held for it (impressions) goes to the account."""
+        if not web_session.persisted and web_session.user is None:
+            for hook in self.on_new_guest:
+                await hook(web_session.token_hash, user)
 
     async def log_out(self, web_session: WebSession) -> WebSession:
         return await self.sessions.rotate(web_session, None)

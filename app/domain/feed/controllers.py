@@ -8,6 +8,8 @@ to one browser session (keyed by the session's token hash), so the cursor only n
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -48,9 +50,9 @@ async def next_cards(accounts: AccountService, feed: FeedService, web_session: W
     """The next page of cards for this browser session, or why there is none."""
     if tab == "following" and not web_session.is_signed_in:
         return {"cards": [], "caught_up": False, "following_prompt": True, "next_cursor": cursor}
-    # A guest gets a visitor row on their first feed page, so that their impressions are logged too.
-    viewer = await accounts.ensure_visitor(web_session)
-    cards = await feed.next_page(viewer, web_session.token_hash, tab)
+    # A reading visitor is not stored (app.server.web_session): its impressions wait for its first action.
+    viewer = web_session.user
+    cards = await feed.next_page(viewer, web_session.token_hash, tab, visitor_id=web_session.visitor_id)
     next_cursor = cards[-1].position + 1 if cards else cursor
     # "Nothing from creators you follow" only when there is truly nothing; otherwise "caught up" + start over.
     following_empty = tab == "following" and not cards and not await feed.following_videos(viewer, limit=1)
@@ -62,8 +64,15 @@ InterestsForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.UR
 MAX_ONBOARDING_TOPICS = 12
 
 
-async def onboarding_topics(db: Database, user: User | None) -> list[str]:
-    """Topics to offer a first-time visitor, most common first; empty once they chose or skipped, or swiped."""
+TOPICS_CACHE_S = 30.0
+_topics_cache: weakref.WeakKeyDictionary[Database, tuple[float, int, list[str]]] = weakref.WeakKeyDictionary()
+
+
+async def onboarding_topics(db: Database, user: User | None, ready_count: int | None = None) -> list[str]:
+    """Topics to offer a first-time visitor, most common first; empty once they chose or skipped, or swiped.
+
+    The catalogue's topics are kept for a few seconds per published-video count (every guest's first page
+    shows them; they change when videos are published or removed, which changes the count)."""
     if user is not None and (user.preferences or {}).get("onboarded"):
         return []
     async with db.read() as session:
@@ -72,10 +81,17 @@ async def onboarding_topics(db: Database, user: User | None) -> list[str]:
                 Event.user_id == user.id, Event.event_type != "impression").limit(1))).first()
             if swiped:
                 return []
+        cached = _topics_cache.get(db)
+        if cached is not None and ready_count is not None and cached[1] == ready_count \
+                and time.monotonic() - cached[0] < TOPICS_CACHE_S:
+            return list(cached[2])
         rows = (await session.execute(
             select(Video.topic, func.count()).where(*published_clause(), Video.topic.is_not(None))
             .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS))).all()
-    return [topic for topic, _ in rows if topic]
+    topics = [topic for topic, _ in rows if topic]
+    if ready_count is not None:
+        _topics_cache[db] = (time.monotonic(), ready_count, topics)
+    return list(topics)
 
 
 class FeedController(Controller):
@@ -94,7 +110,7 @@ class FeedController(Controller):
                    "processing_count": processing}
         if ready_count:
             if tab == "foryou":
-                context["onboarding_topics"] = await onboarding_topics(db, web_session.user)
+                context["onboarding_topics"] = await onboarding_topics(db, web_session.user, ready_count)
             context.update(await next_cards(accounts, feed, web_session, tab))
         return render(request, "feed/index.html", context)
 

@@ -30,7 +30,7 @@ from app.db.models import Event as EventRow
 from app.db.models import Follow, User, Video, is_published, utcnow
 from app.domain.events.writer import StoredEvent
 from app.domain.experiments.service import registry_for
-from app.domain.feed.services import Pick, hidden_for
+from app.domain.feed.services import Pick, hidden_in
 from recommender import Event, FeedContext, Item, Recommender, RecommenderConfig
 from recommender.snapshot import SnapshotError, load_snapshot, save_snapshot
 
@@ -286,11 +286,12 @@ class RecommenderService:
     # ---- serving ----------------------------------------------------------------------------------
     async def recommend(self, user_id: str, k: int, exclude: frozenset[str], session_key: str,
                         overrides: dict | None = None) -> list[Pick]:
-        hidden_videos, hidden_creators = await hidden_for(self.db, user_id)
-        async with self.db.read() as session:
-            user = await session.get(User, user_id)
-        muted = list((user.preferences or {}).get("muted_words", [])) if user else []
-        self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
+        async with self.db.read() as session:  # one read: the viewer's hidden/blocked and muted words
+            hidden_videos, hidden_creators = await hidden_in(session, user_id)
+            preferences = (await session.execute(select(User.preferences).where(User.id == user_id))).first()
+        if preferences is not None:  # a pending visitor (no row yet) has no filters, and gets no state for them
+            muted = list((preferences[0] or {}).get("muted_words", []))
+            self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
         # Promoted defaults, then the user's A/B variant (app.domain.experiments), then the caller's own.
 
         assignment = await registry_for(self.db).assignment(user_id)

@@ -12,11 +12,14 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, exists, func, literal, select, union_all
+from sqlalchemy import inspect as sa_inspect
 
 from app.db.engine import Database
 from app.db.models import (
+    PUBLISHED_MODERATION,
     Comment,
     Event,
     Follow,
@@ -29,19 +32,21 @@ from app.db.models import (
     Video,
     published_clause,
 )
+from app.db.sound_models import Sound, VideoSound
 from app.domain.events.writer import EventIn, EventWriter
 from app.domain.experiments.service import registry_for
-from app.domain.sounds.services import SoundView, sounds_of_videos
+from app.domain.sounds.services import SoundView
 from recommender.reasons import fill as fill_reason
 
 TABS = ("foryou", "following")
 MAX_TRACKED_SESSIONS = 5000
+MAX_HELD_IMPRESSIONS = 200  # per pending visitor: the latest ones are kept
 
 
 @dataclass
 class Card:
-    video: Video
-    creator: User
+    video: CardVideo
+    creator: CardCreator
     source: str
     reasons: list[str]
     position: int
@@ -104,17 +109,30 @@ class ServedRegistry:
         self._served.pop(self.key(session_key, tab), None)
 
 
+def _hidden_query():  # noqa: ANN202 - a Core SELECT
+    user = bindparam("user_id", type_=String())
+    return union_all(
+        select(literal("v"), HiddenVideo.video_id).where(HiddenVideo.user_id == user),
+        select(literal("v"), Report.video_id).where(Report.user_id == user),
+        select(literal("c"), HiddenCreator.creator_id).where(HiddenCreator.user_id == user),
+    )
+
+
+_HIDDEN_QUERY = _hidden_query()
+
+
+async def hidden_in(session, user_id: str) -> tuple[set[str], set[str]]:  # noqa: ANN001 - an AsyncSession
+    """``hidden_for`` inside an open session (one query)."""
+    rows = (await session.execute(_HIDDEN_QUERY, {"user_id": user_id})).all()
+    return {key for kind, key in rows if kind == "v"}, {key for kind, key in rows if kind == "c"}
+
+
 async def hidden_for(db: Database, user_id: str | None) -> tuple[set[str], set[str]]:
-    """(hidden or reported video ids, hidden or blocked creator ids) of a user."""
+    """(hidden or reported video ids, hidden or blocked creator ids) of a user, in one query."""
     if not user_id:
         return set(), set()
     async with db.read() as session:
-        videos = set((await session.execute(select(HiddenVideo.video_id).where(HiddenVideo.user_id == user_id)))
-                     .scalars())
-        videos |= set((await session.execute(select(Report.video_id).where(Report.user_id == user_id))).scalars())
-        creators = set((await session.execute(
-            select(HiddenCreator.creator_id).where(HiddenCreator.user_id == user_id))).scalars())
-    return videos, creators
+        return await hidden_in(session, user_id)
 
 
 class FeedService:
@@ -123,35 +141,40 @@ class FeedService:
         self.events = events
         self.page_size = page_size
         self.served = ServedRegistry()
+        self.unsaved: OrderedDict[str, list[EventIn]] = OrderedDict()  # pending visitors' impressions
         # ``recommend(user_id, k, exclude, session_key) -> list[Pick]``; set once the recommender is wired.
         self.recommend = recommend
 
     async def next_page(self, viewer: User | None, session_key: str, tab: str = "foryou",
-                        k: int | None = None) -> list[Card]:
+                        k: int | None = None, visitor_id: str | None = None) -> list[Card]:
+        """The next cards for ``viewer``, or for a pending visitor (no row yet: ``visitor_id``, its future guest
+        id), whose impressions are held in memory until its guest is created (``adopt``), never written."""
         k = k or self.page_size
         tab = tab if tab in TABS else "foryou"
         served = self.served.get(session_key, tab)
+        viewer_id = viewer.id if viewer is not None else visitor_id
         if tab == "following":
             picks = await self._following(viewer, served, k)
-        elif self.recommend is not None and viewer is not None:
-            picks = await self.recommend(viewer.id, k, frozenset(served), session_key)
+        elif self.recommend is not None and viewer_id is not None:
+            picks = await self.recommend(viewer_id, k, frozenset(served), session_key)
         else:
             picks = await self._newest(viewer, served, k)
         picks = [pick for pick in picks if pick.video_id not in served][:k]
         served.update(pick.video_id for pick in picks)
         cards = await self.hydrate(viewer, picks, start_position=len(served) - len(picks))
-        if viewer is not None and cards:
-            await self._log_impressions(viewer.id, cards, tab)
+        if viewer_id is not None and cards:
+            await self._log_impressions(viewer_id, cards, tab, session_key if viewer is None else None)
         return cards
 
-    async def shared_card(self, viewer: User, session_key: str, video_id: str, source: str = "share",
-                          reason: str = "Someone shared this link with you") -> Card | None:
+    async def shared_card(self, viewer: User | None, session_key: str, video_id: str, source: str = "share",
+                          reason: str = "Someone shared this link with you",
+                          visitor_id: str | None = None) -> Card | None:
         """A video opened by its own link: see ``opened_cards``."""
-        cards = await self.opened_cards(viewer, session_key, [video_id], source, reason)
+        cards = await self.opened_cards(viewer, session_key, [video_id], source, reason, visitor_id)
         return cards[0] if cards else None
 
-    async def opened_cards(self, viewer: User, session_key: str, video_ids: list[str], source: str,
-                           reason: str) -> list[Card]:
+    async def opened_cards(self, viewer: User | None, session_key: str, video_ids: list[str], source: str,
+                           reason: str, visitor_id: str | None = None) -> list[Card]:
         """Videos opened from a page (a shared link, a profile, hashtag, search or saved grid), in that order:
         hydrated, marked served (the For You feed after them won't repeat them) and logged as impressions whose
         source and feed are where they were opened, so creators see where their traffic came from."""
@@ -159,8 +182,18 @@ class FeedService:
         if not cards:
             return []
         self.served.get(session_key, "foryou").update(card.video.id for card in cards)
-        await self._log_impressions(viewer.id, cards, source)
+        viewer_id = viewer.id if viewer is not None else visitor_id
+        if viewer_id is not None:
+            await self._log_impressions(viewer_id, cards, source, session_key if viewer is None else None)
         return cards
+
+    async def adopt(self, session_key: str, guest: User) -> None:
+        """A pending visitor's guest now exists: write the impressions held for it (AccountService hook)."""
+        held = self.unsaved.pop(session_key, None)
+        if held:
+            for item in held:
+                item.user_id = guest.id
+            await self.events.submit(held)
 
     async def _newest(self, viewer: User | None, served: set[str], k: int) -> list[Pick]:
         """Without a recommender: newest ready videos (used before the recommender is wired, and in tests)."""
@@ -203,47 +236,35 @@ class FeedService:
         return unseen + seen
 
     async def hydrate(self, viewer: User | None, picks: list[Pick], start_position: int = 0) -> list[Card]:
-        """Turn picks into cards: video, creator, counts, and the viewer's like/save/follow state."""
+        """Turn picks into cards: video, creator, counts, sound and the viewer's like/save/follow state, all
+        from one Core query (see ``_CARD_QUERY``): plain rows, no ORM objects."""
         if not picks:
             return []
-        ids = [pick.video_id for pick in picks]
+        ids = list(dict.fromkeys(pick.video_id for pick in picks))
+        params = {"ids": ids, "viewer": viewer.id if viewer is not None else ""}
         async with self.db.read() as session:
-            videos = {v.id: v for v in (await session.execute(select(Video).where(Video.id.in_(ids)))).scalars()}
-            creator_ids = {v.creator_id for v in videos.values()}
-            creators = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(creator_ids))))
-                        .scalars()}
-            likes = await _counts(session, Like, ids)
-            comments = await _counts(session, Comment, ids)
-            saves = await _counts(session, Save, ids)
-            shares = dict((await session.execute(
-                select(Event.video_id, func.count()).where(Event.event_type == "share", Event.video_id.in_(ids))
-                .group_by(Event.video_id))).all())
-            liked = saved = following = set()
-            if viewer is not None:
-                liked = set((await session.execute(select(Like.video_id).where(
-                    Like.user_id == viewer.id, Like.video_id.in_(ids)))).scalars())
-                saved = set((await session.execute(select(Save.video_id).where(
-                    Save.user_id == viewer.id, Save.video_id.in_(ids)))).scalars())
-                following = set((await session.execute(select(Follow.creator_id).where(
-                    Follow.follower_id == viewer.id, Follow.creator_id.in_(creator_ids)))).scalars())
-            sounds = await sounds_of_videos(session, ids)
+            rows = {row.v__id: row for row in (await session.execute(_CARD_QUERY, params)).all()}
         request_id = secrets.token_hex(6)
         cards = []
-        for offset, pick in enumerate(pick for pick in picks if pick.video_id in videos):
-            video = videos[pick.video_id]
+        for offset, pick in enumerate(pick for pick in picks if pick.video_id in rows):
+            row = rows[pick.video_id]
+            video = CardVideo(**{key: row[index] for key, index in _VIDEO_FIELDS})
+            creator = CardCreator(**{key: row[index] for key, index in _CREATOR_FIELDS})
             cards.append(Card(
-                video=video, creator=creators[video.creator_id], source=pick.source,
-                reasons=[fill_reason(r, creators[video.creator_id].username) for r in pick.reasons],
+                video=video, creator=creator, source=pick.source,
+                reasons=[fill_reason(r, creator.username) for r in pick.reasons],
                 position=start_position + offset, request_id=request_id,
-                like_count=likes.get(video.id, 0), comment_count=comments.get(video.id, 0),
-                save_count=saves.get(video.id, 0), share_count=shares.get(video.id, 0),
-                liked=video.id in liked, saved=video.id in saved,
-                following=video.creator_id in following, probabilities=pick.probabilities,
-                propensity=pick.propensity, sound=sounds.get(video.id),
+                like_count=row.like_count, comment_count=row.comment_count, save_count=row.save_count,
+                share_count=row.share_count, liked=bool(row.liked), saved=bool(row.saved),
+                following=bool(row.following), probabilities=pick.probabilities, propensity=pick.propensity,
+                sound=SoundView(row.sound_id, row.sound_title, row.sound_usage) if row.sound_id else None,
             ))
         return cards
 
-    async def _log_impressions(self, user_id: str, cards: list[Card], tab: str) -> None:
+    async def _log_impressions(self, user_id: str, cards: list[Card], tab: str,
+                               hold_for: str | None = None) -> None:
+        """Impressions through the batched event writer; for a pending visitor (``hold_for``: its session key)
+        held in memory instead, bounded, until its guest exists."""
         now = time.time()
         # The user's A/B variant (deterministic, see app.domain.experiments) goes on every impression.
 
@@ -251,7 +272,7 @@ class FeedService:
         variant = {"experiment": assignment.experiment, "variant": assignment.variant} if assignment.variant else {}
         for card in cards:
             card.variant = assignment.variant
-        await self.events.submit([
+        events = [
             EventIn(
                 event_id=f"imp-{card.request_id}-{card.position}",
                 event_type="impression",
@@ -263,11 +284,62 @@ class FeedService:
                                  **({"propensity": card.propensity} if card.propensity is not None else {})},
             )
             for card in cards
-        ])
+        ]
+        if hold_for is None:
+            await self.events.submit(events)
+            return
+        held = self.unsaved.setdefault(hold_for, [])
+        self.unsaved.move_to_end(hold_for)
+        held.extend(events)
+        del held[:-MAX_HELD_IMPRESSIONS]
+        while len(self.unsaved) > MAX_TRACKED_SESSIONS:
+            self.unsaved.popitem(last=False)
 
 
-async def _counts(session, table, ids: list[str]) -> dict[str, int]:  # noqa: ANN001
-    rows = await session.execute(
-        select(table.video_id, func.count()).where(table.video_id.in_(ids)).group_by(table.video_id)
-    )
-    return dict(rows.all())
+class CardVideo(SimpleNamespace):
+    """A card's video: the videos row's columns as attributes (a plain row, not an ORM object)."""
+
+
+class CardCreator(SimpleNamespace):
+    """A card's creator: the users row's columns as attributes (a plain row, not an ORM object)."""
+
+
+def _card_query():  # noqa: ANN202 - a Core SELECT
+    """Every card of a page in one statement: the video and creator rows, the like/comment/save/share counts,
+    the sound and how many published videos use it, and the viewer's like/save/follow (``:viewer``; ``''`` for
+    nobody), for ``:ids`` (an expanding parameter). Built once: SQLAlchemy caches its compiled form."""
+    v, u = Video.__table__, User.__table__
+    likes, saves, comments, events = Like.__table__, Save.__table__, Comment.__table__, Event.__table__
+    follows, links, sounds = Follow.__table__, VideoSound.__table__, Sound.__table__
+    uses, used = VideoSound.__table__.alias("uses"), Video.__table__.alias("used")
+
+    def count(table, *where):  # noqa: ANN001, ANN202
+        return select(func.count()).select_from(table).where(*where).scalar_subquery()
+
+    viewer = bindparam("viewer", type_=String())
+    columns = [
+        *(attr.columns[0].label(f"v__{attr.key}") for attr in sa_inspect(Video).column_attrs),
+        *(attr.columns[0].label(f"u__{attr.key}") for attr in sa_inspect(User).column_attrs
+          if attr.key not in ("password_hash", "demographics", "preferences")),
+        count(likes, likes.c.video_id == v.c.id).label("like_count"),
+        count(comments, comments.c.video_id == v.c.id).label("comment_count"),
+        count(saves, saves.c.video_id == v.c.id).label("save_count"),
+        count(events, events.c.video_id == v.c.id, events.c.event_type == "share").label("share_count"),
+        exists().where(likes.c.user_id == viewer, likes.c.video_id == v.c.id).label("liked"),
+        exists().where(saves.c.user_id == viewer, saves.c.video_id == v.c.id).label("saved"),
+        exists().where(follows.c.follower_id == viewer, follows.c.creator_id == v.c.creator_id).label("following"),
+        links.c.sound_id.label("sound_id"), sounds.c.title.label("sound_title"),
+        select(func.count()).select_from(uses.join(used, used.c.id == uses.c.video_id))
+        .where(uses.c.sound_id == links.c.sound_id, used.c.state == "ready",
+               used.c.moderation.in_(PUBLISHED_MODERATION)).scalar_subquery().label("sound_usage"),
+    ]
+    return (select(*columns)
+            .select_from(v.join(u, u.c.id == v.c.creator_id).outerjoin(links, links.c.video_id == v.c.id)
+                         .outerjoin(sounds, sounds.c.id == links.c.sound_id))
+            .where(v.c.id.in_(bindparam("ids", expanding=True))))
+
+
+_CARD_QUERY = _card_query()
+_KEYS = list(_CARD_QUERY.selected_columns.keys())
+_VIDEO_FIELDS = [(key[3:], i) for i, key in enumerate(_KEYS) if key.startswith("v__")]
+_CREATOR_FIELDS = [(key[3:], i) for i, key in enumerate(_KEYS) if key.startswith("u__")]

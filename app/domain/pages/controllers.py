@@ -108,15 +108,16 @@ class PagesController(Controller):
     async def video(self, request: Request, video_id: str, settings: Settings, db: Database,
                     accounts: AccountService, feed: FeedService, web_session: WebSession) -> Response:
         video = await visible_video(db, web_session, video_id)
-        viewer = await accounts.ensure_visitor(web_session)
+        viewer = web_session.user  # a reading visitor is not stored (app.server.web_session)
         opened = await opened_from(request, db, web_session, video.id)
         if opened is not None:
-            cards = await feed.opened_cards(viewer, web_session.token_hash, opened.ids, opened.source, opened.reason)
+            cards = await feed.opened_cards(viewer, web_session.token_hash, opened.ids, opened.source, opened.reason,
+                                            visitor_id=web_session.visitor_id)
         else:
             shared = request.query_params.get("share") == "1"
             reason = "Someone shared this link with you" if shared else "You opened its link"
             card = await feed.shared_card(viewer, web_session.token_hash, video.id, "share" if shared else "direct",
-                                          reason)
+                                          reason, visitor_id=web_session.visitor_id)
             cards = [card] if card else []
         if not cards or cards[0].video.id != video.id:
             raise NotFoundException()
