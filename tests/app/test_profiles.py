@@ -36,7 +36,7 @@ def edit(client, name="Maya Lin", bio="Sunsets and\nmaps.", avatar=None, **extra
 
 
 def avatar_files(client):
-    folder = services(client).settings.data_dir / "avatars"
+    folder = services(client).settings.media_dir / "avatars"
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
 
 
@@ -87,7 +87,7 @@ def test_an_avatar_is_checked_rebuilt_as_a_small_webp_without_metadata_and_shown
     response = edit(client, avatar=("me.jpg", data, "image/jpeg"))
     assert response.status_code == 200, response.text
     user = run(client, _user_by_name(client, "maya"))
-    assert user.avatar_path and user.avatar_path.startswith(f"avatars/{user.id}/")
+    assert user.avatar_path and user.avatar_path.startswith(f"media/avatars/{user.id}/")
     (stored,) = avatar_files(client)
     raw = stored.read_bytes()
     assert b"SecretCam" not in raw and b"leaky" not in raw and b"Exif" not in raw
@@ -228,3 +228,26 @@ def own_video(client, username, state="ready", **fields):
 async def _add_user(client, name):
     async with services(client).db.write() as session:
         session.add(User(id=f"u_{name}", username=name, display_name=name, is_guest=False))
+
+
+def test_avatars_survive_the_orphan_sweep_and_go_with_the_account(client):
+    signup(client, username="maya")
+    assert edit(client, avatar=("me.jpg", jpeg_with_exif(), "image/jpeg")).status_code == 200
+    (stored,) = avatar_files(client)
+    # The media sweep removes folders no video owns: the avatars' folder is not one of them.
+    run(client, services(client).videos.sweep_orphans(folder_grace_s=0))
+    assert stored.is_file()
+    deleted = client.post("/settings/delete", data={"csrf_token": csrf_of(client, "/settings"), "confirm": "maya",
+                                                    "password": "correct horse"}, follow_redirects=False)
+    assert deleted.status_code == 303
+    assert not stored.exists()
+
+
+def test_the_avatar_shows_next_to_comments(client):
+    video = add_ready(client, creator="maker")
+    signup(client, username="maya")
+    assert edit(client, avatar=("me.jpg", jpeg_with_exif(), "image/jpeg")).status_code == 200
+    assert client.post(f"/videos/{video}/comments", data={"text": "nice"}, headers=hx(client)).status_code < 400
+    thread = client.get(f"/videos/{video}/comments", headers=hx(client)).text
+    path = run(client, _user_by_name(client, "maya")).avatar_path
+    assert "nice" in thread and f'src="/{path}"' in thread

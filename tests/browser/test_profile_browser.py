@@ -90,7 +90,7 @@ def test_edit_profile_and_the_avatar_shows_everywhere(context, size, artifacts, 
     assert img.evaluate("el => el.getBoundingClientRect().width") > 60
     page.screenshot(path=str(artifacts / f"profile-edited-{size}.png"), full_page=True)
     (avatar_path,) = live_server.query("SELECT avatar_path FROM users WHERE username = ?", user)[0]
-    assert avatar_path and re.fullmatch(r"avatars/u_[0-9a-f]+/[0-9a-f]{16}\.webp", avatar_path)
+    assert avatar_path and re.fullmatch(r"media/avatars/u_[0-9a-f]+/[0-9a-f]{16}\.webp", avatar_path)
 
 
 def test_liked_tab_is_visible_only_to_its_owner(browser, live_server, context, size, artifacts):

@@ -5,8 +5,10 @@ JPEG, PNG, WebP or GIF image (the decoder is chosen by content, never by file na
 limit checked from the header before any pixel is decoded (no decompression bombs), and fully decodable
 (truncated files are refused). The stored file is a new 256x256 WebP made from those pixels: EXIF and every
 other metadata block (GPS position, camera serial, ICC profile) are dropped, the EXIF orientation applied
-first. It lives at ``<data dir>/avatars/<user id>/<random>.webp`` and, with object storage configured, in the
-store too (under the same adapter as video media, as ``avatar-<user id>``), served by ``/avatars/...``.
+first. It lives beside the videos' media, at ``<data dir>/media/avatars/<user id>/<random>.webp`` (so backups
+and restores carry it with the media; ``users.avatar_path`` holds that path relative to the data dir, as account
+deletion expects), and with object storage configured in the store too (through the same adapter as video
+media, as ``avatar-<user id>``). ``/media/avatars/<user id>/<name>`` serves it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ MAX_AVATAR_PIXELS = 40_000_000  # e.g. 8000 x 5000: a phone photo passes, a bomb
 MIN_AVATAR_SIDE = 16
 AVATAR_SIDE = 256
 AVATAR_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-AVATAR_DIR = "avatars"
+AVATAR_DIR = "avatars"  # inside the media dir
 AVATAR_NAME = re.compile(r"^[0-9a-f]{16}\.webp$")
 MAX_DISPLAY_NAME = 64
 MAX_BIO = 280
@@ -114,13 +116,18 @@ def avatar_url(user: User | None) -> str | None:
 
 
 class ProfileService:
-    def __init__(self, db: Database, data_dir: Path, storage: MediaStorage | None = None) -> None:
+    def __init__(self, db: Database, data_dir: Path, media_dir: Path, storage: MediaStorage | None = None) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.media_dir = media_dir
         self.storage = storage or LocalStorage()
 
     def folder(self, user_id: str) -> Path:
-        return self.data_dir / AVATAR_DIR / user_id
+        return self.media_dir / AVATAR_DIR / user_id
+
+    def relative(self, user_id: str, name: str) -> str:
+        """``users.avatar_path``: the file's path relative to the data dir (also its URL path)."""
+        return (self.folder(user_id) / name).relative_to(self.data_dir).as_posix()
 
     @staticmethod
     def store_key(user_id: str) -> str:
@@ -166,7 +173,7 @@ class ProfileService:
         except BaseException:
             (folder / name).unlink(missing_ok=True)
             raise
-        return f"{AVATAR_DIR}/{user_id}/{name}"
+        return self.relative(user_id, name)
 
     def _forget(self, user_id: str, old_path: str) -> None:
         """The previous picture goes, locally and in the store."""
@@ -185,7 +192,7 @@ class ProfileService:
             return None
         async with self.db.read() as session:
             current = (await session.execute(select(User.avatar_path).where(User.id == user_id))).scalar_one_or_none()
-        if current != f"{AVATAR_DIR}/{user_id}/{name}":
+        if current != self.relative(user_id, name):
             return None
         path = self.folder(user_id) / name
         return path, not path.is_file()

@@ -91,6 +91,7 @@ class CommentView:
     liked: bool = False
     replies: list[CommentView] = field(default_factory=list)
     known_handles: frozenset[str] = frozenset()
+    avatar_path: str | None = None  # the commenter's picture (app.domain.accounts.profile)
 
     @property
     def ago(self) -> str:
@@ -210,7 +211,7 @@ class InteractionService:
         viewer_id = viewer.id if viewer else None
         views = {c.id: CommentView(c.id, c.text, u.id, u.username, u.display_name or u.username or "Guest",
                                    c.created_at, c.user_id == viewer_id, c.parent_id, counts.get(c.id, 0),
-                                   c.id in liked, [], known) for c, u in rows}
+                                   c.id in liked, [], known, u.avatar_path) for c, u in rows}
         top: list[CommentView] = []
         for view in views.values():  # newest first
             parent = views.get(view.parent_id) if view.parent_id is not None else None

@@ -34,7 +34,7 @@ MAX_EDIT_BODY = MAX_AVATAR_BYTES + 256 * 1024
 
 
 def profiles_for(settings: Settings, db: Database, videos: VideoService) -> ProfileService:
-    return ProfileService(db, settings.data_dir, videos.storage)
+    return ProfileService(db, settings.data_dir, settings.media_dir, videos.storage)
 
 
 async def creator_by_handle(db: Database, handle: str) -> User:
@@ -88,7 +88,7 @@ class ProfileController(Controller):
                           block="form", status_code=exc.status_code)
         return _go(request, f"/@{user.username}")
 
-    @get("/avatars/{user_id:str}/{name:str}")
+    @get("/media/avatars/{user_id:str}/{name:str}")
     async def avatar(self, request: Request, user_id: str, name: str, settings: Settings, db: Database,
                      videos: VideoService) -> Response:
         profiles = profiles_for(settings, db, videos)

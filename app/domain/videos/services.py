@@ -27,6 +27,7 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.models import MediaJob, Video, new_id, utcnow
 from app.db.sound_models import Sound
+from app.domain.accounts.profile import AVATAR_DIR
 from media.audio import copy_audio_track
 from media.errors import MediaRejected
 from media.ffmpeg import FFmpegTools, locate
@@ -254,6 +255,8 @@ class VideoService:
             async with self.db.read() as session:
                 known = set((await session.execute(select(Video.id))).scalars())
             for folder in self.settings.media_dir.iterdir():
+                if folder.name == AVATAR_DIR:  # people's pictures (app.domain.accounts.profile), not a video
+                    continue
                 if folder.is_dir() and folder.name not in known and folder.stat().st_mtime < cutoff:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed += 1
