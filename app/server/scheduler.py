@@ -43,6 +43,8 @@ class Scheduler:
         self.jobs = jobs
         self.leases = leases
         self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         await self.leases.ensure([job.name for job in self.jobs])
@@ -54,13 +56,40 @@ class Scheduler:
         self._scheduler.start()
         log.info("scheduler started", extra={"jobs": [job.name for job in self.jobs], "owner": self.leases.owner})
 
-    def shutdown(self) -> None:
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """No new runs; let running jobs finish within the grace, then cancel what is left and wait for it.
+
+        APScheduler's own shutdown cancels running coroutine jobs and returns at once: the app then disposed the
+        database under them, and the event loop's final cancellation hung closing their connections."""
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.pause()
+        running = set(self._running)
+        late: set[asyncio.Task] = set()
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_s)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        for task in late:
+            log.warning("job cancelled at shutdown", extra={"job": task.get_name()})
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5.0)
 
     async def run_if_due(self, job: ScheduledJob) -> bool:
         """Run the job now if this process wins its lease; one failing run must not stop the schedule."""
+        if self._stopping:
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await self._run_if_due(job)
+        finally:
+            self._running.discard(task)
+
+    async def _run_if_due(self, job: ScheduledJob) -> bool:
         try:
             if not await self.leases.try_start(job.name, job.every_s):
                 return False

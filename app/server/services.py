@@ -164,7 +164,7 @@ class Services:
 
     async def stop(self, worker_grace_s: float = 30.0) -> None:
         if self.scheduler is not None:
-            self.scheduler.shutdown()
+            await self.scheduler.stop(worker_grace_s)
         if self._worker is not None:
             # Let a running step finish; past the grace its lease expires and another worker takes it over.
             self._stop_worker.set()

@@ -183,3 +183,30 @@ async def test_a_periodic_job_held_by_a_dead_scheduler_is_taken_over_when_its_le
     await asyncio.sleep(0.2)
     assert await alive.try_start("recommender:video_stats", every_s=0.1)
     assert not await dead.renew("recommender:video_stats")  # the dead owner's late heartbeat changes nothing
+
+
+async def test_stopping_the_scheduler_waits_for_a_running_job_and_cancels_one_past_the_grace(db):
+    """APScheduler's own shutdown leaves running jobs behind; they kept using the database after the app had
+    disposed it, and the loop's final cancellation then hung closing their connections."""
+    started, finished = asyncio.Event(), []
+
+    def scheduler(seconds: float) -> tuple[Scheduler, ScheduledJob]:
+        async def work() -> dict:
+            started.set()
+            await asyncio.sleep(seconds)
+            finished.append(seconds)
+            return {}
+
+        job = ScheduledJob("recommender:trends", 0.2, work)
+        return Scheduler([job], PeriodicLeases(db, "me", lease_s=30)), job
+
+    for seconds, grace, expect_finished in ((0.5, 10.0, True), (30.0, 0.3, False)):
+        started.clear()
+        runner, job = scheduler(seconds)
+        await runner.leases.ensure([job.name])
+        await runner.start()
+        await asyncio.wait_for(started.wait(), 20)
+        await runner.stop(grace_s=grace)
+        assert not runner._running, "a job task outlived the scheduler's stop"
+        assert (seconds in finished) == expect_finished
+        assert not await runner.run_if_due(job), "a stopped scheduler must not start jobs"
