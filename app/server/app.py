@@ -35,6 +35,7 @@ from app.server.errors import http_exception_handler, internal_error_handler
 from app.server.guards import LoginRequired, login_required_handler
 from app.server.limits import JsonBodyLimitMiddleware
 from app.server.logs import AccessLogMiddleware, configure_logging
+from app.server.ratelimit import BeaconGateMiddleware
 from app.server.security import AllowedHostsMiddleware, add_security_headers
 from app.server.services import Services
 from app.server.templating import make_environment
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
                 type="http", scheme="bearer", description="A personal access token (scopes: read, write).")}),
         ),
         middleware=[
+            BeaconGateMiddleware(services.beacon_limits),  # held flooders refused before body, JSON or session
             JsonBodyLimitMiddleware(),
             SessionMiddleware(services.sessions, settings.secure_cookies),
         ],

@@ -257,6 +257,54 @@ def test_beacons_are_rate_limited_per_visitor_and_per_address(tmp_path):
         assert len([e for e in stored_events(client) if e.event_type == "view"]) == 12
 
 
+
+def test_a_refused_visitor_is_held_until_retry_after_and_refused_before_its_body_is_read(tmp_path):
+    """After a 429 the visitor is refused by the gate in front of the app until its Retry-After: a body that
+    is not even JSON gets 429, not 400 (nothing was parsed), and nothing is stored; other visitors from other
+    addresses are not held."""
+    import json
+    import time
+    import uuid
+
+    from app.server.app import create_app
+    from app.server.ratelimit import BeaconLimits, Penalties, TokenBuckets
+
+    settings = make_settings(tmp_path / "data", beacon_burst=4, beacon_events_per_minute=60,
+                             beacon_address_burst=1000, beacon_address_events_per_minute=6000)
+    with TestClient(create_app(settings)) as client:
+        video_id = add_video(client)
+
+        def events(n: int) -> list[dict]:
+            return [{"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 1.0}
+                    for _ in range(n)]
+
+        csrf = csrf_of(client)
+        assert client.post("/api/events", content=json.dumps({"csrf": csrf, "events": events(4)})).status_code == 202
+        refused = client.post("/api/events", content=json.dumps({"csrf": csrf, "events": events(4)}))
+        assert refused.status_code == 429
+        started = time.monotonic()
+        gated = client.post("/api/events", content=b"{not json at all")
+        assert gated.status_code == 429 and int(gated.headers["retry-after"]) >= 1
+        assert time.monotonic() - started >= 0.5  # the gate's answer is slowed: a flooder cannot spin
+        small = client.post("/api/events", content=json.dumps({"csrf": csrf, "events": events(1)}))
+        assert small.status_code == 429  # held until Retry-After, though one token may have come back
+        from tests.app.test_events import stored_events
+
+        assert len(stored_events(client, event_type="view")) == 4
+        client.cookies.clear()  # another visitor: not held
+        assert client.post("/api/events", content=json.dumps(
+            {"csrf": csrf_of(client), "events": events(1)})).status_code == 202
+
+    # The hold ends when Retry-After does; memory stays bounded.
+    limits = BeaconLimits(TokenBuckets(2, 60), TokenBuckets(100, 600), Penalties(max_keys=3))
+    assert limits.admit("alice", "10.0.0.1", 2) == 0
+    wait = limits.admit("alice", "10.0.0.1", 2)
+    assert wait >= 1 and limits.held("alice", "10.0.0.1") >= 1 and limits.held("bob", "10.0.0.1") == 0
+    assert limits.held("alice", None, now=time.monotonic() + wait + 0.01) == 0
+    for n in range(10):
+        limits.penalties.hold(f"k{n}", 5, time.monotonic())
+    assert len(limits.penalties._until) == 3
+
 def test_a_partial_upload_survives_the_sweep_while_held_and_goes_once_abandoned(client):
     import asyncio
     import contextlib
