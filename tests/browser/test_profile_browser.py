@@ -161,3 +161,25 @@ def test_exact_reupload_is_refused_with_a_link_to_the_video(context, size, artif
     page.screenshot(path=str(artifacts / f"upload-duplicate-{size}.png"), full_page=True)
     assert len(live_server.query("SELECT id FROM videos WHERE creator_id = (SELECT id FROM users WHERE "
                                  "username = ?)", user)) == 1
+
+
+def test_a_long_unbroken_name_and_bio_fit_a_320px_phone(browser, live_server, artifacts):
+    from tests.browser.test_phone_ui import OVERFLOW
+
+    ctx = browser.new_context(base_url=live_server.url, **{**PHONE_390, "viewport": {"width": 320, "height": 700}})
+    try:
+        page = ctx.new_page()
+        sign_up(page, "longname")
+        post_as(page, "/creators/u_maya/follow")
+        page.goto("/profile/edit")
+        page.fill("#profile-name", "W" * 64)
+        page.fill("#profile-bio", "x" * 280)
+        page.click("#profile-save")
+        page.wait_for_url("**/@longname")
+        for path in ("/@longname", "/@longname/following", "/@maya/followers", "/@longname/liked", "/profile/edit"):
+            page.goto(path)
+            assert page.evaluate(OVERFLOW) == [], path
+        page.goto("/@longname")
+        page.screenshot(path=str(artifacts / "profile-long-name-320.png"), full_page=True)
+    finally:
+        ctx.close()
