@@ -150,8 +150,10 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     value = value_scores(probabilities, config.value_weights)
     scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
     ranked = []
-    for i, candidate in enumerate(candidates):
-        item = catalog.items[candidate.row]
+    items, vectors = catalog.items, catalog.vectors
+    for candidate, score, val, has_vector, probs in zip(candidates, scores.tolist(), value.tolist(),
+                                                        catalog.has_vector[rows].tolist(), probabilities, strict=True):
+        item = items[candidate.row]
         ranked.append(
             Ranked(
                 row=candidate.row,
@@ -159,10 +161,10 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
                 creator_id=item.creator_id,
                 category=item.category,
                 source=candidate.source,
-                score=float(scores[i]),
-                value=float(value[i]),
-                vector=catalog.vectors[candidate.row] if catalog.has_vector[candidate.row] else None,
-                probabilities=probabilities[i],
+                score=score,
+                value=val,
+                vector=vectors[candidate.row] if has_vector else None,
+                probabilities=probs,
                 also_from=candidate.also_from,
             )
         )

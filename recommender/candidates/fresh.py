@@ -28,11 +28,32 @@ def pool_rows(catalog: Catalog, config: RecommenderConfig, now: float) -> np.nda
     return np.sort(members[in_pool(catalog, config, now, members)])
 
 
+SAMPLED_ROUNDS = 4
+
+
 def generate(request: CandidateRequest, limit: int) -> Scored:
-    rows = pool_rows(request.state.catalog, request.config, request.now)
-    if not len(rows):
+    """A uniform random draw of ``limit`` usable rows of the pool, so every new upload gets its cohort, not just
+    the latest ones. A large pool is sampled (by rejection among the recent uploads, O(limit)), not listed."""
+    catalog, config, rng = request.state.catalog, request.config, request.rng
+    members = catalog.recent_rows.members()
+    uploaded = catalog.uploaded_at
+    if limit <= 0 or not len(members):
         return []
-    # A random draw so every new upload gets its cohort, not just the latest ones.
-    order = request.rng.permutation(rows)
-    uploaded = request.state.catalog.uploaded_at
+    if len(members) > 8 * limit:
+        picked: list[int] = []
+        seen: set[int] = set()
+        for _ in range(SAMPLED_ROUNDS):
+            draw = np.unique(rng.integers(0, len(members), size=4 * limit))  # O(limit), unlike a permutation
+            rng.shuffle(draw)
+            rows = members[draw]
+            rows = rows[in_pool(catalog, config, request.now, rows) & request.usable_mask(rows)]
+            for row in rows.tolist():
+                if row not in seen:
+                    seen.add(row)
+                    picked.append(row)
+            if len(picked) >= limit:
+                return [(row, float(uploaded[row])) for row in picked[:limit]]
+        # Few usable rows among many recent uploads: list the pool after all.
+    rows = np.sort(members[in_pool(catalog, config, request.now, members)])
+    order = rng.permutation(rows)
     return request.take(((row, float(uploaded[row])) for row in order), limit)

@@ -180,3 +180,48 @@ def test_exact_search_below_the_threshold_filters_and_orders(k):
     exact[:, 0] = -np.inf
     assert rows.tolist() == np.argsort(-exact, axis=1, kind="stable")[:, :k].tolist()
     assert np.allclose(scores, np.sort(exact, axis=1)[:, ::-1][:, :k])
+
+
+def test_per_request_pools_match_a_full_scan():
+    """The fresh pool (sampled among recent uploads) and the random-exposure pool (sized from the user's own
+    lists) hold exactly what a scan of the whole catalogue with the filters would."""
+    from recommender.candidates import fresh
+    from recommender.candidates.base import CandidateRequest
+    from recommender.filters import EligibleRows, FilterContext, first_failing, known_exclusions
+    from recommender.ranking.features import interest_queries
+
+    rec = Recommender(RecommenderConfig(), clock=Clock())
+    items = make_items(per_topic=100, age=3600.0)  # 400 recent uploads: a pool far larger than the quota
+    rec.upsert_items(items)
+    state = rec._state
+    rec.remove_item(items[7].item_id)
+    rec.upsert_item(dataclasses.replace(items[8], available=False))
+    user = state.user("viewer")
+    user.blocked_creators.add(items[0].creator_id)
+    user.hidden_items.add(items[150].item_id)
+    user.muted_words = ("cooking",)
+    ctx = FilterContext(user, state.catalog, state.config, NOW, frozenset({items[300].item_id}))
+    allowed = {row for row in range(len(state.catalog)) if first_failing(ctx, row) is None}
+    pool = EligibleRows(ctx)
+    assert pool.size == len(allowed)
+    rng = np.random.default_rng(0)
+    drawn = set()
+    for _ in range(200):
+        sample = pool.sample(3, rng)
+        assert len(set(sample.tolist())) == 3 and set(sample.tolist()) <= allowed
+        drawn |= set(sample.tolist())
+    assert len(drawn) > 0.75 * len(allowed)  # spread over the pool (600 draws: 88% expected)
+
+    excluded = known_exclusions(ctx)
+    request = CandidateRequest(state, state.config, user, interest_queries(user, state.catalog, NOW, 2.0), NOW,
+                               excluded, rng)
+    in_pool = set(fresh.pool_rows(state.catalog, state.config, NOW).tolist())
+    full = {row for row in range(len(state.catalog)) if fresh.in_pool(state.catalog, state.config, NOW,
+                                                                      np.array([row]))[0]}
+    assert in_pool == full and len(full) > 8 * 30
+    seen = set()
+    for _ in range(20):
+        found = [row for row, _ in fresh.generate(request, 30)]
+        assert len(found) == 30 and set(found) <= in_pool and all(request.is_usable(row) for row in found)
+        seen |= set(found)
+    assert len(seen) > len(in_pool) / 2
