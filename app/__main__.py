@@ -175,9 +175,11 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from app.commands import running
+    from app.commands import CommandError, running
 
-    needs_recommender = args.jobs_command == "run" and bool(args.name) and args.name != "media_pipeline"
+    name = args.name or ""
+    needs_recommender = args.jobs_command == "run" and bool(name) and name != "media_pipeline" \
+        and name not in APP_JOBS
 
     async def _run() -> object:
         async with running(settings, recommender=needs_recommender) as services:
@@ -186,14 +188,20 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
                          "description": "due media steps, run continuously by `foryou worker` (or inside serve)"},
                         *({"name": job.name, "every_s": job.every_s, "description": job.description}
                           for job in services.scheduled_jobs())]
-            if not args.name or args.name == "media_pipeline":
+            if not name or name == "media_pipeline":
                 ran = await services.jobs.drain()
                 return {"job": "media_pipeline", "steps_run": ran, "pending": await services.jobs.pending_count()}
-            name = args.name.removeprefix("recommender:")
-            return {"job": name, "result": await services.recommender.run_job(name)}
+            job = next((j for j in services.scheduled_jobs() if j.name in (name, f"recommender:{name}")), None)
+            if job is None:
+                raise CommandError(f"No periodic job {name!r} (`foryou jobs list` shows them)")
+            return {"job": job.name.removeprefix("recommender:"), "result": await job.run()}
 
     _print_json(asyncio.run(_run()))
     return 0
+
+
+# Periodic jobs of the app itself (the rest are the recommender's): they need no recommender state loaded.
+APP_JOBS = ("uploads:sweep", "guests:sweep", "backups:daily")
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:

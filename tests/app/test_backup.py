@@ -259,3 +259,51 @@ def test_the_daily_backup_is_a_periodic_job_and_can_be_switched_off(tmp_path):
     assert job.every_s == 24 * 3600 and "keep" in job.description
     off = Services.build(data_settings(tmp_path / "b", backup_every_hours=0))
     assert "backups:daily" not in {j.name for j in off.scheduled_jobs()}
+
+
+async def test_the_scheduler_runs_the_backup_job_once_per_interval_and_keeps_n(tmp_path):
+    from app.db.leases import PeriodicLeases
+    from app.server.scheduler import Scheduler
+    from app.server.services import Services
+
+    settings = data_settings(tmp_path / "data", backup_keep=2, job_intervals=("backups:daily=1",))
+    await asyncio.to_thread(populate, settings)
+    services = Services.build(settings)
+    await services.start(recommender=False)
+    job = next(j for j in services.scheduled_jobs() if j.name == "backups:daily")
+    assert job.every_s == 1.0
+    scheduler = Scheduler([job], PeriodicLeases(services.db, services.owner, settings.job_lease_s))
+    try:
+        await scheduler.start()
+        deadline = asyncio.get_running_loop().time() + 60
+        while len(backup.complete_backups(settings.backups_dir)) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the scheduler made no second backup in 60 s"
+            await asyncio.sleep(0.25)
+        first_two = [p.name for p in backup.complete_backups(settings.backups_dir)]
+        while first_two[0] in {p.name for p in backup.complete_backups(settings.backups_dir)}:
+            assert asyncio.get_running_loop().time() < deadline, "no third backup replaced the oldest in 60 s"
+            await asyncio.sleep(0.25)
+    finally:
+        await scheduler.stop()
+        await services.stop()
+    kept = backup.complete_backups(settings.backups_dir)
+    assert len(kept) == 2, [p.name for p in settings.backups_dir.iterdir()]
+    assert all(backup.verify(path) == [] for path in kept)
+
+
+def test_jobs_run_backups_daily_from_the_command_line(tmp_path):
+    source = data_settings(tmp_path / "data")
+    populate(source)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FORYOU_DATA_DIR": str(source.data_dir), "FORYOU_LOG_JSON": "false",
+           "FORYOU_ALLOW_MODEL_DOWNLOADS": "false", "FORYOU_BACKUP_KEEP": "1",
+           "FORYOU_BACKUP_DIR": str(tmp_path / "elsewhere")}
+    names = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "app", "jobs", "run", "backups:daily"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout[done.stdout.index("{"):])
+        assert report["job"] == "backups:daily"
+        names.append(report["result"]["backup"])
+    assert report["result"]["removed"] == [names[0]]
+    assert [p.name for p in backup.complete_backups(tmp_path / "elsewhere")] == [names[1]]
