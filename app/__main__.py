@@ -251,9 +251,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     embed = None if args.hashed else _text_embedder(settings)
     catalogue = [{**clip, "id": clip["file"]} for clip in load_manifest()["clips"]] if DEMO_DIR.is_dir() else None
     results: dict = {}
-    if args.eval_command in ("offline", "report"):
+    if args.eval_command == "report":  # the four parts (two protocols, two worlds) in parallel processes
+        results = evaluation.run_report(datasets, catalogue, embed_texts=embed, quick=args.quick, seed=args.seed)
+    if args.eval_command == "offline":
         results["offline"] = evaluation.run_offline(datasets, embed_texts=embed, quick=args.quick, seed=args.seed)
-    if args.eval_command in ("simulate", "report"):
+    if args.eval_command == "simulate":
         results["simulation"] = evaluation.run_simulation(catalogue, embed_texts=embed, quick=args.quick,
                                                           seed=args.seed, data_dir=datasets)
     if args.eval_command == "report":

@@ -317,10 +317,16 @@ def tune(
 
 
 def _fit_predict(spec: MethodSpec, cfg: dict[str, Any], split: Split, items: Mapping[str, ItemInfo],
-                 users: Sequence[str]) -> tuple[dict[str, list[str]], float]:
+                 users: Sequence[str], jobs: dict[str, Any] | None = None) -> tuple[dict[str, list[str]], float]:
+    """Fit on the split's training part and rank for ``users``; a policy's periodic-job summaries (ForYou's
+    ranker training and promotion) go into ``jobs``."""
     t0 = time.perf_counter()
     policy = spec.factory(cfg)
     policy.fit(split.train, split.catalogue(items), split.cutoff)
+    if jobs is not None and getattr(policy, "job_results", None):
+        ranker = policy.job_results.get("ranker_training") or {}
+        jobs[spec.name] = {"ranker_training": {k: ranker.get(k) for k in (
+            "promoted", "note", "candidate", "prior", "n_train", "n_holdout", "skipped") if k in ranker}}
     preds = predict(policy, split, users, served=spec.served)
     return preds, time.perf_counter() - t0
 
@@ -406,10 +412,10 @@ def run_offline_on(
         catalogue = outer.catalogue(items)
         truth = _truth(outer, len(catalogue))
         metrics = _metrics(catalogue, outer)
-        predictions, timings = {}, {}
+        predictions, timings, jobs = {}, {}, {}
         for spec in methods:
             predictions[spec.name], timings[spec.name] = _fit_predict(spec, best_cfg[spec.name], outer, items,
-                                                                      list(truth))
+                                                                      list(truth), jobs)
             log.info("%s %s fitted+predicted in %.1fs", protocol, spec.name, timings[spec.name])
         evaluated = evaluate_predictions(predictions, truth, metrics, n_boot, seed, ours=ours)
         if ours_tuned in predictions:
@@ -425,6 +431,7 @@ def run_offline_on(
             "cut": outer.cutoff,
             "n_eval_users": len(truth),
             "seconds": timings,
+            "jobs": jobs,
         })
         result["protocols"][protocol] = evaluated
 

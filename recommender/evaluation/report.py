@@ -9,7 +9,7 @@ from typing import Any
 
 from .claims import claims_from
 
-__all__ = ["save_results", "write_report"]
+__all__ = ["readme_table", "save_results", "write_report"]
 
 _OFFLINE_COLUMNS = ["ndcg@10", "recall@20", "page_ndcg@12", "page_recall@12", "precision@10", "auc", "coverage@10",
                     "ild@10", "novelty@10"]
@@ -77,6 +77,13 @@ def write_report(results: dict[str, Any], out_dir: str | Path = "benchmarks/resu
     out.mkdir(parents=True, exist_ok=True)
     offline, simulation, tuning = _split_parts(results)
     lines = ["# ForYou recommender evaluation", ""]
+    run = (offline or simulation or {}).get("run")
+    if run:
+        parts = "; ".join(f"{name} {t['wall_seconds']:.0f} s wall / {t['cpu_seconds']:.0f} s CPU"
+                          for name, t in run.get("parts", {}).items())
+        lines += [f"Run: {run.get('workers')} worker processes, {run.get('wall_seconds'):.0f} s wall, "
+                  f"{run.get('cpu_seconds'):.0f} s CPU in all (load average at the end "
+                  f"{run.get('load_average', 'n/a')}); {parts}.", ""]
     lines += _summary(offline, simulation)
     if offline:
         lines += _offline_section(offline, out)
@@ -86,6 +93,8 @@ def write_report(results: dict[str, Any], out_dir: str | Path = "benchmarks/resu
         lines += _simulation_section(simulation, out)
     path = out / "eval.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
+    if offline:
+        (out / "eval_table.md").write_text(readme_table(offline))
     save_results(results, out / "eval.json")
     if not any(part.get("quick") for part in (offline, simulation) if part):
         # the relative claims of a full run: the smoke run in ``make test`` is checked against them
@@ -147,6 +156,16 @@ def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
         losses = _losses(block.get("comparisons", {}))
         lines += [f"Where `foryou` loses ({name}): " + (", ".join(losses) if losses else
                                                          "nowhere with the interval below zero") + ".", ""]
+        for method, job in (block.get("jobs") or {}).items():
+            ranker = job.get("ranker_training") or {}
+            if "skipped" in ranker:
+                lines += [f"`{method}`'s ranker in the test fit: not trained ({ranker['skipped']}).", ""]
+            elif ranker:
+                cand, prior = ranker.get("candidate") or {}, ranker.get("prior") or {}
+                lines += [f"`{method}`'s ranker in the test fit: {ranker.get('note')} (held-out AUC "
+                          f"{_fmt(cand.get('auc'))} vs the prior's {_fmt(prior.get('auc'))}, log loss "
+                          f"{_fmt(cand.get('log_loss'))} vs {_fmt(prior.get('log_loss'))}; {ranker.get('n_train')} "
+                          f"training / {ranker.get('n_holdout')} held-out cards).", ""]
         png = _plot_offline(name, block, out)
         lines += [f"![{name}]({png.name})", ""]
         if block.get("tuning"):
@@ -362,3 +381,62 @@ def _plot_simulation(name: str, w: dict[str, Any], out: Path) -> list[Path]:
     plt.close(fig)
     paths.append(path)
     return paths
+
+
+# -- the README's table ----------------------------------------------------------------------------------------
+
+_SERVED, _TUNED = "foryou", "foryou_tuned"
+_LABELS = {_SERVED: "foryou (served defaults, pages of 6)", _TUNED: "foryou_tuned (relevance list of 100)"}
+_README_METRICS = ("ndcg@10", "recall@20")
+
+
+def _short(entry: dict[str, Any] | None, signed: bool = False) -> str:
+    if not entry:
+        return "n/a"
+    value = entry.get("value", entry.get("diff"))
+    lo, hi = (entry.get("ci") or [None, None])[:2]
+    f = "{:+.3f}" if signed else "{:.3f}"
+    if lo is None or hi is None:
+        return f.format(value)
+    return f"{f.format(value)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def best_baseline(block: dict[str, Any], metric: str = "ndcg@10") -> str | None:
+    """The baseline with the highest test value of ``metric`` (every baseline is tuned on validation)."""
+    baselines = {m: v for m, v in block.get("methods", {}).items() if m not in (_SERVED, _TUNED)}
+    if not baselines:
+        return None
+    return max(baselines, key=lambda m: baselines[m].get(metric, {}).get("value") or float("-inf"))
+
+
+def readme_table(offline: dict[str, Any]) -> str:
+    """Markdown for the README, generated from ``foryou eval offline --json`` (or the report's ``offline``): per
+    protocol, every method's NDCG@10 and Recall@20 with 95% intervals, then the paired differences of the served
+    defaults (and the tuned config) against the best tuned baseline."""
+    lines: list[str] = []
+    for protocol, block in offline.get("protocols", {}).items():
+        methods = block.get("methods", {})
+        order = [m for m in (_SERVED, _TUNED) if m in methods]
+        order += sorted((m for m in methods if m not in order),
+                        key=lambda m: -(methods[m].get("ndcg@10", {}).get("value") or 0.0))
+        lines += [f"**`{protocol}`** ({block.get('n_eval_users')} users evaluated, {block.get('n_train')} train / "
+                  f"{block.get('n_test')} test events)", "",
+                  "| method | NDCG@10 | Recall@20 |", "|---|---|---|"]
+        lines += [f"| {_LABELS.get(m, m)} | " + " | ".join(_short(methods[m].get(k)) for k in _README_METRICS) + " |"
+                  for m in order]
+        best = best_baseline(block)
+        if best is not None:
+            for ours, key in ((_SERVED, "comparisons"), (_TUNED, "comparisons_tuned")):
+                comp = block.get(key, {}).get(best)
+                if not comp:
+                    continue
+                cells = []
+                for metric in _README_METRICS:
+                    entry = comp.get(metric, {})
+                    lo, hi = (entry.get("ci") or [None, None])[:2]
+                    verdict = ("wins" if lo is not None and lo > 0 else
+                               "loses" if hi is not None and hi < 0 else "tied")
+                    cells.append(f"{_short(entry, signed=True)} {verdict}")
+                lines.append(f"| Δ {ours} − {best} (paired) | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

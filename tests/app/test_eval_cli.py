@@ -74,3 +74,18 @@ def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_p
     assert foryou["watch_time_per_session"]["value"] > world["random"]["watch_time_per_session"]["value"]
     claims = [c for c in load_claims(CLAIMS) if c["kind"] == "simulation" and c["where"] == "catalogue"]
     assert claims and not check_claims(claims, result)
+
+
+def test_report_runs_the_protocols_and_worlds_as_parallel_parts_and_merges_them(tmp_path, datasets):
+    result = foryou_eval(tmp_path, datasets, "report", "--out", str(tmp_path / "out"))
+    offline, simulation = result["offline"], result["simulation"]
+    assert list(offline["protocols"]) == ["user_chrono", "global_time"]
+    assert offline["primary_protocol"] == "user_chrono"
+    assert offline["methods"] == offline["protocols"]["user_chrono"]["methods"]
+    assert set(offline["protocols"]["global_time"]["comparisons"]) == {"foryou_tuned", *BASELINES}
+    assert list(simulation["worlds"]) == ["catalogue"]  # quick: the catalogue world only
+    run = offline["run"]
+    assert run == simulation["run"] and run["workers"] >= 1
+    assert set(run["parts"]) == {"offline/user_chrono", "offline/global_time", "simulation/catalogue"}
+    assert all(part["cpu_seconds"] > 0 for part in run["parts"].values())
+    assert (tmp_path / "out" / "eval.md").is_file() and (tmp_path / "out" / "eval.json").is_file()

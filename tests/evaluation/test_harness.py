@@ -118,6 +118,10 @@ def test_run_offline_with_both_foryou_configs_quick(dataset, embed):
         for entry in block["comparisons"].values():
             assert len(entry["ndcg@10"]["ci"]) == 2 and len(entry["page_ndcg@12"]["ci"]) == 2
         assert block["tuning"]["foryou"]["trials"][0]["config"] == {}
+        # ForYou's ranker training in the test fit is on record (trained and gated, or skipped for want of cards)
+        ranker = block["jobs"]["foryou"]["ranker_training"]
+        assert "promoted" in ranker or "skipped" in ranker
+        assert "popularity" not in block["jobs"]
     assert res["served_methods"] == ["foryou"]
 
 
