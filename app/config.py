@@ -106,7 +106,7 @@ class Settings:
     # JSON API (/api/v1): calls per second per personal access token (seed 002's gateway limit)
     api_rate_per_second: int = 5
     # events
-    event_batch_max: int = 200
+    event_batch_max: int = 1000  # events per write transaction (concurrent beacons of 100 share one)
     event_flush_interval_ms: int = 30
     recommender_snapshot_interval_s: int = 600  # plus one at shutdown; start-up replays only what came after
     # scaling out (docs/SCALING.md): off on a single box
