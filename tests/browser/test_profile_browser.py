@@ -183,3 +183,26 @@ def test_a_long_unbroken_name_and_bio_fit_a_320px_phone(browser, live_server, ar
         page.screenshot(path=str(artifacts / "profile-long-name-320.png"), full_page=True)
     finally:
         ctx.close()
+
+
+def test_profile_tiles_show_their_view_counts(context, size, artifacts, live_server):
+    import sqlite3
+    from datetime import UTC, datetime
+
+    video, creator = CATALOGUE[3][0], CATALOGUE[3][1]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    connection = sqlite3.connect(live_server.db_path, timeout=10)
+    try:
+        for index in range(3):
+            connection.execute(
+                "INSERT INTO events (event_id, event_type, user_id, video_id, creator_id, timestamp, watch_duration,"
+                " additional_info) VALUES (?, 'view', ?, ?, ?, ?, 4.0, '{}')",
+                (f"tile-{size}-{index}", f"u_viewer{size}{index}", video, f"u_{creator}", now))
+        connection.commit()
+    finally:
+        connection.close()
+    page = context.new_page()
+    page.goto(f"/@{creator}")
+    views = page.locator(f"a.tile[href^='/v/{video}'] .tile-views")
+    assert views.is_visible() and int(views.get_attribute("data-views")) >= 3
+    page.screenshot(path=str(artifacts / f"profile-tile-views-{size}.png"), full_page=True)
