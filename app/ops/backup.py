@@ -466,6 +466,8 @@ def scheduled_backup(settings: Settings) -> dict:
     if free_bytes(root) - needed < settings.min_free_disk_mb * 1024 * 1024:
         raise BackupError(f"not enough free space in {root} for a backup (about {needed // 1024} KiB needed above"
                           f" the {settings.min_free_disk_mb} MB margin); no backup was made")
+    for stale in root.glob(f"{SCHEDULED_PREFIX}*.partial"):  # a run that died: the job's lease says none is live
+        shutil.rmtree(stale, ignore_errors=True)
     existing = complete_backups(root)
     target = root / f"{SCHEDULED_PREFIX}{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
     manifest = create(settings, target, link_dest=existing[-1] if existing else None)

@@ -234,8 +234,10 @@ def test_postgres_and_object_storage_are_refused_with_what_to_use_instead(tmp_pa
 def test_scheduled_backups_keep_the_newest_n_and_hard_link_unchanged_media(tmp_path):
     settings = data_settings(tmp_path / "data", backup_keep=2)
     video_id = populate(settings)
-    made = [backup.scheduled_backup(settings)["backup"] for _ in range(3)]
     root = settings.backups_dir
+    (root / "foryou-20260101T000000.000000Z.partial" / "media").mkdir(parents=True)  # a run killed half-way
+    made = [backup.scheduled_backup(settings)["backup"] for _ in range(3)]
+    assert not list(root.glob("*.partial"))
     kept = [p.name for p in backup.complete_backups(root)]
     assert kept == made[1:]  # the oldest went
     assert not (root / made[0]).exists()
