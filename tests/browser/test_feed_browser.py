@@ -380,3 +380,48 @@ def test_a_failed_beacon_is_kept_and_retried(desktop, live_server):
     feed.page.wait_for_function("""() => !JSON.parse(localStorage.getItem('foryou.outbox') || '[]')
         .some(e => e.type === 'view' && e.info.final)""", timeout=5000)
     assert feed.errors == []
+
+
+def test_guest_follow_and_save_open_the_sheet_and_happen_after_logging_in(browser, phone, live_server, artifacts):
+    # An account made elsewhere (another browser).
+    other = browser.new_context(base_url=live_server.url)
+    try:
+        page = other.new_page()
+        page.goto("/signup")
+        page.fill("#signup-form input[name=username]", "phonefan")
+        page.fill("#signup-form input[name=password]", "a long enough password")
+        page.click("#signup-form button[type=submit]")
+        page.wait_for_url(live_server.url + "/")
+    finally:
+        other.close()
+
+    feed = Page(phone)
+    feed.advance()
+    video = feed.wait_active_change(None)
+    feed.wait_scroll_settled()
+    url = feed.page.url
+    creator = feed.page.get_attribute(f"#card-{video}", "data-creator-id")
+    feed.page.click(f"#card-{video} .follow-button")
+    feed.page.wait_for_selector("#auth-sheet:not([hidden]) #login-form")
+    # The sheet owns the keyboard: Tab stays inside it.
+    for _ in range(6):
+        feed.page.keyboard.press("Tab")
+        assert feed.page.evaluate("document.getElementById('auth-sheet').contains(document.activeElement)")
+    feed.page.fill("#auth-sheet input[name=username]", "phonefan")
+    feed.page.fill("#auth-sheet input[name=password]", "wrong password!")
+    feed.page.click("#auth-sheet #login-form button[type=submit]")
+    feed.page.wait_for_selector("#auth-sheet #login-form .form-error")  # the error, in place
+    feed.page.fill("#auth-sheet input[name=password]", "a long enough password")
+    feed.page.click("#auth-sheet #login-form button[type=submit]")
+    feed.page.wait_for_selector(f"#card-{video} .follow-button[aria-pressed='true']")
+    feed.page.wait_for_selector("#auth-sheet", state="hidden")
+    assert feed.page.url == url and feed.active_id() == video
+    assert live_server.wait_for(
+        "SELECT 1 FROM follows f JOIN users u ON u.id = f.follower_id WHERE u.username='phonefan' AND creator_id=?",
+        creator)
+    assert feed.page.locator("#bottom-nav a[href='/@phonefan']").count() == 1
+    # Signed in now: save works at once, with the new session's CSRF token.
+    feed.page.click(f"#card-{video} [data-action='save']")
+    feed.page.wait_for_selector(f"#card-{video} [data-action='save'][aria-pressed='true']")
+    feed.page.screenshot(path=str(artifacts / "auth-sheet-phone-after-follow.png"))
+    assert feed.errors == []
