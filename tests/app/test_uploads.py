@@ -142,8 +142,17 @@ def test_an_exact_reupload_by_the_same_creator_is_refused_with_a_link_and_leaves
     assert again.status_code == 409, again.text
     body = again.json()
     assert body["code"] == "duplicate" and "already uploaded" in body["error"]
-    assert body["existing_id"] == first.json()["id"] and body["existing_url"] == f"/v/{first.json()['id']}"
+    first_id = first.json()["id"]
+    # Still processing: the link goes to its status page (its /v/ page exists once it is published).
+    assert body["existing_id"] == first_id and body["existing_url"] == f"/videos/{first_id}/status"
     assert leftovers(client) == before  # no second row, no job rows, no file (the temporary one is gone too)
+
+    async def _publish():
+        async with services(client).db.write() as session:
+            (await session.get(Video, first_id)).state = "ready"
+    run(client, _publish())
+    assert upload(client, data).json()["existing_url"] == f"/v/{first_id}"
+    assert leftovers(client) == before
 
     # One byte more is another file: a new video.
     assert upload(client, data + b"\0" * 16).status_code == 201

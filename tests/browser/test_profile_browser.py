@@ -156,7 +156,7 @@ def test_exact_reupload_is_refused_with_a_link_to_the_video(context, size, artif
     error = page.wait_for_selector("#upload-error:not([hidden])")
     assert "already uploaded this exact video" in error.text_content()
     link = page.locator("#upload-error a.existing-video")
-    assert link.get_attribute("href") == f"/v/{first_id}"
+    assert link.get_attribute("href") == f"/videos/{first_id}/status"  # still processing: its status page
     assert page.locator("#upload-submit").is_enabled()
     page.screenshot(path=str(artifacts / f"upload-duplicate-{size}.png"), full_page=True)
     assert len(live_server.query("SELECT id FROM videos WHERE creator_id = (SELECT id FROM users WHERE "

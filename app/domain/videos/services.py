@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from app.adapters.object_storage import LocalStorage, MediaStorage
 from app.config import Settings
 from app.db.engine import Database
-from app.db.models import MediaJob, Video, new_id, utcnow
+from app.db.models import MediaJob, Video, is_published, new_id, utcnow
 from app.db.sound_models import Sound
 from app.domain.accounts.profile import AVATAR_DIR
 from media.audio import copy_audio_track
@@ -45,13 +45,15 @@ SOUND_FILE = "sound.m4a"  # "use this sound": the chosen track, copied into the 
 class DuplicateUpload(MediaRejected):
     """The creator already has a video made from exactly these bytes (same sha256): nothing new is stored."""
 
-    def __init__(self, existing_id: str) -> None:
+    def __init__(self, existing_id: str, published: bool = True) -> None:
         super().__init__("duplicate", "You already uploaded this exact video. Nothing new was stored.")
         self.existing_id = existing_id
+        self.published = published
 
     @property
     def existing_url(self) -> str:
-        return f"/v/{self.existing_id}"
+        """Its page once published; until then (processing, failed, in review) its status page."""
+        return f"/v/{self.existing_id}" if self.published else f"/videos/{self.existing_id}/status"
 
 
 def file_sha256(path: Path) -> str:
@@ -169,10 +171,10 @@ class VideoService:
 
     async def _refuse_duplicate(self, creator_id: str, content_hash: str) -> None:
         async with self.db.read() as session:
-            existing = (await session.execute(select(Video.id).where(
+            existing = (await session.execute(select(Video).where(
                 Video.creator_id == creator_id, Video.content_hash == content_hash))).scalar_one_or_none()
         if existing is not None:
-            raise DuplicateUpload(existing)
+            raise DuplicateUpload(existing.id, is_published(existing))
 
     async def _insert(self, video_id: str, creator_id: str, caption: str, topic: str | None, info: ProbeInfo,
                       content_hash: str, sound: Sound | None, sound_mode: str) -> Video:
