@@ -64,6 +64,20 @@
     if (target && target.id === "toast") FY.toast(target.textContent.trim(), 4000);
   });
 
+  // ---- follower counts: a follow's answer (foryou:follow) updates every count of that creator on the page ----
+  function compact(n) {
+    const units = [["M", 1e6], ["K", 1e3]];
+    for (const [unit, size] of units) if (n >= size) return (n / size).toFixed(1).replace(/\.0$/, "") + unit;
+    return String(Math.trunc(n || 0));
+  }
+  document.addEventListener("foryou:follow", (e) => {
+    const d = e.detail || {};
+    if (!d.creator_id || typeof d.followers !== "number") return;
+    document.querySelectorAll('[data-followers-of="' + CSS.escape(d.creator_id) + '"]').forEach((el) => {
+      el.textContent = compact(d.followers);
+    });
+  });
+
   // ---- the sign-in sheet ------------------------------------------------------------------------------------
   let pending = null; // {elt, method, path}: the request a guest made that needs an account
   let opener = null;

@@ -154,7 +154,7 @@ def test_no_console_or_htmx_errors_on_any_page(browser, live_server, artifacts, 
             _sign_up(sweep, live_server, f"sweeper_{size}")
         for name, path in PAGES:
             sweep.visit(name, path)
-            if name in ("feed", "video", "profile"):
+            if name in ("feed", "video", "profile", "followers"):
                 sweep.act(name, signed_in)
             if name == "feed":  # the listeners work: an htmx error event is caught (then forgotten)
                 sweep.page.evaluate("document.body.dispatchEvent(new CustomEvent('htmx:oobErrorNoTarget',"

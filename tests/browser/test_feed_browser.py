@@ -332,6 +332,11 @@ def test_comment_as_a_guest_signs_up_in_the_sheet_then_likes_replies_follows_and
     assert feed.page.get_attribute(".follow-button", "aria-pressed") == "true"
     assert feed.page.inner_text(f"#followers-{creator}") == "1"
     feed.page.screenshot(path=str(artifacts / "profile-desktop.png"))
+    # Unfollow there: the count follows in place (from the answer's foryou:follow event).
+    feed.page.click(".follow-profile")
+    feed.page.wait_for_function(f"() => document.querySelector('#followers-{creator}').textContent.trim() === '0'")
+    feed.page.click(".follow-profile")  # and follow again, for the tests after this one
+    feed.page.wait_for_function(f"() => document.querySelector('#followers-{creator}').textContent.trim() === '1'")
     assert feed.errors == []
 
 

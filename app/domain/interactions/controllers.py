@@ -120,7 +120,7 @@ class InteractionController(Controller):
         trigger = json.dumps({"foryou:follow": {"creator_id": creator.id, "following": on, "followers": followers}})
         return render(request, "components/follow_button.html",
                       {"creator": creator, "following": on, "variant": params.get("variant", "rail"),
-                       "video_id": video_id, "oob_followers": followers},
+                       "video_id": video_id},
                       headers={"HX-Trigger-After-Settle": trigger})
 
     # ---- comments --------------------------------------------------------------------------------------
