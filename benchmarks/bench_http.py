@@ -100,7 +100,10 @@ class Server:
         env = {**os.environ, "FORYOU_DATA_DIR": str(data_dir), "FORYOU_PORT": str(port), "FORYOU_HOST": "127.0.0.1",
                "FORYOU_RUN_SCHEDULER": "false", "FORYOU_RUN_WORKER": "false", "FORYOU_LOG_LEVEL": "WARNING",
                "FORYOU_RUN_MIGRATIONS_ON_START": "false", "FORYOU_SECRET_KEY": "bench", "OMP_NUM_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+               "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+               # one address sends every beacon here: throughput is measured, the limits by bench_beacon_flood
+               **{f"FORYOU_BEACON_{k}": "100000000" for k in ("BURST", "EVENTS_PER_MINUTE", "ADDRESS_BURST",
+                                                               "ADDRESS_EVENTS_PER_MINUTE")}}
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
