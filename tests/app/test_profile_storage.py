@@ -1,5 +1,5 @@
 """Avatars on object storage: one web replica stores the picture, another (its own data dir, the same database and
-bucket) serves it from the store; a new picture prunes the old one there."""
+bucket) serves it from the store; a new picture prunes the old one there; deleting the account removes it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.app.helpers import services
 from tests.app.test_accounts import login, signup
 from tests.app.test_object_storage import BUCKET, KEYS, s3_endpoint  # noqa: F401  (module fixture)
 from tests.app.test_profiles import _png, edit, jpeg_with_exif
-from tests.conftest import make_settings
+from tests.conftest import csrf_of, make_settings
 
 
 @pytest.mark.slow
@@ -41,3 +41,12 @@ def test_an_avatar_stored_by_one_replica_is_served_by_another_from_the_store(tmp
             assert edit(second, avatar=("new.png", _png((64, 64)), "image/png")).status_code == 200
             assert storage.stat(f"avatar-{user_id}", name) is None
             assert second.get(f"/media/avatars/{path}").status_code == 404
+
+            new_name = second.get("/@cloudface", headers={"accept": "text/html"}).text.split(
+                f'src="/media/avatars/{user_id}/', 1)[1].split('"', 1)[0]
+            assert storage.stat(f"avatar-{user_id}", new_name) is not None
+            gone = second.post("/settings/delete", data={"confirm": "cloudface", "password": "correct horse",
+                                                         "csrf_token": csrf_of(second, "/settings")},
+                               follow_redirects=False)
+            assert gone.status_code == 303
+            assert storage.stat(f"avatar-{user_id}", new_name) is None, "the deleted account's picture stayed"

@@ -42,6 +42,7 @@ from app.db.models import (
     Video,
 )
 from app.db.sound_models import Sound
+from app.domain.accounts.profile import ProfileService
 from app.domain.feed.recommender import RecommenderService
 from app.domain.sounds.services import default_title
 from app.domain.videos.removal import VideoRemoval
@@ -202,6 +203,8 @@ class PrivacyService:
             await session.execute(delete(User).where(User.id == uid))
         if avatar:
             (self.settings.data_dir / avatar).unlink(missing_ok=True)
+            # With object storage the picture lives in the bucket too (a no-op on local storage).
+            await asyncio.to_thread(self.removal.videos.storage.delete, ProfileService.store_key(uid))
         self._forget_in_recommender(uid)
         log.info("account deleted", extra={"videos": len(video_ids), "events_anonymised": len(own)})
         return {"videos": len(video_ids), "events": len(own)}
