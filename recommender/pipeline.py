@@ -22,6 +22,7 @@ from .ranking.features import InterestQueries, build_features, interest_queries
 from .ranking.model import TASKS
 from .ranking.value import trend_boosted, value_scores
 from .reasons import Reason, explain
+from .reasons import context as reasons_context
 from .reranking import exploration, random_exposure
 from .reranking.diversity import Placed, Ranked, assemble_page
 from .state import EngineState
@@ -259,11 +260,13 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
     catalog = state.catalog
     recommendations = []
     evidence: list[list[dict]] = []  # per card, what each reason refers to (reasons.Reason.as_trace)
+    why = reasons_context(state, user, request.now)
     for position, placed in enumerate(page):
         entry = placed.entry
         item = catalog.items[entry.row]
         source = random_exposure.NAME if placed.kind == random_exposure.NAME else entry.source
-        reasons = explain(state, item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now)
+        reasons = explain(state, item, source, entry.also_from, user, float(catalog.trend[entry.row]), request.now,
+                          why)
         texts = [r.text for r in reasons]
         if placed.kind == "explore" and "Something new to explore" not in texts:
             reasons.insert(0, Reason("Something new to explore", "explore", "explore"))

@@ -74,6 +74,8 @@ class _Context:
         self.state, self.user, self.now = state, user, now
         self.catalog = state.catalog
         self._floor: float | None = None
+        self._mats: dict[tuple[str, ...], tuple[list[str], np.ndarray | None]] = {}
+        self._enjoyed: dict[float, list[str]] = {}
 
     def vector(self, item_id: str) -> np.ndarray | None:
         row = self.catalog.row_of.get(item_id)
@@ -81,27 +83,41 @@ class _Context:
             return None
         return self.catalog.vectors[row]
 
+    def _matrix(self, ids: tuple[str, ...]) -> tuple[list[str], np.ndarray | None]:
+        """Unit vectors of the given items (those that have one), computed once per request."""
+        cached = self._mats.get(ids)
+        if cached is None:
+            rows = [(i, self.catalog.row_of[i]) for i in ids if i in self.catalog.row_of]
+            rows = [(i, r) for i, r in rows if self.catalog.has_vector[r]]
+            if rows:
+                mat = self.catalog.vectors[[r for _, r in rows]].astype(np.float32)
+                mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-9)
+                cached = ([i for i, _ in rows], mat)
+            else:
+                cached = ([], None)
+            self._mats[ids] = cached
+        return cached
+
     def nearest(self, item: Item, candidates: list[str]) -> str | None:
         """The candidate item most similar to ``item`` (cosine >= SEED_SIMILARITY), else None."""
         target = self.vector(item.item_id)
-        if target is None:
+        if target is None or not candidates:
             return None
-        best, best_sim = None, SEED_SIMILARITY
-        norm = float(np.linalg.norm(target)) or 1.0
-        for other in candidates[-MAX_SEEDS:]:
+        ids, mat = self._matrix(tuple(candidates[-MAX_SEEDS:]))
+        if mat is None:
+            return None
+        sims = mat @ (target / max(float(np.linalg.norm(target)), 1e-9))
+        for i, other in enumerate(ids):
             if other == item.item_id:
-                continue
-            v = self.vector(other)
-            if v is None:
-                continue
-            sim = float(np.dot(target, v)) / (norm * (float(np.linalg.norm(v)) or 1.0))
-            if sim >= best_sim:
-                best, best_sim = other, sim
-        return best
+                sims[i] = -np.inf
+        best = int(np.argmax(sims))
+        return ids[best] if sims[best] >= SEED_SIMILARITY else None
 
     def enjoyed(self, since: float = 0.0) -> list[str]:
         """Items with net positive engagement (oldest first), optionally only since a time."""
-        return [i for i, (net, at) in self.user.engaged.items() if net > 0 and at >= since]
+        if since not in self._enjoyed:
+            self._enjoyed[since] = [i for i, (net, at) in self.user.engaged.items() if net > 0 and at >= since]
+        return self._enjoyed[since]
 
     def popular_floor(self) -> float:
         """Views needed for "Popular right now": POPULAR_MIN_VIEWS and the catalogue's top decile."""
@@ -238,10 +254,15 @@ def _primary(ctx: _Context, item: Item, source: str, also_from: list[str], trend
                   {"views": int(views), "floor": floor})
 
 
+def context(state: EngineState, user: UserState, now: float) -> _Context:
+    """What explaining one page needs, computed once for all its cards."""
+    return _Context(state, user, now)
+
+
 def explain(state: EngineState, item: Item, source: str, also_from: list[str], user: UserState, trend: float,
-            now: float) -> list[Reason]:
+            now: float, ctx: _Context | None = None) -> list[Reason]:
     """Up to MAX_REASONS true reasons; the first explains ``source``."""
-    ctx = _Context(state, user, now)
+    ctx = ctx or _Context(state, user, now)
     reasons = [_primary(ctx, item, source, also_from, trend)]
     if source != "following" and item.creator_id in user.follows:
         reasons.append(Reason(f"From {CREATOR}, who you follow", "follow", source, {"creator_id": item.creator_id}))
