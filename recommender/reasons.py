@@ -122,10 +122,19 @@ class _Context:
     def popular_floor(self) -> float:
         """Views needed for "Popular right now": POPULAR_MIN_VIEWS and the catalogue's top decile."""
         if self._floor is None:
+            # The decile is a scan of the catalogue: kept until an item, an event or a recount changes the counts.
+            runs = self.state.job_runs
+            key = ("popular_floor", self.catalog.version, self.state.events.appended, self.state.events.rewrites,
+                   *((runs.get(job) or {}).get("at") for job in ("video_stats", "engagement_farming")))
+            cached = self.catalog.query_cache.get("popular_floor")
+            if cached is not None and cached[0] == key:
+                self._floor = cached[1]
+                return self._floor
             n = len(self.catalog)
             views = self.catalog.counts[:n, COUNTER["views"]][self.catalog.available[:n]] if n else np.zeros(0)
             decile = float(np.quantile(views, 1.0 - POPULAR_TOP_SHARE)) if len(views) else 0.0
             self._floor = max(float(POPULAR_MIN_VIEWS), decile)
+            self.catalog.query_cache["popular_floor"] = (key, self._floor)
         return self._floor
 
     def views(self, item: Item) -> float:
