@@ -107,17 +107,25 @@ class SessionStore:
                           visitor_id="u_" + self._derive("visitor", token_hash)[:12])
 
     async def load_or_pending(self, token: str | None) -> WebSession:
-        """This request's session: its row, else a pending one (reads only, never a write but the touch)."""
-        loaded = await self.load(token)
-        if loaded is not None:
-            return loaded
+        """This request's session: its row, else a pending one (reads only, never a write but the touch).
+
+        One read session: the row lookup and, when there is no row, whether the token's guest id is taken
+        (a token whose guest once existed, its row swept or rotated away, e.g. at sign-up where the guest
+        became the account, must not come back as that user: it starts over with a fresh token)."""
         if not token:
             return self.pending()
         candidate = self.pending(token)
-        # A token whose guest once existed (its row was swept or rotated away, e.g. at sign-up, where the
-        # guest became the account) must not come back as that user: it starts over with a fresh token.
         async with self.db.read() as session:
-            taken = (await session.execute(select(User.id).where(User.id == candidate.visitor_id))).first()
+            row = (await session.execute(
+                select(AuthSession, User).outerjoin(User, AuthSession.user_id == User.id)
+                .where(AuthSession.token_hash == candidate.token_hash))).first()
+            taken = row is None and (await session.execute(
+                select(User.id).where(User.id == candidate.visitor_id))).first() is not None
+        if row is not None:
+            loaded = await self._check(candidate.token_hash, *row)
+            if loaded is not None:
+                return loaded
+            return self.pending()
         return self.pending() if taken else candidate
 
     async def materialize(self, current: WebSession) -> User:
@@ -161,7 +169,11 @@ class SessionStore:
             ).first()
         if row is None:
             return None
-        auth, user = row
+        return await self._check(token_hash, *row)
+
+    async def _check(self, token_hash: str, auth: AuthSession, user: User | None) -> WebSession | None:
+        """A stored session as this request's, unless expired or its user banned (then removed); touched
+        every few minutes (its expiry slides)."""
         now = utcnow()
         if auth.expires_at <= now or (user is not None and user.status == "banned"):
             await self.destroy(token_hash)

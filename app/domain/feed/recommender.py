@@ -285,10 +285,13 @@ class RecommenderService:
 
     # ---- serving ----------------------------------------------------------------------------------
     async def recommend(self, user_id: str, k: int, exclude: frozenset[str], session_key: str,
-                        overrides: dict | None = None) -> list[Pick]:
-        async with self.db.read() as session:  # one read: the viewer's hidden/blocked and muted words
-            hidden_videos, hidden_creators = await hidden_in(session, user_id)
-            preferences = (await session.execute(select(User.preferences).where(User.id == user_id))).first()
+                        overrides: dict | None = None, stored: bool = True) -> list[Pick]:
+        """``stored=False``: a pending visitor (app.server.web_session), who has no rows to read yet."""
+        hidden_videos, hidden_creators, preferences = set(), set(), None
+        if stored:
+            async with self.db.read() as session:  # one read: the viewer's hidden/blocked and muted words
+                hidden_videos, hidden_creators = await hidden_in(session, user_id)
+                preferences = (await session.execute(select(User.preferences).where(User.id == user_id))).first()
         if preferences is not None:  # a pending visitor (no row yet) has no filters, and gets no state for them
             muted = list((preferences[0] or {}).get("muted_words", []))
             self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)

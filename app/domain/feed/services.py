@@ -156,7 +156,8 @@ class FeedService:
         if tab == "following":
             picks = await self._following(viewer, served, k)
         elif self.recommend is not None and viewer_id is not None:
-            picks = await self.recommend(viewer_id, k, frozenset(served), session_key)
+            picks = await (self.recommend(viewer_id, k, frozenset(served), session_key) if viewer is not None
+                           else self.recommend(viewer_id, k, frozenset(served), session_key, stored=False))
         else:
             picks = await self._newest(viewer, served, k)
         picks = [pick for pick in picks if pick.video_id not in served][:k]
