@@ -177,7 +177,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands import CommandError, running
 
-    name = args.name or ""
+    name = getattr(args, "name", None) or ""  # `jobs list` has no name argument
     needs_recommender = args.jobs_command == "run" and bool(name) and name != "media_pipeline" \
         and name not in APP_JOBS
 

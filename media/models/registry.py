@@ -17,7 +17,7 @@ from typing import Any
 from media.models import clip as clip_mod
 from media.models import sentence as sentence_mod
 from media.models import whisper as whisper_mod
-from media.models.base import ModelLoadError, ModelUnavailable, TextEmbedder, configure_torch
+from media.models.base import ModelLoadError, ModelUnavailable, TextEmbedder
 
 RETRY_AFTER_S = 60.0  # a failed load (a broken file, a bug) is retried at most this often
 
@@ -59,7 +59,8 @@ class ModelRegistry:
 
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or ModelSettings()
-        configure_torch(self.settings.torch_threads)
+        # torch is imported (and its threads set, see configure_torch) by the first model load, not here: importing
+        # it was a quarter of a server's start-up, before it could answer /healthz.
         self._slots = {name: _Slot(threading.Lock()) for name in self.NAMES}
 
     # --- loading ----------------------------------------------------------------------------------------------
