@@ -27,7 +27,8 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import delete, select
+from sqlalchemy import String, bindparam, delete, exists, literal, select
+from sqlalchemy.orm import aliased
 
 from app.db.engine import Database
 from app.db.models import AuthSession, Event, User, utcnow
@@ -89,6 +90,21 @@ def _insert(dialect: str, table):  # noqa: ANN001, ANN202 - a dialect's INSERT c
     return insert(table)
 
 
+def _lookup():  # noqa: ANN202 - an ORM SELECT
+    """A session's row and user (``None``, ``None`` when it has none) and whether ``:visitor_id`` names a
+    user, as one row: both lookups outer-joined to a one-row FROM, so a cookie costs one statement."""
+    taken_by = aliased(User)
+    one = select(literal(1).label("one")).subquery("one")
+    return (select(AuthSession, User,
+                   exists().where(taken_by.id == bindparam("visitor_id", type_=String())).label("taken"))
+            .select_from(one)
+            .outerjoin(AuthSession, AuthSession.token_hash == bindparam("token_hash", type_=String()))
+            .outerjoin(User, AuthSession.user_id == User.id))
+
+
+_LOOKUP = _lookup()
+
+
 class SessionStore:
     def __init__(self, db: Database, session_days: int, secret: bytes | None = None) -> None:
         self.db = db
@@ -109,18 +125,16 @@ class SessionStore:
     async def load_or_pending(self, token: str | None) -> WebSession:
         """This request's session: its row, else a pending one (reads only, never a write but the touch).
 
-        One read session: the row lookup and, when there is no row, whether the token's guest id is taken
-        (a token whose guest once existed, its row swept or rotated away, e.g. at sign-up where the guest
-        became the account, must not come back as that user: it starts over with a fresh token)."""
+        One statement: the row lookup and whether the token's guest id is taken (used when there is no row: a
+        token whose guest once existed, its row swept or rotated away, e.g. at sign-up where the guest became
+        the account, must not come back as that user: it starts over with a fresh token)."""
         if not token:
             return self.pending()
         candidate = self.pending(token)
         async with self.db.read() as session:
-            row = (await session.execute(
-                select(AuthSession, User).outerjoin(User, AuthSession.user_id == User.id)
-                .where(AuthSession.token_hash == candidate.token_hash))).first()
-            taken = row is None and (await session.execute(
-                select(User.id).where(User.id == candidate.visitor_id))).first() is not None
+            auth, user, taken = (await session.execute(
+                _LOOKUP, {"token_hash": candidate.token_hash, "visitor_id": candidate.visitor_id})).one()
+        row = (auth, user) if auth is not None else None
         if row is not None:
             loaded = await self._check(candidate.token_hash, *row)
             if loaded is not None:
