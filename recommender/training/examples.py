@@ -10,6 +10,7 @@ exposure event in the session, with position -1 and source "".
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -204,6 +205,31 @@ class ExampleBuffer:
     def __len__(self) -> int:
         return len(self.finished)
 
+    # Snapshots pickle the buffer: hundreds of thousands of examples, each with two small arrays, took seconds to
+    # unpickle one by one; as columns (one matrix of labels, one of features) they load in a fraction of that.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        finished = list(self.finished)
+        widths = {len(e.features) for e in finished}
+        if len(widths) != 1:  # empty, or mixed widths across a feature change: plain pickling
+            return state
+        state["finished"] = {
+            "maxlen": self.finished.maxlen,
+            "scalars": [tuple(getattr(e, name) for name in _SCALAR_FIELDS) for e in finished],
+            "labels": np.stack([e.labels for e in finished]),
+            "features": np.stack([e.features for e in finished]),
+        }
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        columns = state.get("finished")
+        if isinstance(columns, dict):
+            examples = (Example(**dict(zip(_SCALAR_FIELDS, scalars, strict=True)), labels=labels, features=features)
+                        for scalars, labels, features
+                        in zip(columns["scalars"], columns["labels"], columns["features"], strict=True))
+            state = {**state, "finished": deque(examples, maxlen=columns["maxlen"])}
+        self.__dict__.update(state)
+
     def _finish(self, example: Example) -> None:
         if example.features is not None and len(example.features):
             self.finished.append(example)
@@ -218,6 +244,10 @@ class ExampleBuffer:
         """Finished examples opened after ``start``, in time order."""
         chosen = sorted((e for e in self.finished if e.opened_at > start), key=lambda e: e.opened_at)
         return to_arrays(chosen)
+
+
+# Example's fields but its two arrays: a snapshot stores these per example and the arrays as two matrices.
+_SCALAR_FIELDS = tuple(f.name for f in dataclasses.fields(Example) if f.name not in ("labels", "features"))
 
 
 def to_arrays(examples: list[Example]) -> TrainingSet:
