@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -28,9 +27,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_http import CSRF, cpu_seconds  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 SECONDS = float(os.environ.get("BENCH_SECONDS", "12"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # idle and flooded phases alternate: a shared box's load drifts
 
@@ -45,7 +44,7 @@ def viewer(url: str, path: str, until: float, out: list[float]) -> None:
 
 def flood(url: str, video_id: str, until: float, counts: dict) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
-        csrf = CSRF_META.search(client.get(f"/v/{video_id}", headers={"accept": "text/html"}).text).group(1)
+        csrf = CSRF.search(client.get(f"/v/{video_id}", headers={"accept": "text/html"}).text).group(1)
         while time.monotonic() < until:
             events = [{"event_id": uuid.uuid4().hex, "type": "view", "video_id": video_id, "watch_duration": 1.0}
                       for _ in range(100)]
@@ -56,11 +55,6 @@ def flood(url: str, video_id: str, until: float, counts: dict) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def phase(url: str, path: str, video_id: str | None, pid: int) -> dict:

@@ -187,10 +187,11 @@ async def session(url: str, signup: str | None = None) -> tuple[httpx.AsyncClien
     return client, csrf
 
 
-def beacon(csrf: str, video_ids: list[str], n: int) -> dict:
+def beacon(csrf: str, video_ids: list[str], n: int, offset: int = 0) -> dict:
+    """A beacon as the page's outbox sends it: half views with watch time, half impressions, fresh event ids."""
     events = []
     for i in range(n):
-        vid = video_ids[i % len(video_ids)]
+        vid = video_ids[(offset + i) % len(video_ids)]
         if i % 2:
             events.append({"event_id": uuid.uuid4().hex, "type": "impression", "video_id": vid,
                            "info": {"position": i, "feed": "foryou"}})

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -34,16 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.db.engine import Database  # noqa: E402
 from app.db.models import Event  # noqa: E402
+from benchmarks.bench_http import CSRF, beacon, cpu_seconds  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ingest.json"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def seed(data_dir: Path, n_videos: int) -> list[tuple[str, str]]:
@@ -63,16 +56,7 @@ def seed(data_dir: Path, n_videos: int) -> list[tuple[str, str]]:
 
 
 def beacon_body(csrf: str, video_ids: list[str], n: int, offset: int) -> bytes:
-    events = []
-    for i in range(n):
-        vid = video_ids[(offset + i) % len(video_ids)]
-        if i % 2:
-            events.append({"event_id": uuid.uuid4().hex, "type": "impression", "video_id": vid,
-                           "info": {"position": i, "feed": "foryou"}})
-        else:
-            events.append({"event_id": uuid.uuid4().hex, "type": "view", "video_id": vid, "watch_duration": 7.5,
-                           "info": {"final": True, "watch_ratio": 0.5, "position": i}})
-    return json.dumps({"csrf": csrf, "events": events}).encode()
+    return json.dumps(beacon(csrf, video_ids, n, offset)).encode()
 
 
 async def ingest(url: str, pid: int, video_ids: list[str], connections: int, beacons: int, per_beacon: int) -> dict:
@@ -80,7 +64,7 @@ async def ingest(url: str, pid: int, video_ids: list[str], connections: int, bea
     for _ in range(connections):
         client = httpx.AsyncClient(base_url=url, timeout=60.0)
         page = await client.get(f"/v/{video_ids[0]}", headers={"accept": "text/html"})
-        clients.append((client, CSRF_META.search(page.text).group(1)))
+        clients.append((client, CSRF.search(page.text).group(1)))
     # Bodies are built before the clock starts: the load generator shares the two cores with the server.
     per_client = max(1, beacons // connections)
     bodies = [[beacon_body(csrf, video_ids, per_beacon, i * per_client + j) for j in range(per_client)]

@@ -203,6 +203,14 @@ def _cf(ctx: _Context, anchor: str) -> Reason:
                   {"item_id": anchor, "liked": verb == "liked"})
 
 
+def _similar_to_watched(ctx: _Context, item: Item, source: str) -> Reason | None:
+    seed = ctx.nearest(item, ctx.enjoyed())
+    if seed:
+        return Reason(f"Similar to ‹{title_of(ctx.catalog.get(seed))}›, which you watched", "watched", source,
+                      {"item_id": seed})
+    return None
+
+
 def _primary(ctx: _Context, item: Item, source: str, also_from: list[str], trend: float) -> Reason:
     user, now = ctx.user, ctx.now
     if source.startswith("ann/") and "item2item" in also_from:
@@ -220,10 +228,8 @@ def _primary(ctx: _Context, item: Item, source: str, also_from: list[str], trend
         if seed:
             return Reason(f"Because you just watched ‹{title_of(ctx.catalog.get(seed))}›", "watched", source,
                           {"item_id": seed, "since": user.session.started_at})
-        seed = ctx.nearest(item, ctx.enjoyed())
-        if seed:
-            return Reason(f"Similar to ‹{title_of(ctx.catalog.get(seed))}›, which you watched", "watched", source,
-                          {"item_id": seed})
+        if watched := _similar_to_watched(ctx, item, source):
+            return watched
         return Reason("Similar to what you're watching now", "similar", source)
     if source == "ann/long_term":
         seed = ctx.nearest(item, list(liked_items(user)))
@@ -232,10 +238,8 @@ def _primary(ctx: _Context, item: Item, source: str, also_from: list[str], trend
         picked = _picked(item, user, source)
         if picked:
             return picked
-        seed = ctx.nearest(item, ctx.enjoyed())
-        if seed:
-            return Reason(f"Similar to ‹{title_of(ctx.catalog.get(seed))}›, which you watched", "watched", source,
-                          {"item_id": seed})
+        if watched := _similar_to_watched(ctx, item, source):
+            return watched
         return Reason("Similar to videos you enjoyed", "similar", source)
     if source == "item2item":
         anchor = ctx.cf_anchor(item)

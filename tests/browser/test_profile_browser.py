@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import CATALOGUE, DESKTOP
+from tests.browser.test_phone_ui import sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -28,14 +29,6 @@ def context(browser, live_server, size):  # noqa: ANN001, ANN201
     ctx = browser.new_context(base_url=live_server.url, **SIZES[size])
     yield ctx
     ctx.close()
-
-
-def sign_up(page, username: str) -> None:  # noqa: ANN001
-    page.goto("/signup")
-    page.fill("#signup-form input[name=username]", username)
-    page.fill("#signup-form input[name=password]", "a long enough password")
-    page.click("#signup-form button[type=submit]")
-    page.wait_for_url(lambda url: "/signup" not in url)
 
 
 def post_as(page, path: str) -> None:  # noqa: ANN001

@@ -20,10 +20,11 @@ from app.domain.feed.controllers import player_context
 from app.domain.feed.services import FeedService, hidden_for
 from app.domain.interactions.services import InteractionService
 from app.domain.interactions.web import visible_video
-from app.domain.pages.people import follow_counts, liked_videos
+from app.domain.pages.people import follow_counts
 from app.domain.pages.profile import profile_tiles
 from app.domain.pages.search import (
     hashtag_videos,
+    liked_videos,
     popular_hashtags,
     profile_videos,
     saved_videos,

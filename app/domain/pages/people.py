@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 
 from app.db.engine import Database
-from app.db.models import Event, Follow, Like, User, Video, published_clause
+from app.db.models import Event, Follow, User, Video
 
-PUBLISHED = published_clause()
 MAX_LIST = 500
 
 
@@ -47,15 +46,6 @@ async def event_counts(db: Database, videos: Iterable[Video], event_type: str) -
 
 async def view_counts(db: Database, videos: Iterable[Video]) -> dict[str, int]:
     return await event_counts(db, videos, "view")
-
-
-async def liked_videos(db: Database, user_id: str, limit: int = 300) -> list[Video]:
-    """What a user liked, last liked first (their private Liked tab)."""
-    async with db.read() as session:
-        return list((await session.execute(
-            select(Video).join(Like, Like.video_id == Video.id)
-            .where(Like.user_id == user_id, *PUBLISHED)
-            .order_by(Like.created_at.desc()).limit(limit))).scalars())
 
 
 def _listed() -> tuple:

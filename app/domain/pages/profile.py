@@ -21,8 +21,8 @@ from app.domain.accounts.profile import (
     ProfileError,
     ProfileService,
 )
-from app.domain.pages.people import follow_counts, follow_list, liked_videos, view_counts
-from app.domain.pages.search import tiles_for
+from app.domain.pages.people import follow_counts, follow_list, view_counts
+from app.domain.pages.search import liked_videos, tiles_for
 from app.domain.videos.files import file_response, object_response
 from app.domain.videos.services import VideoService
 from app.server.guards import login_redirect

@@ -84,11 +84,20 @@ async def profile_videos(db: Database, creator_id: str, limit: int = 120) -> lis
 
 async def saved_videos(db: Database, user_id: str, limit: int = 300) -> list[Video]:
     """What a user saved, last saved first (the saved grid)."""
+    return await _marked_videos(db, Save, user_id, limit)
+
+
+async def liked_videos(db: Database, user_id: str, limit: int = 300) -> list[Video]:
+    """What a user liked, last liked first (their private Liked tab)."""
+    return await _marked_videos(db, Like, user_id, limit)
+
+
+async def _marked_videos(db: Database, mark: type[Like] | type[Save], user_id: str, limit: int) -> list[Video]:
     async with db.read() as session:
         return list((await session.execute(
-            select(Video).join(Save, Save.video_id == Video.id)
-            .where(Save.user_id == user_id, *PUBLISHED)
-            .order_by(Save.created_at.desc()).limit(limit))).scalars())
+            select(Video).join(mark, mark.video_id == Video.id)
+            .where(mark.user_id == user_id, *PUBLISHED)
+            .order_by(mark.created_at.desc()).limit(limit))).scalars())
 
 
 async def hashtag_videos(db: Database, tag: str, limit: int = 90) -> list[Video]:
