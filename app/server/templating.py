@@ -24,7 +24,31 @@ def make_environment() -> Environment:
     )
     env.filters["compact"] = compact_number
     env.globals["icon"] = _icon_function(env)
+    env.globals["cached_fragment"] = FragmentCache()
     return env
+
+
+class FragmentCache:
+    """``{% call cached_fragment(*key) %}...{% endcall %}``: the body rendered once per key, then reused.
+
+    For the parts of a page that depend only on what the key names (a feed card's video, creator and sound:
+    ``Card.fragment_key``), so that rendering them is paid once per version of the video, not once per viewer.
+    Bounded: the oldest entries go first. Used on the event loop only (no lock)."""
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self._fragments: dict[tuple, Markup] = {}
+
+    def __call__(self, *key: object, caller) -> Markup:  # noqa: ANN001 - Jinja's call-block macro
+        fragment = self._fragments.get(key)
+        if fragment is None:
+            if len(self._fragments) >= self.max_entries:
+                del self._fragments[next(iter(self._fragments))]
+            fragment = self._fragments[key] = Markup(caller())
+        return fragment
+
+    def clear(self) -> None:
+        self._fragments.clear()
 
 
 def _icon_function(env: Environment):  # noqa: ANN202 - a template global

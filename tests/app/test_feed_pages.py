@@ -189,3 +189,35 @@ def test_a_guests_impressions_are_logged_once_it_acts(client):
                        ).status_code == 202
     [impression] = run(client, _impressions())
     assert impression.user_id and impression.additional_info["feed"] == "foryou"
+
+
+def test_cached_card_markup_follows_edits_and_keeps_each_viewer_own_state(client):
+    """The card's per-video markup is rendered once and reused (templates/components/card.html): an edit shows at
+    once, and the viewer's own parts (CSRF token, like state and counts) are never shared between viewers."""
+    from sqlalchemy import update
+
+    from app.db.models import User, Video
+
+    video = add_ready(client, creator="maya", caption="first words")
+    guest = client.get(f"/v/{video}", headers=HTML).text
+    guest_csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', guest).group(1)
+    assert f'name="csrf_token" value="{guest_csrf}"' in guest
+    assert "first words" in guest and 'aria-label="Like (0 likes)"' in guest
+
+    async def edit(statement) -> None:  # noqa: ANN001
+        async with services(client).db.write() as session:
+            await session.execute(statement)
+
+    run(client, edit(update(Video).where(Video.id == video).values(caption="second words")))
+    edited = client.get(f"/v/{video}", headers=HTML).text
+    assert "second words" in edited and "first words" not in edited
+    run(client, edit(update(User).where(User.id == "u_maya").values(username="maya2")))
+    signup(client, username="fan")
+    client.post(f"/videos/{video}/like", headers=hx(client))
+    fan = client.get(f"/v/{video}", headers=HTML).text
+    fan_csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', fan).group(1)
+    assert fan_csrf != guest_csrf
+    assert f'name="csrf_token" value="{fan_csrf}"' in fan and guest_csrf not in fan
+    assert "second words" in fan and "first words" not in fan
+    assert 'href="/@maya2"' in fan and "Don't show videos from @maya2" in fan and 'href="/@maya"' not in fan
+    assert 'aria-label="Unlike (1 like)"' in fan and 'aria-pressed="true"' in fan

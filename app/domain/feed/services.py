@@ -12,6 +12,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import SimpleNamespace
 
 from sqlalchemy import String, bindparam, exists, func, literal, select, union_all
@@ -62,6 +63,16 @@ class Card:
     probabilities: dict[str, float] = field(default_factory=dict)
     propensity: float | None = None  # P(shown here) for randomised slots (random exposure, exploration)
     sound: SoundView | None = None  # the audio track it uses (app.domain.sounds), linked from the card
+
+    @cached_property
+    def fragment_key(self) -> tuple:
+        """What the cached parts of the card's markup depend on (templates/components/card.html): the video, its
+        creator and its sound. Anything that changes them (an edit, a new avatar or name, a sound's use count)
+        changes the key, so a stale fragment is never shown; counts and the viewer's own state are not in it."""
+        video, creator, sound = self.video, self.creator, self.sound
+        return (video.id, video.creator_id, video.caption, video.duration, video.language, bool(video.transcript),
+                creator.username, creator.display_name, creator.avatar_path,
+                (sound.id, sound.title, sound.usage_count) if sound else None)
 
     @property
     def video_url(self) -> str:
