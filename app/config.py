@@ -107,7 +107,7 @@ class Settings:
     api_rate_per_second: int = 5
     # events
     event_batch_max: int = 1000  # events per write transaction (concurrent beacons of 100 share one)
-    event_flush_interval_ms: int = 30
+    event_flush_interval_ms: int = 0  # > 0: a batch waits this long for more before it is written (see EventWriter)
     recommender_snapshot_interval_s: int = 600  # plus one at shutdown; start-up replays only what came after
     # scaling out (docs/SCALING.md): off on a single box
     event_stream_url: str = ""  # nats://host:4222: replicas kept in step through NATS JetStream

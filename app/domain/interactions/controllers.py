@@ -10,6 +10,7 @@ have signed in; plain posts are redirected to ``/login?next=...``.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -18,10 +19,8 @@ from litestar.exceptions import NotFoundException
 from app.db.engine import Database
 from app.db.models import Video
 from app.domain.accounts.services import AccountService
-from app.domain.feed.services import FeedService
 from app.domain.interactions.services import InteractionError, InteractionService, clean_context
 from app.domain.interactions.web import (
-    card_for,
     go_back,
     request_params,
     sign_in_sheet,
@@ -31,6 +30,10 @@ from app.domain.interactions.web import (
 from app.server.guards import login_redirect
 from app.server.templating import is_htmx, render
 from app.server.web_session import WebSession
+
+
+class ButtonState(SimpleNamespace):
+    """What a like or save button shows (its template reads ``card.video.id``, the state and the count)."""
 
 
 def _error(request: Request, exc: InteractionError) -> Response:
@@ -44,49 +47,50 @@ def _error(request: Request, exc: InteractionError) -> Response:
 class InteractionController(Controller):
     # ---- like ------------------------------------------------------------------------------------------
     @post("/videos/{video_id:str}/like", status_code=200)
-    async def like(self, request: Request, video_id: str, db: Database, accounts: AccountService, feed: FeedService,
+    async def like(self, request: Request, video_id: str, db: Database, accounts: AccountService,
                    interactions: InteractionService, web_session: WebSession) -> Response:
-        return await self._like(request, video_id, True, db, accounts, feed, interactions, web_session)
+        return await self._like(request, video_id, True, db, accounts, interactions, web_session)
 
     @delete("/videos/{video_id:str}/like", status_code=200)
     async def unlike(self, request: Request, video_id: str, db: Database, accounts: AccountService,
-                     feed: FeedService, interactions: InteractionService, web_session: WebSession) -> Response:
-        return await self._like(request, video_id, False, db, accounts, feed, interactions, web_session)
+                     interactions: InteractionService, web_session: WebSession) -> Response:
+        return await self._like(request, video_id, False, db, accounts, interactions, web_session)
 
     async def _like(self, request: Request, video_id: str, on: bool, db: Database, accounts: AccountService,
-                    feed: FeedService, interactions: InteractionService, web_session: WebSession) -> Response:
+                    interactions: InteractionService, web_session: WebSession) -> Response:
         video = await visible_video(db, web_session, video_id)
         context = clean_context(await request_params(request))
         user = await accounts.ensure_visitor(web_session)
-        await interactions.set_like(user, video, on, context)
+        toggled = await interactions.set_like(user, video, on, context)
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
-        card = await card_for(feed, web_session.user, video.id, context)
-        return render(request, "components/like_button.html", {"card": card})
+        # The button needs only the state and the count the write saw: no card hydration.
+        return render(request, "components/like_button.html",
+                      {"card": ButtonState(video=video, liked=on, like_count=toggled.count)})
 
     # ---- save ------------------------------------------------------------------------------------------
     @post("/videos/{video_id:str}/save", status_code=200)
-    async def save(self, request: Request, video_id: str, db: Database, feed: FeedService,
-                   interactions: InteractionService, web_session: WebSession) -> Response:
-        return await self._save(request, video_id, True, db, feed, interactions, web_session)
+    async def save(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
+                   web_session: WebSession) -> Response:
+        return await self._save(request, video_id, True, db, interactions, web_session)
 
     @delete("/videos/{video_id:str}/save", status_code=200)
-    async def unsave(self, request: Request, video_id: str, db: Database, feed: FeedService,
-                     interactions: InteractionService, web_session: WebSession) -> Response:
-        return await self._save(request, video_id, False, db, feed, interactions, web_session)
+    async def unsave(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
+                     web_session: WebSession) -> Response:
+        return await self._save(request, video_id, False, db, interactions, web_session)
 
-    async def _save(self, request: Request, video_id: str, on: bool, db: Database, feed: FeedService,
+    async def _save(self, request: Request, video_id: str, on: bool, db: Database,
                     interactions: InteractionService, web_session: WebSession) -> Response:
         video = await visible_video(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
             return sign_in_sheet(request, f"/v/{video.id}", "save")
         context = clean_context(await request_params(request))
-        await interactions.set_save(user, video, on, context)
+        toggled = await interactions.set_save(user, video, on, context)
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
-        card = await card_for(feed, web_session.user, video.id, context)
-        return render(request, "components/save_button.html", {"card": card})
+        return render(request, "components/save_button.html",
+                      {"card": ButtonState(video=video, saved=on, save_count=toggled.count)})
 
     # ---- follow ----------------------------------------------------------------------------------------
     @post("/creators/{creator_id:str}/follow", status_code=200)
@@ -111,13 +115,13 @@ class InteractionController(Controller):
         context = clean_context(params)
         video_id = params.get("video_id") or None
         try:
-            await interactions.set_follow(user, creator, on, context, video_id=video_id)
+            toggled = await interactions.set_follow(user, creator, on, context, video_id=video_id)
         except InteractionError as exc:
             return _error(request, exc)
         if not is_htmx(request):
             return go_back(request, f"/@{creator.username}")
-        followers, _ = await interactions.follow_counts(creator.id)
-        trigger = json.dumps({"foryou:follow": {"creator_id": creator.id, "following": on, "followers": followers}})
+        trigger = json.dumps({"foryou:follow": {"creator_id": creator.id, "following": on,
+                                                "followers": toggled.count}})
         return render(request, "components/follow_button.html",
                       {"creator": creator, "following": on, "variant": params.get("variant", "rail"),
                        "video_id": video_id},

@@ -1,8 +1,10 @@
 """What a viewer does to a video or a creator: like, save, follow, comment, hide, report.
 
-Every action changes its state table *and* records its seed event through the batched EventWriter, in that
-order, and only when the state really changed (liking twice is one like and one ``like`` event). Undo actions
-record their own events (``unlike``, ``unsave``, ``unfollow``). Shares are reported by the browser through the
+Every action changes its state table *and* records its seed event, and only when the state really changed
+(liking twice is one like and one ``like`` event). Likes, saves, follows and comments do both in the batched
+EventWriter's transaction (a ``StateChange``: Core statements, one write transaction for all the actions that
+arrive together), and answer with the count the same transaction saw. Undo actions record their own events
+(``unlike``, ``unsave``, ``unfollow``). Shares are reported by the browser through the
 beacon endpoint (type ``share`` with ``info.platform``), so they are not here.
 """
 
@@ -14,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
 from app.db.models import (
@@ -30,7 +33,7 @@ from app.db.models import (
     Video,
     utcnow,
 )
-from app.domain.events.writer import EventIn, EventWriter
+from app.domain.events.writer import EventIn, EventWriter, insert_ignoring_duplicates
 from app.domain.interactions.text import linkify, mentioned_handles
 
 MAX_COMMENT = 500
@@ -114,6 +117,14 @@ def time_ago(when: datetime, now: datetime | None = None) -> str:
     return "now"
 
 
+@dataclass(frozen=True)
+class Toggled:
+    """What a like/save/follow did: whether the state changed, and the target's count after it."""
+
+    changed: bool
+    count: int
+
+
 class InteractionService:
     """Likes, saves, follows, comments, hides and reports: each changes its table and records its event."""
 
@@ -136,36 +147,46 @@ class InteractionService:
                                           video_id=video_id, creator_id=creator_id, additional_info=info)])
 
     # ---- likes and saves --------------------------------------------------------------------------
-    async def set_like(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
+    async def set_like(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> Toggled:
         return await self._toggle(Like, (user.id, video.id), "like" if on else "unlike", on, user,
-                                  video.id, video.creator_id, info)
+                                  video.id, video.creator_id, info, Like.__table__.c.video_id, video.id)
 
-    async def set_save(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> bool:
+    async def set_save(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> Toggled:
         return await self._toggle(Save, (user.id, video.id), "save" if on else "unsave", on, user,
-                                  video.id, video.creator_id, info)
+                                  video.id, video.creator_id, info, Save.__table__.c.video_id, video.id)
 
     # ---- follows -------------------------------------------------------------------------------------
     async def set_follow(self, user: User, creator: User, on: bool, info: dict[str, Any],
-                         video_id: str | None = None) -> bool:
+                         video_id: str | None = None) -> Toggled:
+        """Follow or unfollow; ``count`` is the creator's follower count after it."""
         if creator.id == user.id:
             raise InteractionError("You can't follow yourself.")
         return await self._toggle(Follow, (user.id, creator.id), "follow" if on else "unfollow", on, user,
-                                  video_id, creator.id, info)
+                                  video_id, creator.id, info, Follow.__table__.c.creator_id, creator.id)
 
-    async def _toggle(self, table: Any, key: tuple[str, str], kind: str, on: bool, user: User,
-                      video_id: str | None, creator_id: str | None, info: dict[str, Any]) -> bool:
-        """Add or remove one (user, target) row; record the event only when the state really changed."""
-        async with self.db.write() as session:
-            row = await session.get(table, key)
-            changed = (row is None) if on else (row is not None)
-            if on and row is None:
-                names = [column.name for column in table.__table__.primary_key.columns]
-                session.add(table(**dict(zip(names, key, strict=True))))
-            elif not on and row is not None:
-                await session.delete(row)
-        if changed:
-            await self._record(kind, user, video_id, creator_id, info)
-        return changed
+    async def _toggle(self, model: Any, key: tuple[str, str], kind: str, on: bool, user: User,
+                      video_id: str | None, creator_id: str | None, info: dict[str, Any],
+                      counted_by: Any, target: str) -> Toggled:
+        """Add or remove one (user, target) row and record the event only when the state really changed, in the
+        event writer's batch transaction; the target's row count (``counted_by == target``) after it."""
+        table = model.__table__
+        names = [column.name for column in table.primary_key.columns]
+        where = [table.c[name] == value for name, value in zip(names, key, strict=True)]
+
+        async def apply(session: AsyncSession) -> tuple[Toggled, list[EventIn]]:
+            if on:
+                result = await session.execute(insert_ignoring_duplicates(session.bind.dialect.name, table).values(
+                    **dict(zip(names, key, strict=True)), created_at=utcnow()))
+            else:
+                result = await session.execute(delete(table).where(*where))
+            changed = result.rowcount == 1
+            count = (await session.execute(
+                select(func.count()).select_from(table).where(counted_by == target))).scalar_one()
+            events = [EventIn(event_id=event_id(kind), event_type=kind, user_id=user.id, video_id=video_id,
+                              creator_id=creator_id, additional_info=info)] if changed else []
+            return Toggled(changed, count), events
+
+        return await self.events.change(apply)
 
     async def follow_counts(self, user_id: str) -> tuple[int, int]:
         """(followers, following) of a user."""
@@ -239,19 +260,26 @@ class InteractionService:
             raise InteractionError("Write something first.")
         if len(text) > MAX_COMMENT:
             raise InteractionError(f"Comments are at most {MAX_COMMENT} characters.")
-        async with self.db.write() as session:
-            if parent_id is not None:
-                parent = await session.get(Comment, parent_id)
-                if parent is None or parent.video_id != video.id:
+        comments = Comment.__table__
+
+        async def apply(session: AsyncSession) -> tuple[Comment, list[EventIn]]:
+            parent = parent_id
+            if parent is not None:
+                found = (await session.execute(select(comments.c.video_id, comments.c.parent_id)
+                                               .where(comments.c.id == parent))).first()
+                if found is None or found.video_id != video.id:
                     raise InteractionError("The comment you replied to is gone.", 404)
-                parent_id = parent.parent_id or parent.id
-            comment = Comment(video_id=video.id, user_id=user.id, text=text, parent_id=parent_id)
-            session.add(comment)
-            await session.flush()
-        extra = {"parent_id": parent_id} if parent_id is not None else {}
-        await self._record("comment", user, video.id, video.creator_id,
-                           {**info, "text": text, "comment_id": comment.id, **extra})
-        return comment
+                parent = found.parent_id or parent
+            comment = Comment(video_id=video.id, user_id=user.id, text=text, parent_id=parent)
+            comment.id = (await session.execute(comments.insert().values(
+                video_id=comment.video_id, user_id=comment.user_id, text=comment.text,
+                created_at=comment.created_at, parent_id=parent))).inserted_primary_key[0]
+            extra = {"parent_id": parent} if parent is not None else {}
+            return comment, [EventIn(event_id=event_id("comment"), event_type="comment", user_id=user.id,
+                                     video_id=video.id, creator_id=video.creator_id,
+                                     additional_info={**info, "text": text, "comment_id": comment.id, **extra})]
+
+        return await self.events.change(apply)
 
     async def set_comment_like(self, user: User, comment_id: int, on: bool) -> tuple[Comment, int, bool]:
         """Like or unlike a comment (idempotent); (the comment, its like count, whether the user likes it)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Request, Response
@@ -12,7 +11,6 @@ from litestar.response import Redirect
 
 from app.db.engine import Database
 from app.db.models import User, Video
-from app.domain.feed.services import Card, FeedService, Pick
 from app.domain.videos.controllers import can_view
 from app.server.guards import login_redirect, safe_next
 from app.server.templating import is_htmx, render
@@ -100,17 +98,3 @@ async def visible_video(db: Database, web_session: WebSession, video_id: str) ->
     if video is None or not can_view(video, user.id if user else None, user.role if user else None):
         raise NotFoundException("That video doesn't exist or isn't available any more.")
     return video
-
-
-async def card_for(feed: FeedService, viewer: User | None, video_id: str, context: dict[str, Any] | None = None,
-                   source: str = "permalink") -> Card:
-    """One video hydrated as a card (counts and the viewer's own state) with the card's original context."""
-    context = context or {}
-    cards = await feed.hydrate(viewer, [Pick(video_id, context.get("source") or source, [])],
-                                        start_position=int(context.get("position") or 0))
-    if not cards:
-        raise NotFoundException("That video doesn't exist.")
-    card = cards[0]
-    if context.get("request_id"):
-        card.request_id = str(context["request_id"])
-    return card
