@@ -27,6 +27,7 @@ from typing import Any
 
 from .api import Recommender
 from .config import RecommenderConfig
+from .memory import collector_paused
 from .ports import ModelStore
 
 FORMAT_VERSION = 2  # 2: the catalogue holds a faiss index (serialised by faiss) instead of coarse lists
@@ -60,7 +61,7 @@ def save_snapshot(recommender: Recommender, path: Path | str,
     started = time.perf_counter()
     path = Path(path)
     state = recommender._state
-    with state.lock:
+    with state.lock, collector_paused():  # the columns built on the way are garbage-free and short-lived
         data = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name not in _NOT_SAVED}
         payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         meta = meta() if callable(meta) else dict(meta or {})
@@ -114,7 +115,8 @@ def load_snapshot(
     if len(payload) != header.get("length") or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise SnapshotError("snapshot checksum mismatch (truncated or corrupt)")
     try:
-        data = pickle.loads(payload)  # noqa: S301 - our own file, checksummed, from the app's data directory
+        with collector_paused():  # about half the load time otherwise
+            data = pickle.loads(payload)  # noqa: S301 - our own file, checksummed, from the app's data directory
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means: rebuild by replay
         raise SnapshotError(f"snapshot payload unreadable: {exc}") from exc
     recommender = Recommender(config=config, clock=clock, model_store=model_store)
