@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from app.config import Settings, load_settings
+from app.ops.data_dir_lock import DataDirBusy, DataDirLock
 
 
 def _print_json(data: object) -> None:
@@ -23,6 +24,8 @@ def _serve(settings: Settings) -> int:
     from app.server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
+    with DataDirLock(settings.data_dir) as probe:  # refuse in one line, before any loading, while a restore runs
+        probe.share()
     print(f"ForYou is serving on http://{settings.host}:{settings.port}/", flush=True)
     # X-Forwarded-For is believed only from the configured proxies (default none): uvicorn would otherwise
     # trust it from loopback, and a client could pick its own address to escape per-address limits.
@@ -413,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DataDirBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

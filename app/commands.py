@@ -33,8 +33,9 @@ async def running(settings: Settings, *, scheduler: bool = False, recommender: b
     that ask for it) the recommender's state, which costs a snapshot load or a replay.
 
     Safe beside a live server on the same database: start-up reclaims only steps whose lease has expired."""
-    await asyncio.to_thread(upgrade, settings)
     services = Services.build(settings)
+    services.hold_data_dir()
+    await asyncio.to_thread(upgrade, settings)
     await services.start(scheduler=scheduler, recommender=recommender)
     try:
         yield services

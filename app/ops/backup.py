@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.config import Settings
+from app.ops.data_dir_lock import LOCK_FILE, DataDirBusy, DataDirLock
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ LANCEDB = "lancedb"
 MEDIA = "media"
 SECRET = "secret_key"
 SCHEDULED_PREFIX = "foryou-"
-# Entries of the data dir that restore leaves in place: caches anyone can rebuild, and the migration lock.
-CACHE_ENTRIES = frozenset({"models", "datasets", ".migrate.lock"})
+# Entries of the data dir that restore leaves in place: caches anyone can rebuild, and the migration and in-use locks.
+CACHE_ENTRIES = frozenset({"models", "datasets", ".migrate.lock", LOCK_FILE})
 CHUNK = 1 << 20
 
 POSTGRES_MESSAGE = (
@@ -375,8 +376,18 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> dict:
     """Verify ``folder``, then put its database, vectors, media (and secret key) into the configured data dir.
 
     A data dir holding data is left alone unless ``force``; then its contents are moved aside into
-    ``<data dir>.before-restore-<time>`` (never deleted). Caches (models, datasets) stay where they are."""
-    folder = Path(folder)
+    ``<data dir>.before-restore-<time>`` (never deleted). Caches (models, datasets) stay where they are.
+    Refused while any ForYou process works on the data dir (it holds the dir's in-use lock)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with DataDirLock(settings.data_dir) as lock:
+        try:
+            lock.exclusive()
+        except DataDirBusy as exc:
+            raise BackupError(str(exc)) from None
+        return _restore_locked(settings, Path(folder), force=force)
+
+
+def _restore_locked(settings: Settings, folder: Path, *, force: bool) -> dict:
     problems = verify(folder)
     if problems:
         raise BackupError(f"the backup at {folder} failed verification, nothing was restored:\n  - "

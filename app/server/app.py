@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services.hold_data_dir()
         if settings.run_migrations_on_start:
             # Alembic's environment runs its own event loop, so it gets a thread of its own.
             await asyncio.to_thread(upgrade, settings)

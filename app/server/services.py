@@ -35,6 +35,7 @@ from app.domain.videos.pipeline import PIPELINE_STEPS, MediaPipeline
 from app.domain.videos.removal import VideoRemoval
 from app.domain.videos.services import VideoService
 from app.ops.backup import scheduled_backup
+from app.ops.data_dir_lock import DataDirLock
 from app.server.ratelimit import BeaconLimits
 from app.server.scheduler import ScheduledJob, Scheduler
 from app.server.web_session import SessionStore, web_session_of
@@ -81,6 +82,7 @@ class Services:
     owner: str = field(default_factory=process_owner)  # this process's name on the leases it holds
     scheduler: Scheduler | None = field(default=None)
     _worker: asyncio.Task | None = field(default=None, repr=False)
+    _data_dir_lock: DataDirLock | None = field(default=None, repr=False)
     _stop_worker: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
@@ -139,10 +141,20 @@ class Services:
         self.accounts.on_new_guest.append(self.feed.adopt)  # a pending visitor's held impressions
 
     # ---- lifecycle ---------------------------------------------------------------------------------
+    def hold_data_dir(self) -> None:
+        """The data dir's shared in-use lock, held until :meth:`stop` (take it before migrating: a restore may be
+        replacing the database). Raises DataDirBusy while a restore runs."""
+        if self._data_dir_lock is None:
+            lock = DataDirLock(self.settings.data_dir)
+            lock.share()
+            self._data_dir_lock = lock
+
     async def start(self, *, worker: bool = False, scheduler: bool = False, recommender: bool = True) -> None:
         """Start this process's share of the work: the event writer, the recommender's state (web, scheduler),
         the media worker loop and the periodic-job scheduler. Other processes may be running on the same
-        database: nothing here resets their work (steps whose lease expired are reclaimed, live ones never)."""
+        database: nothing here resets their work (steps whose lease expired are reclaimed, live ones never).
+        Refused (DataDirBusy) while ``foryou backup restore`` is replacing the data dir."""
+        self.hold_data_dir()
         await asyncio.to_thread(self.videos.storage.start)
         await self.events.start()
         await self.jobs.reclaim_expired()
@@ -178,6 +190,9 @@ class Services:
             await self.replication.stop()
         await asyncio.to_thread(self.recommender.close)  # writes the final state snapshot
         await self.db.dispose()
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()
+            self._data_dir_lock = None
 
     def scheduled_jobs(self) -> list[ScheduledJob]:
         """The one table of every periodic job (the media pipeline is not one: workers run it continuously)."""

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.app.test_backup import data_settings, event_ids, populate
 from tests.live import LiveServer
@@ -123,3 +124,31 @@ def test_restore_drill_backup_under_write_load_restores_every_acknowledged_event
     assert {"e0", "e1", "e2"} <= present
     print(f"drill: {len(before_backup)} events acknowledged before the backup, {len(during)} during it,"
           f" {len(present)} in the restored database")
+
+
+def test_restore_refuses_while_a_server_uses_the_data_dir_and_a_server_refuses_to_start_during_a_restore(tmp_path):
+    from app.ops.data_dir_lock import DataDirLock
+
+    source = data_settings(tmp_path / "data")
+    populate(source, events=3)
+    code, out, err = finished(foryou(source.data_dir, "create", str(tmp_path / "bk")))
+    assert code == 0, out + err
+
+    with LiveServer(source.data_dir, env=SERVER_ENV) as server:
+        before = sorted(p.name for p in source.data_dir.iterdir())
+        code, out, err = finished(foryou(source.data_dir, "restore", str(tmp_path / "bk"), "--force"))
+        assert code == 1, out + err
+        assert "is using the data dir" in err and f"pid {server.process.pid}" in err, err
+        assert sorted(p.name for p in source.data_dir.iterdir()) == before  # nothing moved aside
+        assert not list(tmp_path.glob("data.before-restore-*"))
+        assert httpx.get(server.url + "/readyz", timeout=60).status_code == 200
+        server.stop(kill=True)  # a crashed server leaves no stale lock behind (the kernel drops an flock)
+    code, out, err = finished(foryou(source.data_dir, "restore", str(tmp_path / "bk"), "--force"))
+    assert code == 0 and "restored" in out, out + err
+
+    with DataDirLock(source.data_dir) as restoring:
+        restoring.exclusive()
+        refused = LiveServer(source.data_dir, env=SERVER_ENV)
+        with pytest.raises(RuntimeError, match="error: a restore is running on this data dir"):
+            refused.start()
+        refused.stop()
