@@ -131,9 +131,8 @@ class SessionStore:
         if not token:
             return self.pending()
         candidate = self.pending(token)
-        async with self.db.read() as session:
-            auth, user, taken = (await session.execute(
-                _LOOKUP, {"token_hash": candidate.token_hash, "visitor_id": candidate.visitor_id})).one()
+        params = {"token_hash": candidate.token_hash, "visitor_id": candidate.visitor_id}
+        auth, user, taken = await self.db.read_sync(lambda session: session.execute(_LOOKUP, params).one())
         row = (auth, user) if auth is not None else None
         if row is not None:
             loaded = await self._check(candidate.token_hash, *row)

@@ -27,7 +27,7 @@ from app.domain.feed.services import TABS, FeedService
 from app.domain.interactions.services import REPORT_REASONS
 from app.domain.interactions.web import source_words
 from app.server.templating import is_htmx, render
-from app.server.web_session import WebSession
+from app.server.web_session import WebSession, web_session_of
 
 Tab = Annotated[str, QueryParameter(name="tab")]
 Cursor = Annotated[int, QueryParameter(name="cursor", ge=0)]
@@ -45,8 +45,7 @@ def player_context(settings: Settings, tab: str) -> dict[str, Any]:
     }
 
 
-async def next_cards(accounts: AccountService, feed: FeedService, web_session: WebSession, tab: str,
-                     cursor: int = 0) -> dict[str, Any]:
+async def next_cards(feed: FeedService, web_session: WebSession, tab: str, cursor: int = 0) -> dict[str, Any]:
     """The next page of cards for this browser session, or why there is none."""
     if tab == "following" and not web_session.is_signed_in:
         return {"cards": [], "caught_up": False, "following_prompt": True, "next_cursor": cursor}
@@ -75,43 +74,52 @@ async def onboarding_topics(db: Database, user: User | None, ready_count: int | 
     shows them; they change when videos are published or removed, which changes the count)."""
     if user is not None and (user.preferences or {}).get("onboarded"):
         return []
-    async with db.read() as session:
-        if user is not None:
-            swiped = (await session.execute(select(Event.id).where(
-                Event.user_id == user.id, Event.event_type != "impression").limit(1))).first()
-            if swiped:
-                return []
-        cached = _topics_cache.get(db)
-        if cached is not None and ready_count is not None and cached[1] == ready_count \
-                and time.monotonic() - cached[0] < TOPICS_CACHE_S:
-            return list(cached[2])
-        rows = (await session.execute(
+    cached = _topics_cache.get(db)
+    fresh = cached is not None and ready_count is not None and cached[1] == ready_count \
+        and time.monotonic() - cached[0] < TOPICS_CACHE_S
+
+    def _read(session) -> tuple[bool, list[str] | None]:  # noqa: ANN001 - (swiped already, topics unless cached)
+        connection = session.connection()
+        if user is not None and connection.execute(select(Event.id).where(
+                Event.user_id == user.id, Event.event_type != "impression").limit(1)).first():
+            return True, None
+        if fresh:
+            return False, None
+        return False, [topic for topic, _ in connection.execute(
             select(Video.topic, func.count()).where(*published_clause(), Video.topic.is_not(None))
-            .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS))).all()
-    topics = [topic for topic, _ in rows if topic]
+            .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS)).all() if topic]
+
+    swiped, topics = await db.read_sync(_read)
+    if swiped:
+        return []
+    if topics is None:
+        return list(cached[2])
     if ready_count is not None:
         _topics_cache[db] = (time.monotonic(), ready_count, topics)
     return list(topics)
 
 
 class FeedController(Controller):
+    # The two hot pages take one dependency (a handler with several has Litestar resolve them in a task group
+    # per request); the session and settings come with the request.
     @get("/")
-    async def feed(self, request: Request, settings: Settings, db: Database, accounts: AccountService,
-                   feed: FeedService, web_session: WebSession, tab: Tab = "foryou") -> Response:
+    async def feed(self, request: Request, feed: FeedService, tab: Tab = "foryou") -> Response:
         tab = tab if tab in TABS else "foryou"
-        async with db.read() as session:
-            ready_count = (
-                await session.execute(select(func.count()).select_from(Video).where(*published_clause()))
-            ).scalar_one()
-            processing = 0 if ready_count else (
-                await session.execute(select(func.count()).select_from(Video).where(Video.state == "processing"))
-            ).scalar_one()
-        context = {**player_context(settings, tab), "catalogue_size": ready_count, "cards": [],
+        web_session, db = web_session_of(request), feed.db
+
+        def _catalogue(session) -> tuple[int, int]:  # noqa: ANN001 - ready videos, and those still processing
+            connection = session.connection()
+            ready = connection.execute(select(func.count()).select_from(Video).where(*published_clause())).scalar_one()
+            return ready, 0 if ready else connection.execute(
+                select(func.count()).select_from(Video).where(Video.state == "processing")).scalar_one()
+
+        ready_count, processing = await db.read_sync(_catalogue)
+        context = {**player_context(request.app.state.settings, tab), "catalogue_size": ready_count, "cards": [],
                    "processing_count": processing}
         if ready_count:
             if tab == "foryou":
                 context["onboarding_topics"] = await onboarding_topics(db, web_session.user, ready_count)
-            context.update(await next_cards(accounts, feed, web_session, tab))
+            context.update(await next_cards(feed, web_session, tab))
         return render(request, "feed/index.html", context)
 
     @post("/onboarding/interests", status_code=200)
@@ -131,11 +139,10 @@ class FeedController(Controller):
         return Response("", status_code=200, headers={"HX-Refresh": "true"} if chosen else None)
 
     @get("/feed/cards")
-    async def cards(self, request: Request, settings: Settings, accounts: AccountService, feed: FeedService,
-                    web_session: WebSession, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:
+    async def cards(self, request: Request, feed: FeedService, tab: Tab = "foryou", cursor: Cursor = 0) -> Response:
         tab = tab if tab in TABS else "foryou"
-        context = {**player_context(settings, tab), **await next_cards(accounts, feed, web_session, tab, cursor),
-                   "catalogue_size": 1}
+        context = {**player_context(request.app.state.settings, tab),
+                   **await next_cards(feed, web_session_of(request), tab, cursor), "catalogue_size": 1}
         return render(request, "feed/index.html", context, block="cards")
 
     @post("/feed/restart", status_code=200)

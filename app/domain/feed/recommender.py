@@ -289,9 +289,11 @@ class RecommenderService:
         """``stored=False``: a pending visitor (app.server.web_session), who has no rows to read yet."""
         hidden_videos, hidden_creators, preferences = set(), set(), None
         if stored:
-            async with self.db.read() as session:  # one read: the viewer's hidden/blocked and muted words
-                hidden_videos, hidden_creators = await hidden_in(session, user_id)
-                preferences = (await session.execute(select(User.preferences).where(User.id == user_id))).first()
+            def _filters(session) -> tuple:  # noqa: ANN001 - one read: the viewer's hidden/blocked and muted words
+                return (*hidden_in(session, user_id),
+                        session.connection().execute(select(User.preferences).where(User.id == user_id)).first())
+
+            hidden_videos, hidden_creators, preferences = await self.db.read_sync(_filters)
         if preferences is not None:  # a pending visitor (no row yet) has no filters, and gets no state for them
             muted = list((preferences[0] or {}).get("muted_words", []))
             self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)

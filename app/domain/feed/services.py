@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import SimpleNamespace
 
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 from sqlalchemy import String, bindparam, exists, func, literal, select, union_all
 from sqlalchemy import inspect as sa_inspect
 
@@ -74,6 +76,12 @@ class Card:
                 creator.username, creator.display_name, creator.avatar_path,
                 (sound.id, sound.title, sound.usage_count) if sound else None)
 
+    def context_json(self, feed: str) -> Markup:
+        """The card's context as JSON for its ``hx-vals`` (every action inside it sends it: see
+        app.domain.interactions), safe inside a single-quoted attribute."""
+        return Markup(htmlsafe_json_dumps({"position": self.position, "source": self.source, "feed": feed,
+                                           "request_id": self.request_id}))
+
     @property
     def video_url(self) -> str:
         return f"/media/{self.video.id}/video.mp4"
@@ -132,9 +140,9 @@ def _hidden_query():  # noqa: ANN202 - a Core SELECT
 _HIDDEN_QUERY = _hidden_query()
 
 
-async def hidden_in(session, user_id: str) -> tuple[set[str], set[str]]:  # noqa: ANN001 - an AsyncSession
-    """``hidden_for`` inside an open session (one query)."""
-    rows = (await session.execute(_HIDDEN_QUERY, {"user_id": user_id})).all()
+def hidden_in(session, user_id: str) -> tuple[set[str], set[str]]:  # noqa: ANN001 - a (sync) Session
+    """``hidden_for`` inside an open session, for ``Database.read_sync`` (one query)."""
+    rows = session.connection().execute(_HIDDEN_QUERY, {"user_id": user_id}).all()
     return {key for kind, key in rows if kind == "v"}, {key for kind, key in rows if kind == "c"}
 
 
@@ -142,8 +150,7 @@ async def hidden_for(db: Database, user_id: str | None) -> tuple[set[str], set[s
     """(hidden or reported video ids, hidden or blocked creator ids) of a user, in one query."""
     if not user_id:
         return set(), set()
-    async with db.read() as session:
-        return await hidden_in(session, user_id)
+    return await db.read_sync(lambda session: hidden_in(session, user_id))
 
 
 class FeedService:
@@ -254,8 +261,8 @@ class FeedService:
             return []
         ids = list(dict.fromkeys(pick.video_id for pick in picks))
         params = {"ids": ids, "viewer": viewer.id if viewer is not None else ""}
-        async with self.db.read() as session:
-            rows = {row.v__id: row for row in (await session.execute(_CARD_QUERY, params)).all()}
+        found = await self.db.read_sync(lambda session: session.connection().execute(_CARD_QUERY, params).all())
+        rows = {row.v__id: row for row in found}
         request_id = secrets.token_hex(6)
         cards = []
         for offset, pick in enumerate(pick for pick in picks if pick.video_id in rows):
