@@ -221,3 +221,18 @@ def test_cached_card_markup_follows_edits_and_keeps_each_viewer_own_state(client
     assert "second words" in fan and "first words" not in fan
     assert 'href="/@maya2"' in fan and "Don't show videos from @maya2" in fan and 'href="/@maya"' not in fan
     assert 'aria-label="Unlike (1 like)"' in fan and 'aria-pressed="true"' in fan
+
+
+def test_a_feed_request_waits_for_its_own_viewers_events_only(client):
+    """``caught_up(user)``: a feed reflects its viewer's last swipe, without queueing behind other viewers'
+    events that the recommender's worker has not applied yet."""
+    from app.domain.events.writer import EventIn, StoredEvent
+
+    recommender = services(client).recommender
+    video = add_ready(client)
+    busy = StoredEvent(EventIn(event_id="e1", event_type="like", user_id="u_busy", video_id=video), True, None)
+    with recommender.engine._state.lock:  # the worker stalls on the lock with u_busy's batch in hand
+        recommender.on_events([busy])
+        assert recommender.caught_up("u_idle", timeout=0.05)
+        assert not recommender.caught_up("u_busy", timeout=0.05)
+    assert recommender.caught_up("u_busy", timeout=5.0) and recommender.caught_up(timeout=5.0)

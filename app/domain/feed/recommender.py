@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,7 @@ class RecommenderService:
         # has taken in (rows arrive in commit order), which a snapshot records as the sequence it covers.
         self._inbox: queue.SimpleQueue[list[StoredEvent] | None] = queue.SimpleQueue()
         self._pending = 0
+        self._pending_of: Counter[str] = Counter()  # batches waiting per user, for ``caught_up(user_id)``
         self._idle = threading.Condition()
         self._worker: threading.Thread | None = None
         self.applied_through = 0
@@ -196,9 +198,11 @@ class RecommenderService:
         """Event-writer listener (on the event loop): hand committed events to the worker thread."""
         if self.engine is None or not stored:
             return
+        batch = list(stored)
         with self._idle:
             self._pending += 1
-        self._inbox.put(list(stored))
+            self._pending_of.update(_users_in(batch))
+        self._inbox.put(batch)
         if self._worker is None:  # not started (a command without the worker): apply now
             self._drain_inbox()
 
@@ -248,12 +252,20 @@ class RecommenderService:
         finally:
             with self._idle:
                 self._pending -= 1
+                self._pending_of.subtract(_users_in(batch))
+                for user_id in [user for user, count in self._pending_of.items() if count <= 0]:
+                    del self._pending_of[user_id]
                 self._idle.notify_all()
 
-    def caught_up(self, timeout: float = CATCH_UP_WAIT_S) -> bool:
-        """Wait (in a worker thread) until events committed so far are applied: a feed reflects the last swipe."""
+    def caught_up(self, user_id: str | None = None, timeout: float = CATCH_UP_WAIT_S) -> bool:
+        """Wait (in a worker thread) until the events committed so far are applied: a feed reflects the last swipe.
+
+        With ``user_id``, only that user's events are waited for: a feed request does not queue behind every
+        other viewer's beacons (under load the inbox is rarely empty), only behind its own viewer's."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            if user_id is None:
+                return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            return self._idle.wait_for(lambda: user_id not in self._pending_of, timeout)
 
     async def refresh_video(self, video_id: str, announce: bool = True) -> None:
         """Re-read one video (ready, moderated, edited) and its vector into the recommender (and, with
@@ -305,7 +317,7 @@ class RecommenderService:
                               overrides=overrides)
 
         def _recommend() -> list:
-            self.caught_up()
+            self.caught_up(user_id)
             return self.engine.recommend(user_id, k, context)
 
         results = await asyncio.to_thread(_recommend)
@@ -334,6 +346,10 @@ class RecommenderService:
                 log.exception("could not write the recommender snapshot at shutdown")
         if self.model_store is not None:
             self.model_store.dispose()
+
+
+def _users_in(batch: list[StoredEvent]) -> set[str]:
+    return {item.event.user_id for item in batch if item.event.user_id}
 
 
 def _engine_event(stored: StoredEvent) -> Event:
