@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import maximum_filter
-from scipy.signal import resample_poly
 
 __all__ = [
     "Alignment", "Fingerprint", "align", "fingerprint", "is_same_audio",
@@ -89,6 +87,8 @@ class Alignment:
 def _spectrogram_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     audio = np.asarray(samples, dtype=np.float64)
     if sample_rate != RATE:
+        from scipy.signal import resample_poly  # here: scipy.signal costs a second of every app start-up
+
         g = np.gcd(int(sample_rate), RATE)
         audio = resample_poly(audio, RATE // g, int(sample_rate) // g)
     if audio.shape[0] < N_FFT:
@@ -101,6 +101,8 @@ def _spectrogram_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def _peaks(spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(frames, bins) of the landmark peaks, in time order."""
+    from scipy.ndimage import maximum_filter  # here, as resample_poly
+
     band = spec[MIN_BIN:MAX_BIN + 1]
     is_peak = (band == maximum_filter(band, size=NEIGHBOURHOOD, mode="constant", cval=-np.inf))
     is_peak &= band > PEAK_FLOOR_DB

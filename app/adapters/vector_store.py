@@ -8,13 +8,18 @@ models that made them; when the configured model changes, the table is rebuilt r
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lancedb
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import lancedb
 
 VIDEOS = "videos"
 SEGMENTS = "transcript_segments"
@@ -44,8 +49,38 @@ class VectorStore:
         """``path``: a folder, or an object-store URI (``s3://bucket/prefix/lancedb``) with its storage options."""
         if isinstance(path, Path):
             path.mkdir(parents=True, exist_ok=True)
-        self.db = lancedb.connect(str(path), storage_options=storage_options or None)
+        self.path = path
+        self.storage_options = storage_options or None
+        self._db: lancedb.DBConnection | None = None
+        self._connecting = threading.Lock()
         self._lock = threading.Lock()  # LanceDB tables tolerate concurrent readers; we serialise our writers
+
+    @property
+    def db(self) -> lancedb.DBConnection:
+        """Connected on first use: importing lancedb costs seconds of a restart that may not need it."""
+        if self._db is None:
+            with self._connecting:
+                if self._db is None:
+                    import lancedb
+
+                    self._db = lancedb.connect(str(self.path), storage_options=self.storage_options)
+        return self._db
+
+    def fingerprint(self) -> str | None:
+        """What the local folder holds (every file's name, size and modification time), without opening
+        LanceDB: any write, by any process, leaves a new file behind. None for an object store (not known)."""
+        if not isinstance(self.path, Path):
+            return None
+        entries = []
+        for folder, _dirs, files in os.walk(self.path):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:  # removed while we looked (a compaction): the answer is no longer stable anyway
+                    return None
+                entries.append(f"{os.path.relpath(path, self.path)}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
     def _tables(self) -> list[str]:
         return list(self.db.list_tables().tables)

@@ -16,7 +16,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from app.config import PROJECT_ROOT, Settings, load_settings
-from app.db.migrate import upgrade
 from app.domain.accounts.controllers import AccountController
 from app.domain.admin.controllers import AdminController
 from app.domain.analytics.controllers import CreatorAnalyticsController
@@ -57,6 +56,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services.hold_data_dir()
         if settings.run_migrations_on_start:
+            from app.db.migrate import upgrade  # alembic only where it runs
+
             # Alembic's environment runs its own event loop, so it gets a thread of its own.
             await asyncio.to_thread(upgrade, settings)
         await services.start(worker=settings.worker_in_serve, scheduler=settings.scheduler_in_serve)

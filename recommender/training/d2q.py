@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,8 @@ def watch_quantiles(watch_seconds: np.ndarray, durations: np.ndarray, buckets: D
     watch_seconds = np.asarray(watch_seconds, dtype=np.float64)
     which = buckets.bucket_of(durations)
     quantiles = np.zeros(len(watch_seconds))
+    from scipy.stats import rankdata  # here: importing scipy.stats costs a second of every start-up
+
     for b in np.unique(which):
         members = which == b
         quantiles[members] = rankdata(watch_seconds[members], method="average") / members.sum()

@@ -87,13 +87,14 @@ async def _more_while_down(settings: Settings, ids: list[str]) -> None:
     await services.stop()
 
 
-async def _feeds(settings: Settings, now: float) -> tuple[dict, dict[str, list[str]]]:
+async def _feeds(settings: Settings, now: float, write_snapshot: bool = False) -> tuple[dict, dict[str, list[str]]]:
     services = await _started(settings)
     summary = dict(services.recommender.last_bootstrap)
     engine = services.recommender.engine
     feeds = {user: [r.item_id for r in engine.recommend(user, 10, FeedContext(session_id="same", now=now))]
              for user in VIEWERS}
-    services.recommender.snapshot_path = None  # leave the snapshot on disk as it was
+    if not write_snapshot:
+        services.recommender.snapshot_path = None  # leave the snapshot on disk as it was
     await services.stop()
     return summary, feeds
 
@@ -135,3 +136,47 @@ def test_snapshot_round_trip_equals_replay_and_a_bad_snapshot_falls_back(tmp_pat
     old_summary, old_feeds = asyncio.run(_feeds(old, now))
     assert not old_summary["from_snapshot"] and "format" in old_summary["snapshot_fallback"]
     assert old_feeds == replay_feeds
+
+
+def test_vectors_come_from_the_snapshot_only_while_the_vector_folder_is_unchanged(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    ids = asyncio.run(_history(settings))  # vectors written after its start: its snapshot cannot vouch for them
+    now = time.time()
+    first, _ = asyncio.run(_feeds(settings, now, write_snapshot=True))
+    assert first["from_snapshot"] and first["vectors_from"] == "lancedb" and first["with_vectors"] == len(ids)
+
+    unchanged, unchanged_feeds = asyncio.run(_feeds(_copy(settings, tmp_path / "unchanged"), now))
+    assert unchanged["vectors_from"] == "snapshot" and unchanged["with_vectors"] == len(ids)
+    forced = _copy(settings, tmp_path / "forced")  # the same state, but a header that vouches for no vectors
+    header, _, payload = forced.recommender_snapshot_path.read_bytes().partition(b"\n")
+    fields = json.loads(header[len(MAGIC):])
+    fields["meta"].pop("vectors")
+    forced.recommender_snapshot_path.write_bytes(MAGIC + json.dumps(fields).encode() + b"\n" + payload)
+    read, read_feeds = asyncio.run(_feeds(forced, now))
+    assert read["vectors_from"] == "lancedb" and read["from_snapshot"]
+    assert unchanged_feeds == read_feeds and all(read_feeds.values())
+
+    rewritten = _copy(settings, tmp_path / "rewritten")  # another process re-indexed a video while we were down
+    asyncio.run(_rewrite_vector(rewritten, ids[0]))
+    summary, _ = asyncio.run(_feeds(rewritten, now))
+    assert summary["vectors_from"] == "lancedb" and summary["with_vectors"] == len(ids)
+
+    published = _copy(settings, tmp_path / "published")  # ready while we were down, unknown to the snapshot
+    asyncio.run(_publish_without_vector(published))
+    summary, _ = asyncio.run(_feeds(published, now))
+    assert summary["vectors_from"] == "lancedb" and summary["items"] == len(ids) + 1
+
+
+async def _rewrite_vector(settings: Settings, video_id: str) -> None:
+    services = await _started(settings, recommender=False)
+    services.vectors.upsert_video(VideoVectors(
+        video_id=video_id, creator_id="u_maker", topic="cats", hashtags=["cats"], caption="", duration=10.0,
+        created_at=time.time(), content_vector=np.ones(DIM) / np.sqrt(DIM), content_model="test:clustered"))
+    await services.stop()
+
+
+async def _publish_without_vector(settings: Settings) -> None:
+    services = await _started(settings, recommender=False)
+    async with services.db.write() as session:
+        session.add(Video(creator_id="u_maker", state="ready", caption="late", topic="cats", duration=10.0))
+    await services.stop()

@@ -97,6 +97,10 @@ class RecommenderService:
         self._idle = threading.Condition()
         self._worker: threading.Thread | None = None
         self.applied_through = 0
+        # The vector folder's fingerprint when the catalogue's vectors were last read from it in full (a snapshot
+        # records it: a restart that finds the folder unchanged takes the vectors from the snapshot).
+        self.vectors_fingerprint: str | None = None
+        self.vectors_read = False  # whether the last bootstrap read the vectors from LanceDB
         self.last_bootstrap: dict = {}
         self.vectors = vectors
         self.database_url = database_url
@@ -126,13 +130,13 @@ class RecommenderService:
         if engine is None:
             engine = await asyncio.to_thread(Recommender, config=config, model_store=self.model_store)
         self.engine = engine
-        vectors = {row["id"]: row["vector"] for row in await asyncio.to_thread(self.vectors.all_videos)}
         async with self.db.read() as session:
             videos = (await session.execute(select(Video).where(Video.state == "ready"))).scalars().all()
             follows = (await session.execute(select(Follow.follower_id, Follow.creator_id))).all()
             declared = [(uid, prefs.get("categories")) for uid, prefs in
                         (await session.execute(select(User.id, User.preferences))).all()
                         if prefs and prefs.get("categories")]
+        vectors = await self._catalogue_vectors(meta, {video.id for video in videos})
         items = [video_item(video, vectors.get(video.id)) for video in videos]
         followed: dict[str, set[str]] = {}
         for follower, creator in follows:
@@ -154,10 +158,25 @@ class RecommenderService:
         self._start_worker()
         summary = {"items": len(items), "with_vectors": sum(1 for i in items if i.vector is not None),
                    "events": applied, "from_snapshot": bool(meta), "snapshot_fallback": fallback,
+                   "vectors_from": "lancedb" if self.vectors_read else "snapshot",
                    "sequence": self.applied_through, "seconds": round(time.perf_counter() - started, 2)}
         log.info("recommender bootstrapped", extra=summary)
         self.last_bootstrap = summary
         return summary
+
+    async def _catalogue_vectors(self, meta: dict, ready: set[str]) -> dict:
+        """Every ready video's vector: read from LanceDB, unless the vector folder is unchanged since the last
+        full read (the snapshot's ``vectors`` fingerprint) and the snapshot's catalogue holds every ready video,
+        in which case its vectors are LanceDB's (nothing was written since) and LanceDB is not even opened."""
+        fingerprint = await asyncio.to_thread(self.vectors.fingerprint)  # before the read: a write during it shows
+        if fingerprint is not None and meta.get("vectors") == fingerprint:
+            catalog = self.engine._state.catalog
+            if ready <= catalog.row_of.keys():
+                self.vectors_fingerprint, self.vectors_read = fingerprint, False
+                return {item.item_id: item.vector for item in catalog.items[: len(catalog)]}
+        vectors = {row["id"]: row["vector"] for row in await asyncio.to_thread(self.vectors.all_videos)}
+        self.vectors_fingerprint, self.vectors_read = fingerprint, True
+        return vectors
 
     async def _replay(self, meta: dict) -> int:
         """Stream event rows (only the needed columns) into the engine in time order, chunk by chunk."""
@@ -188,7 +207,8 @@ class RecommenderService:
         if self.engine is None or self.snapshot_path is None:
             return {"written": False}
         info = save_snapshot(self.engine, self.snapshot_path,
-                             lambda: {"sequence": self.applied_through, "written_at": time.time()})
+                             lambda: {"sequence": self.applied_through, "written_at": time.time(),
+                                      "vectors": self.vectors_fingerprint})
         summary = {"written": True, "bytes": info.bytes, "seconds": info.seconds, **info.meta}
         log.info("recommender snapshot written", extra=summary)
         return summary
