@@ -13,6 +13,7 @@ they become ready, change moderation state or go.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import queue
 import threading
@@ -124,6 +125,10 @@ class RecommenderService:
             try:
                 engine, meta = await asyncio.to_thread(load_snapshot, self.snapshot_path, config,
                                                        model_store=self.model_store)
+                # The restored state lives as long as the process (as the app's start-up freezes it at the
+                # end): out of the collector's reach now, or every collection in the rest of the start-up walks
+                # its millions of objects (json decoding of the catalogue's rows read 3x slower for that).
+                gc.freeze()
             except SnapshotError as exc:
                 fallback = str(exc)
                 log.warning("recommender snapshot unusable; replaying history", extra={"reason": fallback})
@@ -180,16 +185,20 @@ class RecommenderService:
 
     async def _replay(self, meta: dict) -> int:
         """Stream event rows (only the needed columns) into the engine in time order, chunk by chunk."""
-        if meta:
-            after = int(meta.get("sequence", 0))
-            written = datetime.fromtimestamp(float(meta.get("written_at", 0)), UTC)
-            where = or_(EventRow.id > after,
-                        (EventRow.event_type == "view") & (EventRow.timestamp >= written - SNAPSHOT_VIEW_GRACE))
-        else:
-            after = 0
-            where = EventRow.timestamp >= utcnow() - timedelta(days=REPLAY_DAYS)
         applied = 0
         async with self.db.read() as session:
+            if meta:
+                after = int(meta.get("sequence", 0))
+                grace = datetime.fromtimestamp(float(meta.get("written_at", 0)), UTC) - SNAPSHOT_VIEW_GRACE
+                # A time range the timestamp index can serve (the OR alone scanned the whole index).
+                newest_start = (await session.execute(
+                    select(func.min(EventRow.timestamp)).where(EventRow.id > after))).scalar_one_or_none()
+                start = grace if newest_start is None else min(grace, datetime.fromtimestamp(_epoch(newest_start), UTC))
+                where = (EventRow.timestamp >= start) & or_(
+                    EventRow.id > after, (EventRow.event_type == "view") & (EventRow.timestamp >= grace))
+            else:
+                after = 0
+                where = EventRow.timestamp >= utcnow() - timedelta(days=REPLAY_DAYS)
             last_id, history_end = (await session.execute(
                 select(func.max(EventRow.id), func.max(EventRow.timestamp)))).one()
             end = _epoch(history_end) if history_end is not None else None
