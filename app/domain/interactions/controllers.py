@@ -19,13 +19,13 @@ from litestar.exceptions import NotFoundException
 from app.db.engine import Database
 from app.db.models import Video
 from app.domain.accounts.services import AccountService
-from app.domain.interactions.services import InteractionError, InteractionService, clean_context
+from app.domain.interactions.services import InteractionError, InteractionService, VideoRef, clean_context
 from app.domain.interactions.web import (
     go_back,
     request_params,
     sign_in_sheet,
     signed_in_user,
-    visible_video,
+    visible_target,
 )
 from app.server.guards import login_redirect
 from app.server.templating import is_htmx, render
@@ -58,7 +58,7 @@ class InteractionController(Controller):
 
     async def _like(self, request: Request, video_id: str, on: bool, db: Database, accounts: AccountService,
                     interactions: InteractionService, web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         context = clean_context(await request_params(request))
         user = await accounts.ensure_visitor(web_session)
         toggled = await interactions.set_like(user, video, on, context)
@@ -81,7 +81,7 @@ class InteractionController(Controller):
 
     async def _save(self, request: Request, video_id: str, on: bool, db: Database,
                     interactions: InteractionService, web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
             return sign_in_sheet(request, f"/v/{video.id}", "save")
@@ -105,8 +105,8 @@ class InteractionController(Controller):
 
     async def _follow(self, request: Request, creator_id: str, on: bool, interactions: InteractionService,
                       web_session: WebSession) -> Response:
-        creator = await interactions.user(creator_id)
-        if creator is None or creator.is_guest or not creator.username:
+        creator = await interactions.creator(creator_id)
+        if creator is None:
             raise NotFoundException("No such creator.")
         user = signed_in_user(web_session)
         if user is None:
@@ -131,13 +131,13 @@ class InteractionController(Controller):
     @get("/videos/{video_id:str}/comments")
     async def comments(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
                        web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         return await self._thread(request, interactions, web_session, video, clean_context(dict(request.query_params)))
 
     @post("/videos/{video_id:str}/comments", status_code=200)
     async def add_comment(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
                           web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
             return sign_in_sheet(request, f"/v/{video.id}?comments=1", "comment")
@@ -196,7 +196,8 @@ class InteractionController(Controller):
         return render(request, "components/comment_like.html", {"c": {"id": comment.id, "like_count": count,
                                                                        "liked": liked}})
 
-    async def _thread(self, request: Request, interactions: InteractionService, web_session: WebSession, video: Video,
+    async def _thread(self, request: Request, interactions: InteractionService, web_session: WebSession,
+                      video: VideoRef | Video,
                       context: dict[str, Any], *, error: str | None = None, draft: str = "",
                       status_code: int = 200) -> Response:
         comments = await interactions.comments(video.id, web_session.user)
@@ -211,7 +212,7 @@ class InteractionController(Controller):
     @post("/videos/{video_id:str}/hide", status_code=200)
     async def hide(self, request: Request, video_id: str, db: Database, accounts: AccountService,
                    interactions: InteractionService, web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         params = await request_params(request)
         creator_too = params.get("scope") == "creator"
         user = await accounts.ensure_visitor(web_session)
@@ -223,7 +224,7 @@ class InteractionController(Controller):
     @post("/videos/{video_id:str}/report", status_code=200)
     async def report(self, request: Request, video_id: str, db: Database, interactions: InteractionService,
                      web_session: WebSession) -> Response:
-        video = await visible_video(db, web_session, video_id)
+        video = await visible_target(db, web_session, video_id)
         user = signed_in_user(web_session)
         if user is None:
             return sign_in_sheet(request, f"/v/{video.id}", "report")
@@ -236,7 +237,7 @@ class InteractionController(Controller):
         return self._gone(request, video, "video", "Thanks for reporting. We'll review this video.")
 
     @staticmethod
-    def _gone(request: Request, video: Video, scope: str, message: str) -> Response:
+    def _gone(request: Request, video: VideoRef | Video, scope: str, message: str) -> Response:
         """The video (or all of its creator's) leaves the page: the browser removes the cards and says why."""
         if not is_htmx(request):
             return go_back(request, "/")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from markupsafe import Markup
 from sqlalchemy import delete, func, select
@@ -117,6 +117,22 @@ def time_ago(when: datetime, now: datetime | None = None) -> str:
     return "now"
 
 
+class VideoRef(NamedTuple):
+    """What an action needs of its video: who made it and whether it is published (not the whole row)."""
+
+    id: str
+    creator_id: str
+    state: str
+    moderation: str
+
+
+class CreatorRef(NamedTuple):
+    """What following needs of a creator (and the follow button shows)."""
+
+    id: str
+    username: str
+
+
 @dataclass(frozen=True)
 class Toggled:
     """What a like/save/follow did: whether the state changed, and the target's count after it."""
@@ -137,6 +153,14 @@ class InteractionService:
         async with self.db.read() as session:
             return await session.get(Video, video_id)
 
+    async def creator(self, user_id: str) -> CreatorRef | None:
+        """An account that can be followed (not a guest, has a handle), from one Core row."""
+        users = User.__table__
+        query = select(users.c.id, users.c.username).where(
+            users.c.id == user_id, users.c.is_guest.is_(False), users.c.username.is_not(None))
+        row = await self.db.read_sync(lambda session: session.execute(query).first())
+        return CreatorRef(*row) if row is not None else None
+
     async def user(self, user_id: str) -> User | None:
         async with self.db.read() as session:
             return await session.get(User, user_id)
@@ -147,16 +171,16 @@ class InteractionService:
                                           video_id=video_id, creator_id=creator_id, additional_info=info)])
 
     # ---- likes and saves --------------------------------------------------------------------------
-    async def set_like(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> Toggled:
+    async def set_like(self, user: User, video: VideoRef | Video, on: bool, info: dict[str, Any]) -> Toggled:
         return await self._toggle(Like, (user.id, video.id), "like" if on else "unlike", on, user,
                                   video.id, video.creator_id, info, Like.__table__.c.video_id, video.id)
 
-    async def set_save(self, user: User, video: Video, on: bool, info: dict[str, Any]) -> Toggled:
+    async def set_save(self, user: User, video: VideoRef | Video, on: bool, info: dict[str, Any]) -> Toggled:
         return await self._toggle(Save, (user.id, video.id), "save" if on else "unsave", on, user,
                                   video.id, video.creator_id, info, Save.__table__.c.video_id, video.id)
 
     # ---- follows -------------------------------------------------------------------------------------
-    async def set_follow(self, user: User, creator: User, on: bool, info: dict[str, Any],
+    async def set_follow(self, user: User, creator: User | CreatorRef, on: bool, info: dict[str, Any],
                          video_id: str | None = None) -> Toggled:
         """Follow or unfollow; ``count`` is the creator's follower count after it."""
         if creator.id == user.id:
@@ -252,7 +276,7 @@ class InteractionService:
             return (await session.execute(
                 select(func.count()).select_from(Comment).where(Comment.video_id == video_id))).scalar_one()
 
-    async def add_comment(self, user: User, video: Video, text: str, info: dict[str, Any],
+    async def add_comment(self, user: User, video: VideoRef | Video, text: str, info: dict[str, Any],
                           parent_id: int | None = None) -> Comment:
         """A comment, or a reply: a reply to a reply attaches to the top-level comment (one level only)."""
         text = " ".join((text or "").split())  # one line, no runs of whitespace
@@ -317,7 +341,7 @@ class InteractionService:
         return comment
 
     # ---- not interested and reports ------------------------------------------------------------------
-    async def hide(self, user: User, video: Video, creator_too: bool, info: dict[str, Any]) -> None:
+    async def hide(self, user: User, video: VideoRef | Video, creator_too: bool, info: dict[str, Any]) -> None:
         async with self.db.write() as session:
             if await session.get(HiddenVideo, (user.id, video.id)) is None:
                 session.add(HiddenVideo(user_id=user.id, video_id=video.id))
@@ -327,7 +351,8 @@ class InteractionService:
         await self._record("hide", user, video.id, video.creator_id,
                            {**info, "scope": "creator" if creator_too else "video"})
 
-    async def report(self, user: User, video: Video, reason: str, details: str, info: dict[str, Any]) -> bool:
+    async def report(self, user: User, video: VideoRef | Video, reason: str, details: str,
+                     info: dict[str, Any]) -> bool:
         if reason not in REPORT_REASONS:
             raise InteractionError("Pick a reason for the report.")
         details = (details or "").strip()[:500]
