@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.db.models import Event, ViewingSession, utcnow
@@ -60,10 +60,11 @@ Listener = Callable[[Sequence[StoredEvent]], None]
 class StateChange:
     """State-table statements run inside an event batch's write transaction, before the batch's events.
 
-    ``apply(session)`` returns (a result for the caller, the events the change records): an action that changed
-    nothing (liking twice) records none. It must not open a transaction of its own (it is inside one)."""
+    ``apply(session)`` (a sync ``Session``: it runs in the database's write thread with the batch) returns (a
+    result for the caller, the events the change records): an action that changed nothing (liking twice) records
+    none. It must not open a transaction of its own (it is inside one), nor touch the event loop."""
 
-    apply: Callable[[AsyncSession], Awaitable[tuple[Any, list[EventIn]]]]
+    apply: Callable[[Session], tuple[Any, list[EventIn]]]
     result: Any = None
     events: list[EventIn] = field(default_factory=list)
 
@@ -94,15 +95,19 @@ async def write_events(db: Database, events: Sequence[EventIn],
     watch time grew, and sessionization in two or three statements for all the batch's users together."""
     if not events and not changes:
         return []
-    async with db.write() as session:
+
+    def write(session: Session) -> list[StoredEvent]:
         recorded = list(events)
         for change in changes:
-            change.result, change.events = await change.apply(session)
+            change.result, change.events = change.apply(session)
             recorded.extend(change.events)
-        return await _write_in(session, recorded)
+        return _write_in(session, recorded)
+
+    # The whole batch in one hop to the database's write thread (Core statements on a plain connection).
+    return await db.write_sync(write)
 
 
-async def _write_in(session: AsyncSession, events: Sequence[EventIn]) -> list[StoredEvent]:
+def _write_in(session: Session, events: Sequence[EventIn]) -> list[StoredEvent]:
     """write_events' statements, inside the caller's write transaction."""
     if not events:
         return []
@@ -117,14 +122,14 @@ async def _write_in(session: AsyncSession, events: Sequence[EventIn]) -> list[St
     table = Event.__table__
     existing = {
         (user_id, event_id): (row_id, watch, session_id, info)
-        for user_id, event_id, row_id, watch, session_id, info in (await session.execute(
+        for user_id, event_id, row_id, watch, session_id, info in (session.execute(
             select(table.c.user_id, table.c.event_id, table.c.id, table.c.watch_duration, table.c.session_id,
                    table.c.additional_info)
             .where(table.c.event_id.in_(list({event_id for _, event_id in merged})))
         )).all()
     }
     fresh = [e for key, e in merged.items() if key not in existing]
-    sessions = await _sessionize(session, fresh)
+    sessions = _sessionize(session, fresh)
     grown: list[dict] = []
     for key, item in merged.items():
         if key not in existing:
@@ -140,7 +145,7 @@ async def _write_in(session: AsyncSession, events: Sequence[EventIn]) -> list[St
             grown.append({"row_id": row_id, "watch": watch, "info": {**info, "final": True}})
         stored[key] = StoredEvent(item, is_new=False, session_id=session_id, row_id=row_id)
     if grown:
-        await session.execute(
+        session.execute(
             update(table).where(table.c.id == bindparam("row_id")).values(
                 watch_duration=bindparam("watch"),
                 additional_info=bindparam("info", type_=table.c.additional_info.type)),
@@ -154,30 +159,30 @@ async def _write_in(session: AsyncSession, events: Sequence[EventIn]) -> list[St
              "additional_info": item.additional_info}
             for item in fresh
         ]
-        ids = await _insert_new(session, rows)
+        ids = _insert_new(session, rows)
         for item, row in zip(fresh, rows, strict=True):
             key = event_key(item)
             stored[key] = StoredEvent(item, is_new=key in ids, session_id=row["session_id"], row_id=ids.get(key))
     return [stored[key] for key in merged]
 
 
-async def _insert_new(session, rows: list[dict]) -> dict[tuple[str | None, str], int]:  # noqa: ANN001
+def _insert_new(session: Session, rows: list[dict]) -> dict[tuple[str | None, str], int]:
     """Insert rows (a duplicate stored meanwhile is skipped) and return the row id of each one inserted."""
     table = Event.__table__
     dialect = session.bind.dialect.name
     if dialect != "sqlite":  # PostgreSQL batches RETURNING itself and answers only for the rows it inserted
         statement = insert_ignoring_duplicates(dialect).returning(table.c.id, table.c.user_id, table.c.event_id)
         return {(user_id, event_id): row_id
-                for row_id, user_id, event_id in (await session.execute(statement, rows)).all()}
+                for row_id, user_id, event_id in (session.execute(statement, rows)).all()}
     # SQLite: the write transaction (BEGIN IMMEDIATE) holds the database's only write lock, so every row with an
     # id above the largest before the INSERT is one of ours; a plain executemany is the driver's fast path.
-    before = (await session.execute(select(func.max(table.c.id)))).scalar() or 0
-    await session.execute(insert_ignoring_duplicates(dialect), rows)
-    return {(user_id, event_id): row_id for row_id, user_id, event_id in (await session.execute(
+    before = (session.execute(select(func.max(table.c.id)))).scalar() or 0
+    session.execute(insert_ignoring_duplicates(dialect), rows)
+    return {(user_id, event_id): row_id for row_id, user_id, event_id in (session.execute(
         select(table.c.id, table.c.user_id, table.c.event_id).where(table.c.id > before))).all()}
 
 
-async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:  # noqa: ANN001
+def _sessionize(session: Session, new_events: Sequence[EventIn]) -> dict[str, int]:
     """Attach each user's new events to their open viewing session, opening one after 30 idle minutes.
 
     One SELECT finds every user's latest session, one ``executemany`` UPDATE extends the open ones; a session
@@ -193,7 +198,7 @@ async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:
                     func.row_number().over(partition_by=sessions.c.user_id,
                                            order_by=(sessions.c.last_event_at.desc(), sessions.c.id.desc()))
                     .label("rank")).where(sessions.c.user_id.in_(list(by_user))).subquery()
-    latest = {user_id: (session_id, last_at) for session_id, user_id, last_at in (await session.execute(
+    latest = {user_id: (session_id, last_at) for session_id, user_id, last_at in (session.execute(
         select(ranked.c.id, ranked.c.user_id, ranked.c.last_event_at).where(ranked.c.rank == 1))).all()}
     result: dict[str, int] = {}
     extend: list[dict] = []
@@ -203,7 +208,7 @@ async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:
         watch = sum(item.watch_duration or 0 for item in items if item.event_type == "view")
         open_session = latest.get(user_id)
         if open_session is None or first_time - open_session[1] > SESSION_GAP:
-            result[user_id] = (await session.execute(sessions.insert().values(
+            result[user_id] = (session.execute(sessions.insert().values(
                 user_id=user_id, started_at=first_time, last_event_at=last_time, event_count=len(items),
                 watch_seconds=watch))).inserted_primary_key[0]
             continue
@@ -211,7 +216,7 @@ async def _sessionize(session, new_events: Sequence[EventIn]) -> dict[str, int]:
         extend.append({"sid": open_session[0], "last": max(open_session[1], last_time), "n": len(items),
                        "watch": watch})
     if extend:
-        await session.execute(
+        session.execute(
             update(sessions).where(sessions.c.id == bindparam("sid")).values(
                 last_event_at=bindparam("last", type_=sessions.c.last_event_at.type),
                 event_count=sessions.c.event_count + bindparam("n"),
@@ -255,7 +260,7 @@ class EventWriter:
         """Queue events and wait until they are committed (written directly when the writer is not running)."""
         return await self._enqueue(events, None)
 
-    async def change(self, apply: Callable[[AsyncSession], Awaitable[tuple[Any, list[EventIn]]]]) -> Any:
+    async def change(self, apply: Callable[[Session], tuple[Any, list[EventIn]]]) -> Any:
         """Run a state change in the next batch's transaction (see ``StateChange``); its result once committed."""
         change = StateChange(apply)
         await self._enqueue([], change)

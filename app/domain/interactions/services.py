@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from markupsafe import Markup
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.db.models import (
@@ -197,14 +197,14 @@ class InteractionService:
         names = [column.name for column in table.primary_key.columns]
         where = [table.c[name] == value for name, value in zip(names, key, strict=True)]
 
-        async def apply(session: AsyncSession) -> tuple[Toggled, list[EventIn]]:
+        def apply(session: Session) -> tuple[Toggled, list[EventIn]]:
             if on:
-                result = await session.execute(insert_ignoring_duplicates(session.bind.dialect.name, table).values(
+                result = session.execute(insert_ignoring_duplicates(session.bind.dialect.name, table).values(
                     **dict(zip(names, key, strict=True)), created_at=utcnow()))
             else:
-                result = await session.execute(delete(table).where(*where))
+                result = session.execute(delete(table).where(*where))
             changed = result.rowcount == 1
-            count = (await session.execute(
+            count = (session.execute(
                 select(func.count()).select_from(table).where(counted_by == target))).scalar_one()
             events = [EventIn(event_id=event_id(kind), event_type=kind, user_id=user.id, video_id=video_id,
                               creator_id=creator_id, additional_info=info)] if changed else []
@@ -286,16 +286,16 @@ class InteractionService:
             raise InteractionError(f"Comments are at most {MAX_COMMENT} characters.")
         comments = Comment.__table__
 
-        async def apply(session: AsyncSession) -> tuple[Comment, list[EventIn]]:
+        def apply(session: Session) -> tuple[Comment, list[EventIn]]:
             parent = parent_id
             if parent is not None:
-                found = (await session.execute(select(comments.c.video_id, comments.c.parent_id)
+                found = (session.execute(select(comments.c.video_id, comments.c.parent_id)
                                                .where(comments.c.id == parent))).first()
                 if found is None or found.video_id != video.id:
                     raise InteractionError("The comment you replied to is gone.", 404)
                 parent = found.parent_id or parent
             comment = Comment(video_id=video.id, user_id=user.id, text=text, parent_id=parent)
-            comment.id = (await session.execute(comments.insert().values(
+            comment.id = (session.execute(comments.insert().values(
                 video_id=comment.video_id, user_id=comment.user_id, text=comment.text,
                 created_at=comment.created_at, parent_id=parent))).inserted_primary_key[0]
             extra = {"parent_id": parent} if parent is not None else {}
