@@ -89,7 +89,7 @@ async def onboarding_topics(db: Database, user: User | None, ready_count: int | 
             select(Video.topic, func.count()).where(*published_clause(), Video.topic.is_not(None))
             .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS)).all() if topic]
 
-    swiped, topics = await db.read_sync(_read)
+    swiped, topics = (False, None) if user is None and fresh else await db.read_sync(_read)
     if swiped:
         return []
     if topics is None:

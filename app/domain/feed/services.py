@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from sqlalchemy import String, bindparam, exists, func, literal, select, union_all
-from sqlalchemy import inspect as sa_inspect
 
 from app.db.engine import Database
 from app.db.models import (
@@ -72,7 +71,7 @@ class Card:
         creator and its sound. Anything that changes them (an edit, a new avatar or name, a sound's use count)
         changes the key, so a stale fragment is never shown; counts and the viewer's own state are not in it."""
         video, creator, sound = self.video, self.creator, self.sound
-        return (video.id, video.creator_id, video.caption, video.duration, video.language, bool(video.transcript),
+        return (video.id, video.creator_id, video.caption, video.duration, video.language, video.has_transcript,
                 creator.username, creator.display_name, creator.avatar_path,
                 (sound.id, sound.title, sound.usage_count) if sound else None)
 
@@ -92,7 +91,7 @@ class Card:
 
     @property
     def captions_url(self) -> str | None:
-        return f"/media/{self.video.id}/captions.vtt" if self.video.transcript else None
+        return f"/media/{self.video.id}/captions.vtt" if self.video.has_transcript else None
 
 
 @dataclass
@@ -316,11 +315,17 @@ class FeedService:
 
 
 class CardVideo(SimpleNamespace):
-    """A card's video: the videos row's columns as attributes (a plain row, not an ORM object)."""
+    """A card's video: the videos columns a card shows (``CARD_VIDEO_COLUMNS``, ``has_transcript``) as attributes
+    (a plain row, not an ORM object)."""
 
 
 class CardCreator(SimpleNamespace):
-    """A card's creator: the users row's columns as attributes (a plain row, not an ORM object)."""
+    """A card's creator: the users columns a card shows (``CARD_CREATOR_COLUMNS``) as attributes."""
+
+
+# Only what the card's markup and its events read: fewer columns to decode per card (no JSON columns).
+CARD_VIDEO_COLUMNS = ("id", "creator_id", "caption", "duration", "width", "height", "language", "topic")
+CARD_CREATOR_COLUMNS = ("id", "username", "display_name", "avatar_path")
 
 
 def _card_query():  # noqa: ANN202 - a Core SELECT
@@ -337,9 +342,9 @@ def _card_query():  # noqa: ANN202 - a Core SELECT
 
     viewer = bindparam("viewer", type_=String())
     columns = [
-        *(attr.columns[0].label(f"v__{attr.key}") for attr in sa_inspect(Video).column_attrs),
-        *(attr.columns[0].label(f"u__{attr.key}") for attr in sa_inspect(User).column_attrs
-          if attr.key not in ("password_hash", "demographics", "preferences")),
+        *(v.c[name].label(f"v__{name}") for name in CARD_VIDEO_COLUMNS),
+        (v.c.transcript != "").label("v__has_transcript"),  # for the captions track: not the text itself
+        *(u.c[name].label(f"u__{name}") for name in CARD_CREATOR_COLUMNS),
         count(likes, likes.c.video_id == v.c.id).label("like_count"),
         count(comments, comments.c.video_id == v.c.id).label("comment_count"),
         count(saves, saves.c.video_id == v.c.id).label("save_count"),
