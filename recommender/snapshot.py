@@ -25,10 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .api import Recommender
 from .config import RecommenderConfig
+from .features.decay import DecayedScores
+from .features.users import UserState
 from .memory import collector_paused
 from .ports import ModelStore
+from .state import EngineState
 
 FORMAT_VERSION = 2  # 2: the catalogue holds a faiss index (serialised by faiss) instead of coarse lists
 MAGIC = b"FORYOU-RECOMMENDER-SNAPSHOT "
@@ -63,6 +68,7 @@ def save_snapshot(recommender: Recommender, path: Path | str,
     state = recommender._state
     with state.lock, collector_paused():  # the columns built on the way are garbage-free and short-lived
         data = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name not in _NOT_SAVED}
+        data["users"] = _encode_users(data["users"])
         payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         meta = meta() if callable(meta) else dict(meta or {})
     header = {"version": FORMAT_VERSION, "config": config_fingerprint(recommender.config), "length": len(payload),
@@ -114,16 +120,109 @@ def load_snapshot(
         raise SnapshotError("snapshot was written under another recommender config")
     if len(payload) != header.get("length") or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise SnapshotError("snapshot checksum mismatch (truncated or corrupt)")
-    try:
-        with collector_paused():  # about half the load time otherwise
+    # The collector paused while millions of objects are built (about half the load time otherwise). A caller
+    # that keeps the state for good may pause it around this call too and gc.freeze() the result before resuming:
+    # then no collection ever walks it (the first one after resuming would walk all of it once).
+    with collector_paused():
+        try:
             data = pickle.loads(payload)  # noqa: S301 - our own file, checksummed, from the app's data directory
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means: rebuild by replay
-        raise SnapshotError(f"snapshot payload unreadable: {exc}") from exc
-    recommender = Recommender(config=config, clock=clock, model_store=model_store)
-    state = recommender._state
-    known = {f.name for f in dataclasses.fields(state)} - _NOT_SAVED
-    if set(data) != known:
-        raise SnapshotError("snapshot fields differ from this build's state")
-    for name, value in data.items():
-        setattr(state, name, value)
+            if set(data) != {f.name for f in dataclasses.fields(EngineState)} - _NOT_SAVED:
+                raise SnapshotError("snapshot fields differ from this build's state")
+            data["users"] = _decode_users(data["users"])
+        except SnapshotError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means: rebuild by replay
+            raise SnapshotError(f"snapshot payload unreadable: {exc}") from exc
+        recommender = Recommender(config=config, clock=clock, model_store=model_store)
+        for name, value in data.items():
+            setattr(recommender._state, name, value)
     return recommender, dict(header.get("meta") or {})
+
+
+# ---- users as columns ------------------------------------------------------------------------------------
+# A user's per-item and per-topic maps (seen, liked, engaged, the decayed scores) are most of the snapshot's
+# objects: thousands of users with hundreds of entries each. They are stored as one vocabulary of keys (an item
+# id or topic is one string for all users), int32 codes and float columns, and rebuilt as dicts in order; the
+# rest of each user pickles as before. A map whose values are not floats (or float pairs) keeps the whole users
+# dict pickled as it is.
+_TIME_MAPS = ("seen", "liked")  # key -> float
+_PAIR_MAPS = ("engaged",)  # key -> (float, float)
+_SCORE_MAPS = ("short_scores", "long_positive", "long_negative")  # DecayedScores: key -> (float, float)
+_USERS_FORMAT = "foryou-users-columns-1"
+_FLOAT_TYPES = frozenset({float, np.float64})
+
+
+def _encode_users(users: dict[str, UserState]) -> dict[str, UserState] | dict[str, Any]:
+    try:
+        keys: list = []
+        first: list[float] = []
+        second: list[float] = []
+        lengths: list[int] = []
+        rates: list[float] = []
+        rest: list[dict[str, Any]] = []
+        for user in users.values():
+            if type(user) is not UserState:
+                return users
+            fields = dict(vars(user))
+            for name in (*_TIME_MAPS, *_PAIR_MAPS, *_SCORE_MAPS):
+                value = fields.pop(name)
+                if name in _SCORE_MAPS:
+                    if type(value) is not DecayedScores:
+                        return users
+                    rates.append(value.rate)
+                    value = value._values
+                if type(value) is not dict:
+                    return users
+                keys.extend(value)
+                lengths.append(len(value))
+                if name in _TIME_MAPS:
+                    first.extend(value.values())
+                else:
+                    pairs = list(zip(*value.values(), strict=True)) if value else [(), ()]
+                    if len(pairs) != 2:
+                        return users
+                    first.extend(pairs[0])
+                    second.extend(pairs[1])
+            rest.append(fields)
+        if not set(map(type, first)) | set(map(type, second)) <= _FLOAT_TYPES:  # None or text would pass numpy
+            return users
+        vocabulary = list(dict.fromkeys(keys))
+        code_of = {key: code for code, key in enumerate(vocabulary)}
+        return {"format": _USERS_FORMAT, "ids": list(users), "rest": rest, "vocabulary": vocabulary,
+                "codes": np.fromiter(map(code_of.__getitem__, keys), dtype=np.int32, count=len(keys)),
+                "first": np.array(first, dtype=np.float64), "second": np.array(second, dtype=np.float64),
+                "lengths": np.array(lengths, dtype=np.int64), "rates": np.array(rates, dtype=np.float64)}
+    except (TypeError, ValueError):  # a value that is not a float or a pair of floats
+        return users
+
+
+def _decode_users(encoded: dict) -> dict[str, UserState]:
+    if encoded.get("format") != _USERS_FORMAT:
+        return encoded  # pickled as it was (an older snapshot, or values the columns do not take)
+    vocabulary = np.empty(len(encoded["vocabulary"]), dtype=object)
+    vocabulary[:] = encoded["vocabulary"]
+    keys = vocabulary[encoded["codes"]].tolist()
+    first, second = encoded["first"].tolist(), encoded["second"].tolist()
+    lengths = iter(encoded["lengths"].tolist())
+    rates = iter(encoded["rates"].tolist())
+    users: dict[str, UserState] = {}
+    at = paired = 0  # position in keys/first; in second
+    for user_id, fields in zip(encoded["ids"], encoded["rest"], strict=True):
+        user = UserState.__new__(UserState)
+        for name in (*_TIME_MAPS, *_PAIR_MAPS, *_SCORE_MAPS):
+            n = next(lengths)
+            if name in _TIME_MAPS:
+                value = dict(zip(keys[at:at + n], first[at:at + n], strict=True))
+            else:
+                value = dict(zip(keys[at:at + n], zip(first[at:at + n], second[paired:paired + n], strict=True),
+                                 strict=True))
+                paired += n
+            at += n
+            if name in _SCORE_MAPS:
+                scores = DecayedScores.__new__(DecayedScores)
+                scores.rate, scores._values = next(rates), value
+                value = scores
+            fields[name] = value
+        user.__dict__.update(fields)
+        users[user_id] = user
+    return users

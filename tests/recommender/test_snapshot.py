@@ -53,3 +53,27 @@ def test_other_config_or_altered_bytes_are_refused(tmp_path):
     with pytest.raises(SnapshotError, match="not a recommender snapshot"):
         load_snapshot(path)
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_users_round_trip_as_columns_and_odd_values_keep_plain_pickling(tmp_path):
+    items, clock = make_items(), Clock(NOW)
+    rec = Recommender(clock=clock)
+    rec.upsert_items(items)
+    rec.record_events(_history(items), history_end=NOW)
+    state = rec._state
+    save_snapshot(rec, tmp_path / "state")
+    restored = load_snapshot(tmp_path / "state", clock=clock)[0]._state
+    assert list(restored.users) == list(state.users) and state.users
+    for user_id, user in state.users.items():
+        again = restored.users[user_id]
+        for name in ("n_events", "first_seen_at", "follows"):
+            assert getattr(again, name) == getattr(user, name), name
+        for name in ("seen", "liked", "engaged"):
+            assert list(getattr(again, name).items()) == list(getattr(user, name).items()), name  # order too
+        for name in ("short_scores", "long_positive", "long_negative"):
+            ours, theirs = getattr(again, name), getattr(user, name)
+            assert ours.rate == theirs.rate and list(ours._values.items()) == list(theirs._values.items())
+    odd = next(iter(state.users.values()))
+    odd.seen["v-none"] = None  # not a float: the users are pickled as they are, and still come back
+    save_snapshot(rec, tmp_path / "odd")
+    assert load_snapshot(tmp_path / "odd", clock=clock)[0]._state.users[odd.user_id].seen["v-none"] is None

@@ -34,6 +34,7 @@ from app.domain.events.writer import StoredEvent
 from app.domain.experiments.service import registry_for
 from app.domain.feed.services import Pick, hidden_in
 from recommender import Event, FeedContext, Item, Recommender, RecommenderConfig
+from recommender.memory import collector_paused
 from recommender.snapshot import SnapshotError, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,13 @@ class RecommenderService:
         engine, meta, fallback = None, {}, None
         if self.snapshot_path is not None and self.snapshot_path.exists():
             try:
-                engine, meta = await asyncio.to_thread(load_snapshot, self.snapshot_path, config,
-                                                       model_store=self.model_store)
-                # The restored state lives as long as the process (as the app's start-up freezes it at the
-                # end): out of the collector's reach now, or every collection in the rest of the start-up walks
-                # its millions of objects (json decoding of the catalogue's rows read 3x slower for that).
-                gc.freeze()
+                # The restored state lives as long as the process (the app's start-up freezes everything at the
+                # end): frozen out of the collector's reach before it resumes, or the rest of the start-up walks
+                # its millions of objects (json decoding of the catalogue's rows ran 3x slower for that).
+                with collector_paused():
+                    engine, meta = await asyncio.to_thread(load_snapshot, self.snapshot_path, config,
+                                                           model_store=self.model_store)
+                    gc.freeze()
             except SnapshotError as exc:
                 fallback = str(exc)
                 log.warning("recommender snapshot unusable; replaying history", extra={"reason": fallback})
