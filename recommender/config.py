@@ -122,6 +122,7 @@ class RecommenderConfig:
     max_topic_share: float = 0.5
     trend_boost: float = 0.3  # β in score × (1 + β·trend)
     explore_slots: int = 1
+    explore_slot_position: float = 0.5  # 0.5: exploration slots evenly spread over the page; 1.0: toward its end
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1
@@ -174,6 +175,22 @@ class RecommenderConfig:
     sequence_min_users: int = 20  # users with a sequence (two or more engaged items) before training
     sequence_recall_k: int = 20
     sequence_retrain_min_growth: float = 0.05  # retrain once the engaged (user, item) pairs grew by this share
+
+    # --- candidate fusion (see recommender.fusion) -------------------------------------------
+    fusion_enabled: bool = True  # False: the engagement value model orders the page, as before fusion
+    fusion_cuts: str = "user+time"  # "user": each user's own prefix/suffix cut; "time": one cut; "user+time": both
+    fusion_suffix_fraction: float = 0.2  # share of each user's items (or of the log, for the time cut) labelled
+    fusion_min_user_items: int = 5  # users with fewer items are not cut (they stay whole in the replay)
+    fusion_max_users: int = 1_000  # cut users per run (a stable sample): bounds the job's time
+    fusion_holdout_fraction: float = 0.2  # cut users judged, not trained on
+    fusion_objective: str = "binary"  # LightGBM objective: "binary" (per candidate) or "lambdarank" (per user)
+    fusion_trees: int = 150
+    fusion_learning_rate: float = 0.05
+    fusion_leaves: int = 15
+    fusion_min_leaf: int = 100
+    fusion_promotion_min_gain: float = 0.0  # held-out NDCG@10 over the current ordering's, to promote
+    fusion_value_weight: float = 0.0  # + this × the engagement value score, on top of the fusion score
+    fusion_retrain_min_growth: float = 0.1  # retrain once the log grew by this share since the last run
 
     random_seed: int = 7
 

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
+from . import fusion, metrics
+from .candidates import CandidateRequest, gather
 from .candidates import popular as popular_source
 from .config import HOUR
 from .events import EXPOSURE_EVENTS, engagement_weight
 from .features import collaborative
 from .features import items as item_features
 from .features.interests import spherical_kmeans
+from .filters import FilterContext, first_failing, known_exclusions
+from .ingest import apply_event
+from .ranking.features import build_features, interest_queries
+from .ranking.value import trend_boosted, value_scores
 from .reranking.cold_start import update_cohorts
 from .sequence.training import train_gru4rec
 from .state import EngineState
 from .training import d2q
+from .training.examples import ExampleBuffer
 from .training.neural import train_neural
 from .training.trainer import Evaluation, debiased_labels, evaluate
 from .types import Event
@@ -548,6 +556,142 @@ def train_sequence_model(state: EngineState, now: float) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# candidate fusion
+
+
+def refresh_item_activity(state: EngineState, now: float) -> dict:
+    """Popularity windows for the fusion features: positive engagement per item decayed over several half-lives,
+    and the time-ordered positive events for popularity where a returning user was last active."""
+    with state.lock:
+        events = state.events.snapshot()
+        catalog = state.catalog
+        row_of = dict(catalog.row_of)
+        durations = {item.item_id: item.duration for item in catalog.items}
+        suspicious = set(state.suspicious_users)
+        n_rows = len(catalog)
+        version = state.activity.version + 1
+    activity = fusion.item_activity(events, row_of, durations, state.config.event_weights, suspicious, now, n_rows,
+                                    version=version)
+    with state.lock:
+        if state.catalog.row_of == row_of:  # rows moved meanwhile (an item removed): the next run catches up
+            state.activity = activity
+            return {"positive_events": len(activity.times), "items": n_rows}
+    return {"skipped": "catalogue changed while counting"}
+
+
+def _shadow_engine(state: EngineState, cut: fusion.Cut) -> EngineState:
+    """A fresh engine that replayed ``cut.kept`` and ran the jobs its candidate sources and features read (item
+    statistics, trends, item-to-item, long-term interests, activity); no sequence model (the live one was
+    trained on the suffixes) and no example logging. Its ranker is the live registry (read only)."""
+    config = state.config
+    shadow = EngineState(config=config, ranker=state.ranker,
+                         examples=ExampleBuffer(1, config.session_gap_seconds))
+    with state.lock:
+        items = list(state.catalog.items)
+        shadow.suspicious_users = set(state.suspicious_users)
+    for item in items:
+        shadow.catalog.upsert(item)
+    if shadow.catalog.index_due(config.ann_index_min_items) == "build":
+        shadow.catalog.set_index(shadow.catalog.train_index(config.random_seed))
+    for event in cut.kept:
+        apply_event(shadow, event, log_features=False)
+    for job in (update_video_stats, detect_trends, compute_item_neighbors, update_long_term_interests,
+                refresh_item_activity):
+        job(shadow, cut.now)
+    return shadow
+
+
+def _fusion_groups(shadow: EngineState, cut: fusion.Cut, users: list[str]) -> fusion.Groups:
+    """Per cut user: the candidates the sources find at the cut (their prefix excluded, the live filters
+    applied), their fusion features, labels and the engagement value model's score."""
+    config, catalog, now = shadow.config, shadow.catalog, cut.now
+    ranker = shadow.ranker.active
+    parts_F, parts_y, parts_b, sizes, kept_users = [], [], [], [], []
+    missed = 0
+    for user_id in users:
+        user = shadow.users.get(user_id)
+        positives = cut.positives[user_id]
+        if user is None:
+            missed += len(positives)
+            continue
+        queries = interest_queries(user, catalog, now, config.declared_interest_weight)
+        context = FilterContext(user, catalog, config, now, frozenset(cut.prefix_items.get(user_id, ())))
+        rng = np.random.default_rng([config.random_seed, zlib.crc32(user_id.encode())])
+        request = CandidateRequest(shadow, config, user, queries, now, known_exclusions(context), rng)
+        candidates, _ = gather(request, dict(config.candidate_quotas))
+        candidates = [c for c in candidates if first_failing(context, c.row) is None]
+        labels = np.array([c.item_id in positives for c in candidates], dtype=np.float64)
+        missed += len(positives) - int(labels.sum())
+        if not labels.any():
+            continue
+        rows = np.array([c.row for c in candidates], dtype=np.int64)
+        X = build_features(config, catalog, shadow.global_rates, user, queries, rows, now, None,
+                           request.collaborative, shadow.sequence_scores(user, rows))
+        value = value_scores(ranker.predict(X), config.value_weights)
+        parts_F.append(fusion.features(X, candidates, catalog, shadow.activity, user, now))
+        parts_y.append(labels)
+        parts_b.append(trend_boosted(value, catalog.trend[rows], config.trend_boost))
+        sizes.append(len(candidates))
+        kept_users.append(f"{cut.kind}:{user_id}")
+    if not sizes:
+        return fusion.Groups(np.zeros((0, len(fusion.FEATURE_NAMES)), np.float32), np.zeros(0), np.zeros(0), [], [],
+                             missed)
+    return fusion.Groups(np.vstack(parts_F), np.concatenate(parts_y), np.concatenate(parts_b), sizes, kept_users,
+                         missed)
+
+
+def _sampled(users: list[str], limit: int) -> list[str]:
+    return sorted(users, key=lambda u: (zlib.crc32(u.encode()), u))[:limit]
+
+
+def train_candidate_fusion(state: EngineState, now: float) -> dict:
+    """Cut the log (``fusion_cuts``), replay each cut into a shadow engine, learn which candidates the cut users
+    went on to engage with, and promote the model only if it orders held-out users' candidates better than the
+    current ordering (see ``recommender.fusion``)."""
+    config = state.config
+    if not config.fusion_enabled:
+        return {"skipped": "fusion disabled"}
+    with state.lock:
+        events = state.events.snapshot()
+        known = set(state.catalog.row_of)
+        current = state.fusion.active
+        last = state.fusion.versions[-1].metrics if state.fusion.versions else None
+    if last is not None and len(events) < last.get("events", 0) * (1.0 + config.fusion_retrain_min_growth):
+        return {"skipped": f"the log grew less than {config.fusion_retrain_min_growth:.0%} since the last run",
+                "active_version": state.fusion.active_version}
+    started = time.perf_counter()
+    cuts: list[fusion.Cut] = []
+    kinds = set(config.fusion_cuts.split("+"))
+    if "user" in kinds:
+        cuts.append(fusion.cut_user_histories(events, known, config.fusion_suffix_fraction,
+                                              config.fusion_min_user_items))
+    if "time" in kinds and events:
+        times = sorted(e.timestamp for e in events)
+        at = times[min(len(times) - 1, int(len(times) * (1.0 - config.fusion_suffix_fraction)))]
+        cuts.append(fusion.cut_at_time(events, known, at))
+    parts, replay_seconds = [], 0.0
+    for cut in cuts:
+        users = _sampled(list(cut.positives), config.fusion_max_users)
+        if not users:
+            continue
+        t0 = time.perf_counter()
+        shadow = _shadow_engine(state, cut)
+        replay_seconds += time.perf_counter() - t0
+        parts.append(_fusion_groups(shadow, cut, users))
+    groups = fusion.Groups.concat(parts)
+    model, summary = fusion.train_and_judge(groups, current, config, config.random_seed)
+    summary.update({"events": len(events), "cuts": [c.kind for c in cuts], "replay_seconds": round(replay_seconds, 2),
+                    "seconds": round(time.perf_counter() - started, 2)})
+    if model is None:
+        return summary
+    summary["importance"] = fusion.importance(model)
+    with state.lock:
+        record = state.fusion.add(model, promote=summary["promote"], now=now, metrics=summary)
+        summary.update(version=record.version, active_version=state.fusion.active_version)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
 # vector index
 
 
@@ -611,6 +755,10 @@ JOBS: dict[str, JobSpec] = {
                 "incremental ranker training, held-out evaluation, promotion"),
         JobSpec("sequence_model", 30 * 60, train_sequence_model,
                 "GRU4Rec next-item model: the sequence/next source and the ranker's sequence feature"),
+        JobSpec("item_activity", 5 * 60, refresh_item_activity,
+                "popularity windows (several half-lives) for the candidate-fusion features"),
+        JobSpec("candidate_fusion", 6 * HOUR, train_candidate_fusion,
+                "learned candidate fusion from prefix/suffix cuts of the log, held-out promotion"),
         JobSpec("vector_index", HOUR, rebuild_vector_index, "faiss IVF nearest-neighbour index for large catalogues"),
         JobSpec("metrics_snapshot", HOUR, snapshot_metrics, "DAU, retention, session length, CTR, engagement"),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fusion
 from .candidates import Candidate, CandidateRequest, gather
 from .candidates import fresh as fresh_source
 from .candidates import popular as popular_source
@@ -135,7 +136,8 @@ def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozense
         row = catalog.row_of.get(item_id)
         if row is None or row in have or first_failing(filter_ctx, row, relax) is not None:
             continue
-        found.append(Candidate(row, item_id, popular_source.NAME, 1.0 / (1 + rank)))
+        found.append(Candidate(row, item_id, popular_source.NAME, 1.0 / (1 + rank),
+                               ranks={popular_source.NAME: rank}))
         if len(found) >= limit:
             break
     return found
@@ -149,7 +151,15 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
                        request.collaborative, state.sequence_scores(user, rows))
     probabilities = state.ranker.active.predict(X)
     value = value_scores(probabilities, config.value_weights)
-    scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
+    fused = state.fusion.active if config.fusion_enabled else None
+    if fused is not None:
+        # The fusion model learned which candidates get chosen (trend included); the engagement value model's
+        # score is added on top, weighted by fusion_value_weight.
+        F = fusion.features(X, candidates, catalog, state.activity, user, request.now)
+        scores = fused.score(F) + config.fusion_value_weight * value
+        trace["fusion_version"] = state.fusion.active_version
+    else:
+        scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
     ranked = []
     items, vectors = catalog.items, catalog.vectors
     for candidate, score, val, has_vector, probs in zip(candidates, scores.tolist(), value.tolist(),
@@ -218,7 +228,10 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
             request.rng,
             config.bandit_propensity_samples,
         )
-        positions = [min(k - 1, (i + 1) * k // (len(picks) + 1)) for i in range(len(picks))]
+        # Evenly spread when explore_slot_position is 0.5; 1.0 stretches the spread toward the page end (cheaper
+        # for ranking quality, the top of the page stays the model's); a slot pushed past the end is dropped.
+        stretch = 2.0 * config.explore_slot_position
+        positions = [min(k - 1, int(stretch * (i + 1) * k / (len(picks) + 1))) for i in range(len(picks))]
         for position, pick in zip(positions, picks, strict=True):
             entry = explorable[pick.index]
             if position in reserved or entry.row in taken:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import fusion
 from .features import collaborative
 from .sequence.model import SequenceModel
 from .state import EngineState
@@ -181,6 +182,56 @@ def _metrics_in(state: EngineState, meta: dict, arrays: dict) -> dict:
     return {"metrics": meta["latest"] is not None}
 
 
+def _activity_out(state: EngineState) -> Outputs:
+    activity, catalog = state.activity, state.catalog
+    n = min(len(activity.decayed), len(catalog))
+    ids = np.array([catalog.items[row].item_id for row in range(n)], dtype=np.str_)
+    inside = activity.rows < n
+    return ({"at": activity.at if np.isfinite(activity.at) else None, "version": activity.version},
+            {"ids": ids, "decayed": activity.decayed[:n], "times": activity.times[inside],
+             "event_rows": activity.rows[inside], "weights": activity.weights[inside]})
+
+
+def _activity_in(state: EngineState, meta: dict, arrays: dict) -> dict:
+    if meta["at"] is None:
+        state.activity = fusion.ItemActivity.empty()
+        return {"positive_events": 0}
+    catalog = state.catalog
+    mine = np.array([catalog.row_of.get(str(i), -1) for i in arrays["ids"].tolist()], dtype=np.int64)
+    decayed = np.zeros((len(catalog), arrays["decayed"].shape[1]))
+    known = mine >= 0
+    decayed[mine[known]] = arrays["decayed"][known]
+    rows = mine[arrays["event_rows"]] if len(arrays["event_rows"]) else np.zeros(0, np.int64)
+    ok = rows >= 0
+    state.activity = fusion.ItemActivity(float(meta["at"]), decayed, arrays["times"][ok], rows[ok],
+                                         arrays["weights"][ok], int(meta["version"]))
+    return {"positive_events": int(ok.sum())}
+
+
+def _fusion_out(state: EngineState) -> Outputs:
+    registry = state.fusion
+    model = registry.active
+    arrays = {}
+    if model is not None:
+        arrays["model"] = np.frombuffer(model.booster.model_to_string().encode(), dtype=np.uint8)
+    return {"active_version": registry.active_version, "history": registry.history()}, arrays
+
+
+def _fusion_in(state: EngineState, meta: dict, arrays: dict) -> dict:
+    import lightgbm
+
+    registry = fusion.FusionRegistry()
+    for record in meta["history"]:
+        registry.versions.append(fusion.FusionVersion(record["version"], record["created_at"], record["status"],
+                                                      record["metrics"]))
+    if "model" in arrays and meta["active_version"] is not None:
+        booster = lightgbm.Booster(model_str=arrays["model"].tobytes().decode())
+        registry._get(meta["active_version"]).model = fusion.FusionModel(booster)
+        registry.active_version = meta["active_version"]
+    state.fusion = registry
+    return {"active_version": registry.active_version}
+
+
 PUBLISHED: dict[str, tuple[Callable[[EngineState], Outputs], Callable[[EngineState, dict, dict], dict]]] = {
     "engagement_farming": (_farming_out, _farming_in),
     "video_stats": (_stats_out, _stats_in),
@@ -189,6 +240,8 @@ PUBLISHED: dict[str, tuple[Callable[[EngineState], Outputs], Callable[[EngineSta
     "long_term_interests": (_interests_out, _interests_in),
     "ranker_training": (_ranker_out, _ranker_in),
     "sequence_model": (_sequence_out, _sequence_in),
+    "item_activity": (_activity_out, _activity_in),
+    "candidate_fusion": (_fusion_out, _fusion_in),
     "vector_index": (_index_out, _index_in),
     "metrics_snapshot": (_metrics_out, _metrics_in),
 }

@@ -15,6 +15,7 @@ from .features import collaborative
 from .features.collaborative import ItemSimilarity, UserCollaborative
 from .features.items import DEFAULT_GLOBAL_RATES
 from .features.users import UserState
+from .fusion import FusionRegistry, ItemActivity
 from .sequence.model import SequenceModel, UserSequence, user_sequence
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class EngineState:
     _sequence_users: dict[str, tuple[tuple[int, int], UserSequence | None]] = field(default_factory=dict, repr=False)
     _sequence_rows: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
     recount_checkpoint: Any = field(default=None, repr=False)  # video_stats job: counts so far (not saved)
+    fusion: FusionRegistry = field(default_factory=FusionRegistry)  # candidate fusion (candidate_fusion job)
+    activity: ItemActivity = field(default_factory=ItemActivity.empty)  # popularity windows (item_activity job)
 
     def __post_init__(self) -> None:
         self.events = EventLog(self.config.max_events)

@@ -43,6 +43,7 @@ class Candidate:
     source: str
     source_score: float
     also_from: list[str] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # position in each source's list that found it
 
 
 def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Candidate], dict[str, list]]:
@@ -53,13 +54,14 @@ def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Cand
             by_source[name] = generate(request, quotas[name])
     merged: dict[int, Candidate] = {}
     for name in SOURCE_ORDER:
-        for row, score in by_source.get(name, ()):
+        for rank, (row, score) in enumerate(by_source.get(name, ())):
             existing = merged.get(row)
             if existing is None:
                 item_id = request.state.catalog.items[row].item_id
-                merged[row] = Candidate(row, item_id, name, score)
-            else:
+                merged[row] = existing = Candidate(row, item_id, name, score)
+            elif name not in existing.ranks:
                 existing.also_from.append(name)
+            existing.ranks.setdefault(name, rank)
     trace = {
         name: [request.state.catalog.items[row].item_id for row, _ in by_source.get(name, ())]
         for name in SOURCE_ORDER

@@ -28,7 +28,8 @@ def history_rec():
 
 def test_job_registry_names_and_intervals():
     assert set(JOBS) == {"engagement_farming", "video_stats", "trends", "item_neighbors", "long_term_interests",
-                         "ranker_training", "sequence_model", "vector_index", "metrics_snapshot"}
+                         "ranker_training", "sequence_model", "item_activity", "candidate_fusion", "vector_index",
+                         "metrics_snapshot"}
     assert all(spec.interval_seconds > 0 and spec.description for spec in JOBS.values())
     with pytest.raises(KeyError):
         Recommender().run_job("nope")
