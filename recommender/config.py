@@ -36,13 +36,13 @@ def _candidate_quotas() -> dict[str, int]:
     return {
         "ann/short_term": 80,
         "ann/long_term": 120,
-        "item2item": 80,
+        "item2item": 200,  # EASE/item-to-item finds most of what users pick next: the fusion model sorts them
         "sequence/next": 60,
         "trending": 40,
         "sound": 30,
         "fresh": 30,
         "following": 40,
-        "popular": 80,
+        "popular": 120,
         "explore": 40,
     }
 
@@ -122,14 +122,14 @@ class RecommenderConfig:
     max_topic_share: float = 0.5
     trend_boost: float = 0.3  # β in score × (1 + β·trend)
     explore_slots: int = 1
-    explore_slot_position: float = 0.5  # 0.5: exploration slots evenly spread over the page; 1.0: toward its end
+    explore_slot_position: float = 1.0  # 0.5: exploration slots evenly spread over the page; 1.0: toward its end
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1
     # share of impressions served uniformly at random from the eligible pool, logged with their propensity
     # (an unbiased slice for off-policy evaluation); 0 turns the slice off
     random_exposure_share: float = 0.01
-    cold_start_slot_position: float = 0.5  # where on the page (share of k) the cohort slot goes
+    cold_start_slot_position: float = 1.0  # where on the page (share of k) the cohort slot goes: its end
     cohort_size: int = 20
     expansion_factor: float = 4.0
     max_expansion_level: int = 3

@@ -229,9 +229,14 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
             config.bandit_propensity_samples,
         )
         # Evenly spread when explore_slot_position is 0.5; 1.0 stretches the spread toward the page end (cheaper
-        # for ranking quality, the top of the page stays the model's); a slot pushed past the end is dropped.
+        # for ranking quality: the top of the page stays the model's); slots pushed onto one position step up.
         stretch = 2.0 * config.explore_slot_position
-        positions = [min(k - 1, int(stretch * (i + 1) * k / (len(picks) + 1))) for i in range(len(picks))]
+        positions: list[int] = []
+        for i in range(len(picks)):
+            position = min(k - 1, int(stretch * (i + 1) * k / (len(picks) + 1)))
+            while position in positions and position > 0:
+                position -= 1
+            positions.append(position)
         for position, pick in zip(positions, picks, strict=True):
             entry = explorable[pick.index]
             if position in reserved or entry.row in taken:
