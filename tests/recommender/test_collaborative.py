@@ -158,9 +158,9 @@ def test_a_ranker_stored_with_an_older_feature_set_keeps_its_weights_by_name():
     assert np.all(model.weights[:, F["collab"]] == 0.0)
 
 
-def test_cold_start_slot_sits_mid_page(clock):
+def test_cold_start_slot_sits_where_configured(clock):
     items = make_items()
-    rec = Recommender(RecommenderConfig(explore_slots=0), clock=clock)
+    rec = Recommender(RecommenderConfig(explore_slots=0, cold_start_slot_position=0.5), clock=clock)
     rec.upsert_items(items)
     rec.upsert_item(Item("brand-new", "newbie", items[0].vector, topic="cats", uploaded_at=NOW - 60))
     for i in range(4):
