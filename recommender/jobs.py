@@ -473,9 +473,10 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
         "baseline": {"version": active_version, **figures(baseline)},
         "prior": figures(from_prior),
         "per_task": trained.per_task,
+        "prior_per_task": from_prior.per_task,
         "kind": "mlp " + "-".join(str(h) for h in run.model.hidden),
         "training": {"epochs": run.epochs, "seconds": round(run.seconds, 2), "warm_start": run.warm_start,
-                     "validation_loss": run.validation_loss},
+                     "validation_loss": run.validation_loss, "out_of_time": run.out_of_time},
         "d2q": buckets.to_dict(),
         "trained_until": float(data.times[-1]),
     }
@@ -486,7 +487,9 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
     summary.update({"candidate_version": record.version, "promoted": promote, "note": note,
                     "active_version": registry.active_version, "candidate": metrics_["candidate"],
                     "baseline": metrics_["baseline"], "prior": metrics_["prior"], "n_train": split,
-                    "n_holdout": len(holdout), "training": metrics_["training"]})
+                    "n_holdout": len(holdout), "training": metrics_["training"],
+                    "per_task": {task: {"candidate": trained.per_task[task], "prior": from_prior.per_task[task]}
+                                 for task in trained.per_task}})
     return summary
 
 

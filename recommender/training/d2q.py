@@ -3,8 +3,11 @@
 Raw watch time grows with a video's length whatever the viewer thinks of it, and the watch ratio favours
 short loops. D2Q buckets examples by duration (equal-frequency buckets, so each holds enough views) and
 replaces watch time by its quantile within the bucket: a 40-second view of a 60-second video and a 6-second
-view of a 9-second one are then judged against their peers. An "effective view" is a view whose watch time
-reaches the bucket's ``effective_quantile`` of watch time: a duration-aware threshold.
+view of a 9-second one are then judged against their peers. An "effective view" is a view whose watch-time
+quantile in its bucket reaches ``effective_quantile``: a duration-aware threshold in seconds, fitted on the
+training examples. Quantiles of tied watch times are their mean rank (as in ``watch_quantiles``): where most
+views of a bucket are 1-second skips, the plain median is that skip, and "reaching the median" would make
+nearly every view effective.
 """
 
 from __future__ import annotations
@@ -36,11 +39,18 @@ def fit_buckets(watch_seconds: np.ndarray, durations: np.ndarray, n_buckets: int
     edges = np.unique(np.quantile(durations, np.linspace(0, 1, n_buckets + 1)[1:-1])) if len(durations) else \
         np.zeros(0)
     buckets = np.searchsorted(edges, durations, side="right")
-    thresholds = np.array([
-        np.quantile(watch_seconds[buckets == b], effective_quantile) if np.any(buckets == b) else 0.0
-        for b in range(len(edges) + 1)
-    ])
+    thresholds = np.array([_threshold(watch_seconds[buckets == b], effective_quantile) for b in range(len(edges) + 1)])
     return DurationBuckets(edges, thresholds)
+
+
+def _threshold(watch_seconds: np.ndarray, quantile: float) -> float:
+    """The least watch time whose mean-rank quantile among ``watch_seconds`` reaches ``quantile``."""
+    if not len(watch_seconds):
+        return 0.0
+    values, counts = np.unique(watch_seconds, return_counts=True)
+    mean_rank_quantile = (np.cumsum(counts) - (counts - 1) / 2.0) / len(watch_seconds)
+    reached = np.flatnonzero(mean_rank_quantile >= quantile)
+    return float(values[reached[0]] if len(reached) else values[-1])
 
 
 def watch_quantiles(watch_seconds: np.ndarray, durations: np.ndarray, buckets: DurationBuckets) -> np.ndarray:

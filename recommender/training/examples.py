@@ -241,8 +241,10 @@ class ExampleBuffer:
         return self.labeler.close_idle(now)
 
     def since(self, start: float) -> TrainingSet:
-        """Finished examples opened after ``start``, in time order."""
-        chosen = sorted((e for e in self.finished if e.opened_at > start), key=lambda e: e.opened_at)
+        """Finished examples opened after ``start``, in time order (a page's cards share a timestamp: then by
+        user and position, so that the same log always gives the same order, validation tail and holdout)."""
+        chosen = sorted((e for e in self.finished if e.opened_at > start),
+                        key=lambda e: (e.opened_at, e.user_id, e.position, e.item_id))
         return to_arrays(chosen)
 
 

@@ -1,7 +1,13 @@
 """Training the neural ranker with torch (CPU, one thread): mini-batch Adam with weight decay (L2) on the
 mean binary cross-entropy over tasks (soft targets for the watch quantile), warm-started from the active
 neural version when there is one, early-stopped on the newest tenth of the training examples, and bounded
-in wall time."""
+in wall time.
+
+Deterministic for given examples: seeded initialisation and batch order, one thread, and a stopping rule that
+counts epochs and steps; the wall-time budget is only a safety net (``TrainingRun.out_of_time`` says when it
+stopped a run). Inputs are standardised with the training part's mean and deviation inside the network and the
+scaling is folded into the first layer on export, so the served model reads raw feature rows: item rates,
+whose spread across items is a few hundredths, otherwise barely move a freshly initialised layer."""
 
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ from .trainer import roc_auc
 
 VALIDATION_FRACTION = 0.1
 PATIENCE = 4  # epochs without a better validation score before stopping
-PATIENCE_STEPS = 40  # ... and at least this many optimiser steps
+PATIENCE_STEPS = 200  # ... and at least this many optimiser steps (from a zero head, 40 rarely left the start)
 MIN_STEPS = 400  # the epoch cap allows at least this many steps
 AUC_MARGIN = 1e-3  # validation AUC gain that counts as better ranking
+MIN_SCALE = 0.05  # standardising divides by at least this: a feature nearly constant in training stays tame
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class TrainingRun:
     seconds: float
     validation_loss: float
     warm_start: bool
+    out_of_time: bool = False  # the wall-time budget, not the stopping rule, ended training
 
 
 def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int, max_epochs: int,
@@ -42,7 +50,11 @@ def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int
     torch.manual_seed(seed)
     began = time.perf_counter()
     gains = (start.affinity_gain, start.collab_gain, start.popularity_gain)
-    network = _Network(X.shape[1], len(TASKS), torch)
+    n_valid = max(1, int(len(X) * VALIDATION_FRACTION)) if len(X) >= 20 else 0
+    fit_part = X[: len(X) - n_valid] if len(X) - n_valid > 0 else X
+    mean = fit_part.astype(np.float64).mean(axis=0)
+    scale = np.maximum(fit_part.astype(np.float64).std(axis=0), MIN_SCALE)
+    network = _Network(X.shape[1], len(TASKS), torch, mean, scale)
     warm = isinstance(start, NeuralRanker) and start.hidden == HIDDEN
     if warm:
         network.load(start, torch)
@@ -51,7 +63,6 @@ def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int
     inputs = torch.as_tensor(X, dtype=torch.float32)
     targets = torch.as_tensor(np.clip(Y, 0.0, 1.0), dtype=torch.float32)
 
-    n_valid = max(1, int(len(X) * VALIDATION_FRACTION)) if len(X) >= 20 else 0
     train_idx = np.arange(len(X) - n_valid)
     valid = slice(len(X) - n_valid, len(X))
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -75,11 +86,13 @@ def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int
     # 1. Calibration: the per-task scale of the prior and the heads' biases only. Monotone per task, so it
     #    cannot change any task's AUC; it fixes the prior's probabilities, whose ranking is already decent.
     if not warm and len(train_idx) and calibration_steps > 0:
+        #    The heads' weights are still zero here, so the network's output is bias + scale · prior: no need to
+        #    run the hidden layers (on tens of thousands of examples they made this step the slowest).
         calibration = torch.optim.Adam([network.prior_scale, network.heads.bias], lr=0.05)
-        batch = torch.as_tensor(train_idx)
+        fit_prior, fit_targets = prior[: len(train_idx)], targets[: len(train_idx)]
         for _ in range(calibration_steps):
             calibration.zero_grad()
-            loss = loss_fn(network(inputs[batch], prior[batch]), targets[batch])
+            loss = loss_fn(network.heads.bias + fit_prior * network.prior_scale, fit_targets)
             loss.backward()
             calibration.step()
 
@@ -93,6 +106,7 @@ def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int
     # epoch cap in optimiser steps too, so a small set still gets enough steps to move off the start.
     per_epoch = max(1, -(-len(train_idx) // batch_size))
     patience = max(PATIENCE, -(-PATIENCE_STEPS // per_epoch))
+    out_of_time = False
     for _ in range(max(max_epochs, -(-MIN_STEPS // per_epoch))):
         network.train()
         order = rng.permutation(train_idx)
@@ -112,20 +126,25 @@ def train_neural(start: Ranker, X: np.ndarray, Y: np.ndarray, *, batch_size: int
                 stale += 1
         else:
             best_state = network.state()
-        if stale >= patience or time.perf_counter() - began > time_budget:
+        if stale >= patience:
+            break
+        if time.perf_counter() - began > time_budget:
+            out_of_time = True
             break
     best_loss = best_score[1]
     network.restore(best_state)
     model = NeuralRanker(network.export(), network.prior_scale.detach().numpy().astype(np.float64), *gains,
                          steps=steps)
-    return TrainingRun(model, epochs, time.perf_counter() - began, best_loss, warm)
+    return TrainingRun(model, epochs, time.perf_counter() - began, best_loss, warm, out_of_time)
 
 
 class _Network:
     """The torch twin of NeuralRanker (built lazily so that importing this module does not load torch)."""
 
-    def __init__(self, n_inputs: int, n_tasks: int, torch) -> None:  # noqa: ANN001
+    def __init__(self, n_inputs: int, n_tasks: int, torch, mean: np.ndarray, scale: np.ndarray) -> None:  # noqa: ANN001
         sizes = (n_inputs, *HIDDEN)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32)
+        self.scale = torch.as_tensor(scale, dtype=torch.float32)
         self.hidden = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.heads = torch.nn.Linear(HIDDEN[-1], n_tasks)
         torch.nn.init.zeros_(self.heads.weight)  # untrained, the network is exactly the prior
@@ -144,7 +163,7 @@ class _Network:
         self.modules.eval()
 
     def __call__(self, x, prior):  # noqa: ANN001, ANN204
-        h = x
+        h = (x - self.mean) / self.scale
         for layer in self.hidden:
             h = self.torch.relu(layer(h))
         return self.heads(h) + prior * self.prior_scale
@@ -159,11 +178,19 @@ class _Network:
 
     def load(self, model: NeuralRanker, torch) -> None:  # noqa: ANN001
         with torch.no_grad():
-            for layer, (w, b) in zip([*self.hidden, self.heads], model.layers, strict=True):
+            layers = list(model.layers)
+            w0, b0 = layers[0]  # stored with the input scaling folded in: unfold it for this run's scaling
+            layers[0] = (w0 * self.scale.numpy()[None, :], b0 + w0 @ self.mean.numpy())
+            for layer, (w, b) in zip([*self.hidden, self.heads], layers, strict=True):
                 layer.weight.copy_(torch.as_tensor(w))
                 layer.bias.copy_(torch.as_tensor(b))
             self.prior_scale.copy_(torch.as_tensor(model.prior_scale, dtype=torch.float32))
 
     def export(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
-                for layer in [*self.hidden, self.heads]]
+        """Layers for NeuralRanker, with the input scaling folded into the first: W' = W / s, b' = b - W' m."""
+        layers = [(layer.weight.detach().numpy().astype(np.float64), layer.bias.detach().numpy().astype(np.float64))
+                  for layer in [*self.hidden, self.heads]]
+        w0, b0 = layers[0]
+        w0 = w0 / self.scale.numpy()[None, :]
+        layers[0] = (w0, b0 - w0 @ self.mean.numpy())
+        return layers
