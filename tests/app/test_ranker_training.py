@@ -46,7 +46,7 @@ def simulate_day(client) -> dict[str, str]:  # noqa: ANN001
         return users, {video_id: int(caption.split()[2]) for video_id, caption in rows}  # "<topic> video <i> …"
 
     viewers, index_of = run(client, _setup())
-    for page_number in range(PAGES_PER_VIEWER):
+    for _turn in range(PAGES_PER_VIEWER):
         for number, viewer in enumerate(viewers):
             favourite = TOPICS[number % len(TOPICS)]
             cards = run(client, svc.feed.next_page(viewer, f"s-{viewer.id}", "foryou", k=10))
