@@ -53,9 +53,8 @@ class EventController(Controller):
         if not web_session.csrf_matches(csrf):
             return _problem(403, "Missing or invalid CSRF token.")
         video_ids = {event.video_id for event in batch}
-        async with db.read() as session:
-            rows = (await session.execute(select(Video.id, Video.creator_id).where(Video.id.in_(video_ids)))).all()
-        creators = dict(rows)
+        query = select(Video.__table__.c.id, Video.__table__.c.creator_id).where(Video.__table__.c.id.in_(video_ids))
+        creators = dict(await db.read_sync(lambda session: session.execute(query).all()))
         unknown = sorted(video_ids - set(creators))
         if unknown:
             return _problem(422, "Some events are invalid; none were stored.",
