@@ -125,3 +125,26 @@ def test_effective_views_when_most_views_are_quick_skips():
     buckets = d2q.fit_buckets(watch, durations, n_buckets=1, effective_quantile=0.5)
     assert buckets.thresholds.tolist() == [10.0]
     assert d2q.effective_views(watch, durations, buckets).tolist() == [0.0] * 6 + [1.0] * 3 + [0.0]
+
+
+def test_input_scaling_folds_into_the_first_layer_and_back():
+    # Training standardises inputs inside the network; the served model reads raw rows with the scaling folded
+    # into its first layer. A warm start unfolds it for the new run's scaling: the same function either way.
+    import torch
+
+    from recommender.ranking.features import FEATURE_NAMES
+    from recommender.ranking.model import TASKS
+    from recommender.training.neural import _Network
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(64, len(FEATURE_NAMES))).astype(np.float32)
+    torch.manual_seed(0)
+    first = _Network(X.shape[1], len(TASKS), torch, rng.normal(size=X.shape[1]), rng.uniform(0.1, 2.0, X.shape[1]))
+    torch.nn.init.normal_(first.heads.weight)
+    served = NeuralRanker(first.export(), np.ones(len(TASKS)), 1.25, 16.0, 3.0)
+    prior = torch.as_tensor(served.prior_logits(X), dtype=torch.float32)
+    trained = first(torch.as_tensor(X), prior).detach().numpy()
+    np.testing.assert_allclose(served.logits(X), trained, rtol=1e-4, atol=1e-4)
+    warm = _Network(X.shape[1], len(TASKS), torch, rng.normal(size=X.shape[1]), rng.uniform(0.1, 2.0, X.shape[1]))
+    warm.load(served, torch)
+    np.testing.assert_allclose(warm(torch.as_tensor(X), prior).detach().numpy(), served.logits(X), rtol=1e-4, atol=1e-4)
