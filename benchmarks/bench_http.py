@@ -15,7 +15,8 @@ Phases, each bounded in requests and seconds:
 - ``interactions``: like/unlike and follow/unfollow at 32 connections (signed-in sessions, CSRF header);
 - ``ingest``: beacon batches of 20 events at 16 connections; reference in the same run: the same number of rows
   stored by a raw batched Core INSERT into the same table (one transaction per 200 rows, like the writer's);
-- ``viewers``: 50 swiping viewers (think time 1-3 s): a card page, then a beacon, for a bounded time.
+- ``viewers``: 50 swiping viewers arriving over 2 s, each opening the feed page, then again and again a card
+  page, a think time of 1-3 s and a beacon, for a bounded time; errors are counted by kind (status or exception).
 
 Writes benchmarks/results/http.json with the load average: the machine is shared, so compare ratios.
 """
@@ -290,12 +291,19 @@ async def run(args: argparse.Namespace) -> dict:
         results["ingest"] = ingest_result
 
         swipe_latency: list[float] = []
-        swipe_errors = 0
-        swipers = [await session(server.url) for _ in range(args.viewers)]
+        swipe_errors: dict[str, int] = {}  # what went wrong: a status code or an exception's name
+        swipers: list[httpx.AsyncClient] = []
         deadline = time.monotonic() + args.viewer_seconds * (0.5 if args.quick else 1.0)
 
-        async def swipe(client: httpx.AsyncClient) -> None:
-            nonlocal swipe_errors
+        def failed(kind: str) -> None:
+            swipe_errors[kind] = swipe_errors.get(kind, 0) + 1
+
+        async def swipe(arrival_s: float) -> None:
+            # Each viewer arrives (opens the page), then swipes: no connection idles past the server's keep-alive
+            # before its first swipe, as it did when all 50 pages were opened one after another up front.
+            await asyncio.sleep(arrival_s)
+            client, _csrf = await session(server.url)
+            swipers.append(client)
             rng = random.Random(id(client))
             cursor = 0
             while time.monotonic() < deadline:
@@ -303,10 +311,12 @@ async def run(args: argparse.Namespace) -> dict:
                 try:
                     response = await client.get(f"/feed/cards?cursor={cursor}", headers={"hx-request": "true"})
                     ok = response.status_code == 200
-                except httpx.HTTPError:
+                    if not ok:
+                        failed(str(response.status_code))
+                except httpx.HTTPError as exc:
                     ok, response = False, None
+                    failed(type(exc).__name__)
                 swipe_latency.append(time.perf_counter() - started)
-                swipe_errors += not ok
                 cursor += 1
                 ids = VIDEO_ID.findall(response.text) if response is not None else []
                 if ok and not ids:
@@ -314,20 +324,24 @@ async def run(args: argparse.Namespace) -> dict:
                 await asyncio.sleep(rng.uniform(1.0, 3.0))
                 if ids:
                     try:
-                        await client.post("/api/events", json=beacon(client.csrf, ids, 2))
-                    except httpx.HTTPError:
-                        swipe_errors += 1
+                        sent = await client.post("/api/events", json=beacon(client.csrf, ids, 2))
+                        if sent.status_code != 202:
+                            failed(f"beacon {sent.status_code}")
+                    except httpx.HTTPError as exc:
+                        failed(f"beacon {type(exc).__name__}")
 
         cpu0 = server.cpu()
-        await asyncio.gather(*(swipe(c) for c, _ in swipers))
-        results["viewers"] = {"viewers": args.viewers, "think_time_s": [1, 3], "feed_requests": len(swipe_latency),
-                              "errors": swipe_errors, "p50_ms": round(1000 * percentile(swipe_latency, 50), 1),
+        arrivals = random.Random(1)
+        await asyncio.gather(*(swipe(arrivals.uniform(0.0, 2.0)) for _ in range(args.viewers)))
+        results["viewers"] = {"viewers": args.viewers, "think_time_s": [1, 3], "arrivals_s": [0, 2],
+                              "feed_requests": len(swipe_latency), "errors": sum(swipe_errors.values()),
+                              "error_kinds": swipe_errors, "p50_ms": round(1000 * percentile(swipe_latency, 50), 1),
                               "p95_ms": round(1000 * percentile(swipe_latency, 95), 1),
                               "p99_ms": round(1000 * percentile(swipe_latency, 99), 1),
                               "server_cpu_s": round(server.cpu() - cpu0, 2)}
         print(f"{'viewers':>13}: {json.dumps(results['viewers'])}", flush=True)
         results["server_rss_mb"] = round(server.rss_mb(), 1)
-        for client in [*probes, *clients, *member_clients, *(c for c, _ in swipers)]:
+        for client in [*probes, *clients, *member_clients, *swipers]:
             await client.aclose()
     finally:
         server.stop()
