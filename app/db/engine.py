@@ -94,6 +94,11 @@ class Database:
             self._sync_write_engine = self._read_engine.execution_options(**{_WRITE_OPTION: True})
             self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="db-write")
 
+    @property
+    def thread_engine(self) -> Engine | None:
+        """The plain pysqlite engine ``read_sync`` and ``write_sync`` run on (None where they use the async one)."""
+        return self._read_engine
+
     def _write_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         lock = self._write_locks.get(loop)

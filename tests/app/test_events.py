@@ -166,14 +166,62 @@ def test_a_batch_costs_a_fixed_number_of_statements_whatever_its_size(client):
              for i in range(300)]
     batch += [EventIn(event_id=eid, event_type="view", user_id=users[0].id, video_id=video, watch_duration=9.0)
               for eid, _ in seen]  # the same views, grown
-    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", _count)
+    engine = db.thread_engine or db.engine.sync_engine  # where the batch runs (SQLite: the write thread's)
+    sa_event.listen(engine, "before_cursor_execute", _count)
     try:
         stored = run(client, write_events(db, batch))
     finally:
-        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", _count)
-    assert len(statements) <= 15, statements
+        sa_event.remove(engine, "before_cursor_execute", _count)
+    assert 3 <= len(statements) <= 15, statements
     assert sum(item.is_new for item in stored) == 300
     assert all(item.row_id and item.session_id for item in stored)
     assert len({item.row_id for item in stored}) == 350
     assert {e.watch_duration for e in stored_events(client, event_type="view")} == {9.0}
     assert len(stored_events(client)) == 350
+
+
+def test_actions_in_one_batch_commit_with_their_events_and_a_refused_one_fails_alone(client):
+    """Likes queued together share the writer's batch transaction; one that raises (a refused action) is answered
+    with its error while the others and their events are stored."""
+    import asyncio
+
+    from sqlalchemy import insert as sa_insert
+
+    from app.db.models import Like
+    from app.domain.events.writer import EventIn
+
+    video = add_video(client)
+    svc = services(client)
+
+    async def _users():
+        async with svc.db.write() as session:
+            made = [User(is_guest=True, display_name=f"Guest {n}") for n in range(3)]
+            session.add_all(made)
+        return [user.id for user in made]
+
+    users = run(client, _users())
+
+    def like(user_id):  # noqa: ANN001, ANN202
+        def apply(session):  # noqa: ANN001, ANN202
+            session.execute(sa_insert(Like.__table__).values(user_id=user_id, video_id=video))
+            return user_id, [EventIn(event_id=uuid.uuid4().hex, event_type="like", user_id=user_id, video_id=video)]
+        return apply
+
+    def refused(session):  # noqa: ANN001, ANN202
+        session.execute(sa_insert(Like.__table__).values(user_id=users[2], video_id=video))
+        raise ValueError("refused")
+
+    async def _together():
+        return await asyncio.gather(svc.events.change(like(users[0])), svc.events.change(refused),
+                                    svc.events.change(like(users[1])), return_exceptions=True)
+
+    first, second, third = run(client, _together())
+    assert (first, third) == (users[0], users[1])
+    assert isinstance(second, ValueError)
+
+    async def _likes():
+        async with svc.db.read() as session:
+            return sorted((await session.execute(select(Like.user_id))).scalars())
+
+    assert run(client, _likes()) == sorted(users[:2])  # the refused change's row went with its rollback
+    assert sorted(e.user_id for e in stored_events(client, event_type="like")) == sorted(users[:2])
