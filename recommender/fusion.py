@@ -112,7 +112,7 @@ class ItemActivity:
         """(len(rows), len(LOCAL_HALF_LIVES)) positive engagement up to ``at`` decayed to ``at`` (where a user
         was last active): from the snapshot's windows when ``at`` is recent, else from the events before it."""
         out = np.zeros((len(rows), len(LOCAL_HALF_LIVES)))
-        if not len(self.times) or not math.isfinite(self.at):
+        if not len(rows) or not len(self.times) or not math.isfinite(self.at):
             return out
         if at >= self.at - LOCAL_REUSE_SECONDS:
             recent = self.recent(rows, max(at, self.at))
@@ -125,8 +125,9 @@ class ItemActivity:
         if end <= start:
             return out
         times, event_rows, weights = self.times[start:end], self.rows[start:end], self.weights[start:end]
-        lookup = {int(r): i for i, r in enumerate(rows.tolist())}
-        position = np.fromiter((lookup.get(int(r), -1) for r in event_rows), dtype=np.int64, count=len(event_rows))
+        slot = np.full(max(int(event_rows.max()), int(rows.max())) + 1, -1, dtype=np.int64)
+        slot[rows] = np.arange(len(rows))
+        position = slot[event_rows]  # each event's place among ``rows`` (-1: not a candidate)
         hit = position >= 0
         for j, half_life in enumerate(LOCAL_HALF_LIVES):
             decay = np.exp(-np.log(2.0) / (half_life * DAY) * (at - times[hit]))
