@@ -325,8 +325,12 @@ def _fit_predict(spec: MethodSpec, cfg: dict[str, Any], split: Split, items: Map
     policy.fit(split.train, split.catalogue(items), split.cutoff)
     if jobs is not None and getattr(policy, "job_results", None):
         ranker = policy.job_results.get("ranker_training") or {}
+        fused = policy.job_results.get("candidate_fusion") or {}
         jobs[spec.name] = {"ranker_training": {k: ranker.get(k) for k in (
-            "promoted", "note", "candidate", "prior", "n_train", "n_holdout", "skipped") if k in ranker}}
+            "promoted", "note", "candidate", "prior", "n_train", "n_holdout", "skipped") if k in ranker},
+            "candidate_fusion": {k: fused.get(k) for k in (
+                "promote", "note", "ndcg@10", "baseline_ndcg@10", "train_users", "holdout_users", "skipped", "error")
+                if k in fused}}
     preds = predict(policy, split, users, served=spec.served)
     return preds, time.perf_counter() - t0
 

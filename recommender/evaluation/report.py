@@ -166,6 +166,13 @@ def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
                           f"{_fmt(cand.get('auc'))} vs the prior's {_fmt(prior.get('auc'))}, log loss "
                           f"{_fmt(cand.get('log_loss'))} vs {_fmt(prior.get('log_loss'))}; {ranker.get('n_train')} "
                           f"training / {ranker.get('n_holdout')} held-out cards).", ""]
+            fused = job.get("candidate_fusion") or {}
+            if fused.get("note") or fused.get("skipped") or fused.get("error"):
+                detail = (f" (held-out NDCG@10 {_fmt(fused.get('ndcg@10'))} vs {_fmt(fused.get('baseline_ndcg@10'))} "
+                          f"for the current ordering; {fused.get('train_users')} training / "
+                          f"{fused.get('holdout_users')} held-out cut users)" if fused.get("note") else "")
+                lines += [f"`{method}`'s candidate fusion in the test fit: "
+                          f"{fused.get('note') or fused.get('skipped') or fused.get('error')}{detail}.", ""]
         png = _plot_offline(name, block, out)
         lines += [f"![{name}]({png.name})", ""]
         if block.get("tuning"):
