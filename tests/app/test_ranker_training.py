@@ -28,7 +28,9 @@ from tests.app.test_feed_adapts import TOPICS, build_catalogue
 
 VIEWERS = 24
 PAGES_PER_VIEWER = 4  # 24 × 4 × 10 = 960 served cards: what a demo instance sees in a day, roughly
-MIN_AUC_GAIN = 0.01  # held-out AUC over the prior's, mean over tasks (six runs here: +0.017 to +0.044)
+# The candidate must remove this share of the prior's held-out AUC shortfall (1 - AUC, mean over tasks); the prior
+# ranks 0.94-0.98 here, so a fixed gain would ask for less or for the impossible. Eleven runs: 0.41 to 0.97.
+MIN_SHORTFALL_REMOVED = 0.25
 PER_TOPIC = 30  # videos per topic: a viewer's four pages never run out of their topic
 
 
@@ -84,7 +86,8 @@ def test_a_day_of_traffic_trains_and_promotes_a_ranker_shown_on_the_dashboard(ad
                f"{f['prior']['log_loss']:.3f}->{f['candidate']['log_loss']:.3f}")
         for task, f in summary["per_task"].items() if f["candidate"]["auc"] is not None})
     assert summary["promoted"], summary
-    assert summary["candidate"]["auc"] > summary["prior"]["auc"] + MIN_AUC_GAIN, summary
+    prior_auc = summary["prior"]["auc"]
+    assert summary["candidate"]["auc"] - prior_auc >= MIN_SHORTFALL_REMOVED * (1.0 - prior_auc), summary
     assert summary["candidate"]["log_loss"] < summary["prior"]["log_loss"], summary
     assert not summary["training"]["out_of_time"]
 
