@@ -126,7 +126,8 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
         result[f"{label}_cpu"] = percentiles(cpu)
 
     result["serving"] = {"ranker_version": rec._state.ranker.active_version,
-                         "sequence_model": rec._state.sequence is not None}
+                         "sequence_model": rec._state.sequence is not None,
+                         "fusion_version": rec._state.fusion.active_version}
     feeds("recommend_k10", 0.0)
 
     # Retrieval alone: each request's interest queries searched for their 10 nearest (faiss or exact).
