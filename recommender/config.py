@@ -189,9 +189,9 @@ class RecommenderConfig:
     fusion_leaves: int = 15
     fusion_min_leaf: int = 100
     fusion_promotion_min_gain: float = 0.0  # held-out NDCG@10 over the current ordering's, to promote
-    # + this × the engagement value score, on top of the fusion score. The value score carries the session's own
-    # reactions (skips, likes, watch time); with 0 the swipe simulator's gap share fell from 0.30 to 0.12. On the
-    # validation fold 0, 1 and 5 tie (NDCG@10 0.181, 0.182, 0.181): 1 keeps the offline ordering and the session.
+    # + this × the engagement value score, on top of the fusion score: the value score carries the session's own
+    # skips and likes, which fusion alone ignored (the swipe simulator's adaptation collapsed with 0). Chosen on the
+    # user-chrono validation fold, where 0, 1 and 5 tie; the smallest weight that keeps the session signal.
     fusion_value_weight: float = 1.0
     fusion_retrain_min_growth: float = 0.1  # retrain once the log grew by this share since the last run
 
