@@ -106,6 +106,17 @@ class Database:
             lock = self._write_locks[loop] = asyncio.Lock()
         return lock
 
+    async def _acquire_write_lock(self) -> asyncio.Lock:
+        """The in-process SQLite write lock, acquired (the caller releases it)."""
+        lock = self._write_lock()
+        try:
+            # As long as SQLite's own busy timeout: a write nested in another write fails as it did, not hangs.
+            async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
+                await lock.acquire()
+        except TimeoutError:
+            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")) from None
+        return lock
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with AsyncSession(self.engine, expire_on_commit=False) as session:
@@ -118,13 +129,7 @@ class Database:
             async with AsyncSession(self._write_engine, expire_on_commit=False) as session, session.begin():
                 yield session
             return
-        lock = self._write_lock()
-        try:
-            # As long as SQLite's own busy timeout: a write nested in another write fails as it did, not hangs.
-            async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
-                await lock.acquire()
-        except TimeoutError:
-            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")) from None
+        lock = await self._acquire_write_lock()
         try:
             async with AsyncSession(self._write_engine, expire_on_commit=False) as session, session.begin():
                 yield session
@@ -139,12 +144,7 @@ class Database:
         if self._read_engine is None:
             async with self.write() as session:
                 return await session.run_sync(fn)
-        lock = self._write_lock()
-        try:
-            async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
-                await lock.acquire()
-        except TimeoutError:
-            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")) from None
+        lock = await self._acquire_write_lock()
         try:
             done = asyncio.get_running_loop().run_in_executor(self._write_pool, self._write_in_thread, fn)
         except BaseException:
