@@ -272,11 +272,15 @@ class RecommenderService:
     def _apply(self, batch: list[StoredEvent]) -> None:
         try:
             events = [_engine_event(item) for item in batch if should_forward(item) and item.event.user_id]
-            with self.engine._state.lock:  # the events and the sequence they bring move together
-                for event in events:
-                    self.engine.record_event(event)
-                ids = [item.row_id for item in batch if item.row_id is not None]
-                if ids:
+            # One event at a time under the state lock, so a feed waits for one event, not a whole batch. The
+            # sequence moves (under the lock, which snapshots read it under) only once all of them are in: a
+            # snapshot taken meanwhile holds some of them with the sequence before them, and the replay after
+            # a restart applies those rows again, which the engine ignores (an event id is applied once).
+            for event in events:
+                self.engine.record_event(event)
+            ids = [item.row_id for item in batch if item.row_id is not None]
+            if ids:
+                with self.engine._state.lock:
                     self.applied_through = max(self.applied_through, *ids)
         except Exception:  # noqa: BLE001 - one bad event must not stop the worker
             log.exception("recommender failed to apply %d events", len(batch))
@@ -337,9 +341,8 @@ class RecommenderService:
                         session.connection().execute(select(User.preferences).where(User.id == user_id)).first())
 
             hidden_videos, hidden_creators, preferences = await self.db.read_sync(_filters)
-        if preferences is not None:  # a pending visitor (no row yet) has no filters, and gets no state for them
-            muted = list((preferences[0] or {}).get("muted_words", []))
-            self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
+        # A pending visitor (no row yet) has no filters, and gets no state for them.
+        muted = list((preferences[0] or {}).get("muted_words", [])) if preferences is not None else None
         # Promoted defaults, then the user's A/B variant (app.domain.experiments), then the caller's own.
 
         assignment = await registry_for(self.db).assignment(user_id)
@@ -348,6 +351,10 @@ class RecommenderService:
                               overrides=overrides)
 
         def _recommend() -> list:
+            # Everything that takes the engine's state lock runs here, in the worker thread: the filters too,
+            # which on the event loop stalled every request for as long as another feed held the lock.
+            if muted is not None:
+                self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
             self.caught_up(user_id)
             return self.engine.recommend(user_id, k, context)
 
