@@ -72,6 +72,54 @@ class RowSet:
         self.position = _grow(self.position, capacity, fill=-1)
 
 
+class ProfileKeys:
+    """Per row, the codes of the (kind, name) keys a user profile scores an item by: its topic ("topic",
+    ``item.category``), its creator, its hashtags (in order, duplicates kept), plus its duration, so a request
+    turns profile scores into feature columns with numpy instead of a Python loop over the candidates.
+    Codes index ``names``; -1 pads a row (no topic, fewer hashtags than the widest row). Codes never shrink."""
+
+    TOPIC, CREATOR, FIRST_TAG = 0, 1, 2
+
+    def __init__(self, capacity: int) -> None:
+        self.code_of: dict[tuple[str, str], int] = {}
+        self.names: list[tuple[str, str]] = []
+        self.codes = np.full((capacity, self.FIRST_TAG), -1, dtype=np.int32)
+        self.n_tags = np.zeros(capacity, dtype=np.int32)
+        self.duration = np.zeros(capacity, dtype=np.float64)
+
+    def code(self, key: tuple[str, str]) -> int:
+        code = self.code_of.get(key)
+        if code is None:
+            code = self.code_of[key] = len(self.names)
+            self.names.append(key)
+        return code
+
+    def set(self, row: int, item: Item) -> None:
+        tags = item.hashtags
+        width = self.FIRST_TAG + len(tags)
+        if width > self.codes.shape[1]:
+            wider = np.full((len(self.codes), width), -1, dtype=np.int32)
+            wider[:, : self.codes.shape[1]] = self.codes
+            self.codes = wider
+        codes = self.codes[row]
+        codes[:] = -1
+        if item.category:
+            codes[self.TOPIC] = self.code(("topic", item.category))
+        codes[self.CREATOR] = self.code(("creator", item.creator_id))
+        for j, tag in enumerate(tags):
+            codes[self.FIRST_TAG + j] = self.code(("hashtag", tag))
+        self.n_tags[row] = len(tags)
+        self.duration[row] = item.duration
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.codes, self.n_tags, self.duration]
+
+    def grow(self, capacity: int) -> None:
+        self.codes = _grow(self.codes, capacity, fill=-1)
+        self.n_tags = _grow(self.n_tags, capacity)
+        self.duration = _grow(self.duration, capacity)
+
+
 class Catalog:
     def __init__(self, initial_capacity: int = 1024) -> None:
         self.dim: int | None = None
@@ -99,6 +147,7 @@ class Catalog:
         self._vector_count = 0
         self._category_sums: dict[str, np.ndarray] = {}
         self.version = 0  # bumps on every change, for caches
+        self._profile_keys: ProfileKeys | None = None  # built on first use (older snapshots lack it)
 
     # ----- lookups -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -166,6 +215,16 @@ class Catalog:
         total = self._category_sums.get(category)
         return normalize(total.copy()) if total is not None and np.any(total) else None
 
+    def profile_keys(self) -> ProfileKeys:
+        """The rows' profile-key codes (``ProfileKeys``), built on first use and kept current by every change."""
+        keys = getattr(self, "_profile_keys", None)
+        if keys is None:
+            keys = ProfileKeys(self._capacity)
+            for row, item in enumerate(self.items):
+                keys.set(row, item)
+            self._profile_keys = keys
+        return keys
+
     # ----- changes ------------------------------------------------------------------------
     def upsert(self, item: Item) -> int:
         vector = None
@@ -185,6 +244,9 @@ class Catalog:
             self._unindex(row)
             self.items[row] = item
             self.tokens[row] = tokens_of(item)
+        keys = getattr(self, "_profile_keys", None)
+        if keys is not None:
+            keys.set(row, item)
         if vector is not None:
             self.vectors[row] = vector
         elif self.dim is not None:
@@ -233,6 +295,9 @@ class Catalog:
     def _row_arrays(self) -> list[np.ndarray]:
         arrays = [self.has_vector, self.available, self.uploaded_at, self.counts, self.trend, self.cold_level,
                   *(rows.position for rows in self._row_sets())]
+        keys = getattr(self, "_profile_keys", None)
+        if keys is not None:
+            arrays += keys.arrays()
         if self.dim is not None:
             arrays.append(self.vectors)
         return arrays
@@ -256,6 +321,9 @@ class Catalog:
             self.cold_level = _grow(self.cold_level, self._capacity)
             for rows in self._row_sets():
                 rows.grow(self._capacity)
+            keys = getattr(self, "_profile_keys", None)
+            if keys is not None:
+                keys.grow(self._capacity)
             if self.dim is not None:
                 self.vectors = _grow(self.vectors, self._capacity)
         self.size += 1

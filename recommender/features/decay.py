@@ -19,6 +19,9 @@ class DecayedScores:
         self.rate = decay_rate(half_life)
         self._values: dict[Hashable, tuple[float, float]] = {}
 
+    def __len__(self) -> int:
+        return len(self._values)
+
     def add(self, key: Hashable, amount: float, now: float) -> None:
         value, at = self._values.get(key, (0.0, now))
         self._values[key] = (value * math.exp(-self.rate * max(0.0, now - at)) + amount, max(now, at))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import Catalog
+from ..catalog import Catalog, ProfileKeys
 from ..config import RecommenderConfig
 from ..features.collaborative import UserCollaborative
 from ..features.context import device_one_hot, time_of_day
@@ -121,6 +121,48 @@ def _as_rows(pair: tuple[np.ndarray, np.ndarray], dim: int) -> tuple[np.ndarray,
     return vectors.astype(np.float32, copy=False), weights
 
 
+def _profile_columns(catalog: Catalog, user: UserState, rows: np.ndarray, now: float) -> np.ndarray:
+    """(len(rows), 6) float64: topic short score, topic long score, mean hashtag score (long + short), creator
+    score (long + short), follows the creator, duration. Each key's score is looked up once: over the user's
+    profile or over the candidates' distinct keys, whichever is smaller; numpy spreads them over the rows."""
+    keys = catalog.profile_keys()
+    codes = keys.codes[rows]
+    size = len(keys.names)
+    short_by = np.zeros(size + 1)  # the extra last slot stays 0: code -1 (no key) reads it
+    long_by = np.zeros(size + 1)
+    profiles = (user.short_scores, user.long_positive, user.long_negative)
+    if sum(len(p) for p in profiles) <= codes.size:
+        code_of = keys.code_of
+        for profile, target, sign in ((user.short_scores, short_by, 1.0), (user.long_positive, long_by, 1.0),
+                                      (user.long_negative, long_by, -1.0)):
+            for key, value in profile.items(now):
+                code = code_of.get(key)  # type: ignore[call-overload]
+                if code is not None:
+                    target[code] += sign * value
+    else:
+        names = keys.names
+        for code in np.unique(codes[codes >= 0]).tolist():
+            key = names[code]
+            short_by[code] = user.short_scores.get(key, now)
+            long_by[code] = user.long_score(key, now)
+    out = np.zeros((len(rows), 6), dtype=np.float64)
+    topic = codes[:, ProfileKeys.TOPIC]
+    out[:, 0] = short_by[topic]
+    out[:, 1] = long_by[topic]
+    n_tags = keys.n_tags[rows]
+    if codes.shape[1] > ProfileKeys.FIRST_TAG:
+        tags = codes[:, ProfileKeys.FIRST_TAG :]
+        total = (long_by[tags] + short_by[tags]).sum(axis=1)
+        out[:, 2] = np.divide(total, n_tags, out=np.zeros(len(rows)), where=n_tags > 0)
+    creator = codes[:, ProfileKeys.CREATOR]
+    out[:, 3] = long_by[creator] + short_by[creator]
+    if user.follows:
+        followed = [keys.code_of[("creator", c)] for c in user.follows if ("creator", c) in keys.code_of]
+        out[:, 4] = np.isin(creator, followed)
+    out[:, 5] = keys.duration[rows]
+    return out
+
+
 def build_features(
     config: RecommenderConfig,
     catalog: Catalog,
@@ -152,37 +194,7 @@ def build_features(
             if block.shape[1]:
                 X[:, F[name]] = block.max(axis=1)
 
-    # Candidates share topics, hashtags and creators: look each profile score up once per call.
-    short_cache: dict[tuple[str, str], float] = {}
-    long_cache: dict[tuple[str, str], float] = {}
-
-    def short(key: tuple[str, str]) -> float:
-        value = short_cache.get(key)
-        if value is None:
-            value = short_cache[key] = user.short_scores.get(key, now)
-        return value
-
-    def long(key: tuple[str, str]) -> float:
-        value = long_cache.get(key)
-        if value is None:
-            value = long_cache[key] = user.long_score(key, now)
-        return value
-
-    columns = np.zeros((n, 6), dtype=np.float64)  # topic_short, topic_long, hashtag, creator, follows, duration
-    for i, row in enumerate(rows.tolist()):
-        item = catalog.items[row]
-        category = item.category
-        if category:
-            key = ("topic", category)
-            columns[i, 0] = short(key)
-            columns[i, 1] = long(key)
-        if item.hashtags:
-            total = sum(long(("hashtag", tag)) + short(("hashtag", tag)) for tag in item.hashtags)
-            columns[i, 2] = total / len(item.hashtags)
-        key = ("creator", item.creator_id)
-        columns[i, 3] = long(key) + short(key)
-        columns[i, 4] = item.creator_id in user.follows
-        columns[i, 5] = item.duration
+    columns = _profile_columns(catalog, user, rows, now)
     X[:, F["topic_short"]] = np.tanh(columns[:, 0] / 2.0)
     X[:, F["topic_long"]] = np.tanh(columns[:, 1] / 3.0)
     X[:, F["hashtag"]] = np.tanh(columns[:, 2] / 3.0)
