@@ -160,26 +160,36 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
         trace["fusion_version"] = state.fusion.active_version
     else:
         scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
+    # Only the entries re-ranking can reach become ``Ranked``: the top of the order (the MMR pool plus a page of
+    # reserved slots it skips), every explore candidate (the bandit's arms), every item still in its cold-start
+    # cohort and the random-exposure picks. The rest could never be placed; building them was most of the cost.
+    order = np.argsort(-scores, kind="stable")  # as a stable sort by descending score
+    reachable = fresh_source.in_pool(catalog, config, request.now, rows)
+    reachable[order[: config.mmr_pool_size + request.k]] = True
+    reachable |= np.fromiter((c.source == "explore" for c in candidates), dtype=bool, count=len(candidates))
+    if request.random_picks:
+        reachable |= np.isin(rows, [p.row for p in request.random_picks])
+    items, vectors, has_vector = catalog.items, catalog.vectors, catalog.has_vector
+    score_list, value_list = scores.tolist(), value.tolist()
     ranked = []
-    items, vectors = catalog.items, catalog.vectors
-    for candidate, score, val, has_vector, probs in zip(candidates, scores.tolist(), value.tolist(),
-                                                        catalog.has_vector[rows].tolist(), probabilities, strict=True):
-        item = items[candidate.row]
+    for i in order[reachable[order]].tolist():
+        candidate = candidates[i]
+        row = candidate.row
+        item = items[row]
         ranked.append(
             Ranked(
-                row=candidate.row,
+                row=row,
                 item_id=candidate.item_id,
                 creator_id=item.creator_id,
                 category=item.category,
                 source=candidate.source,
-                score=score,
-                value=val,
-                vector=vectors[candidate.row] if has_vector else None,
-                probabilities=probs,
+                score=score_list[i],
+                value=value_list[i],
+                vector=vectors[row] if has_vector[row] else None,
+                probabilities=probabilities[i],
                 also_from=candidate.also_from,
             )
         )
-    ranked.sort(key=lambda r: -r.score)
     trace["ranker_version"] = state.ranker.active_version
     trace["scored"] = [
         {
