@@ -116,3 +116,59 @@ def test_item_statistics(rec):
     assert stats["completion_rate"] == pytest.approx(1 / 3)
     assert stats["like_rate"] == pytest.approx(1 / 3) and stats["skip_rate"] == pytest.approx(1 / 3)
     assert stats["mean_watch_ratio"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)  # the complete_view counts as 1.0
+
+
+def _loop_profile_columns(catalog: Catalog, user, rows: np.ndarray, now: float) -> np.ndarray:
+    """The definition the vectorised columns must match: one candidate at a time, from the items themselves."""
+    out = np.zeros((len(rows), 6))
+    for i, row in enumerate(rows.tolist()):
+        item = catalog.items[row]
+        if item.category:
+            out[i, 0] = user.short_scores.get(("topic", item.category), now)
+            out[i, 1] = user.long_score(("topic", item.category), now)
+        if item.hashtags:
+            out[i, 2] = sum(user.long_score(("hashtag", t), now) + user.short_scores.get(("hashtag", t), now)
+                            for t in item.hashtags) / len(item.hashtags)
+        out[i, 3] = user.long_score(("creator", item.creator_id), now) + user.short_scores.get(
+            ("creator", item.creator_id), now)
+        out[i, 4] = item.creator_id in user.follows
+        out[i, 5] = item.duration
+    return out
+
+
+@pytest.mark.parametrize("n_rows", [3, 60])  # few rows: looked up per distinct key; many: over the profile
+def test_profile_columns_match_a_per_candidate_loop_after_catalogue_changes(n_rows):
+    from recommender.config import RecommenderConfig
+    from recommender.features.users import UserState
+    from recommender.ranking.features import _profile_columns
+
+    rng = np.random.default_rng(3)
+    tags = ["cats", "kitten", "cars", "jazz", "food", "diy"]
+
+    def item(i: int, n_tags: int, topic: str | None = None) -> Item:
+        return Item(f"i{i}", f"c{i % 7}", hashtags=tuple(rng.choice(tags, size=n_tags).tolist()), topic=topic,
+                    duration=float(i % 40))
+
+    catalog = Catalog(initial_capacity=4)
+    for i in range(30):
+        catalog.upsert(item(i, i % 3, "music" if i % 5 == 0 else None))
+    catalog.profile_keys()  # built now: every later change must keep it current
+    for i in range(30, 80):  # grows the arrays, widens the hashtag columns (5 tags), adds new creators
+        catalog.upsert(item(i, 5 if i == 50 else i % 4))
+    for i in (3, 79, 12):
+        catalog.remove(f"i{i}")
+    catalog.upsert(item(20, 2, "cooking"))  # an update in place: its old keys must go
+    user = UserState("u", RecommenderConfig())
+    for key in [("topic", "music"), ("topic", "kitten"), ("hashtag", "cars"), ("hashtag", "diy"), ("creator", "c2")]:
+        user.short_scores.add(key, float(rng.normal()), NOW - 50)
+        user.long_positive.add(key, float(rng.random()), NOW - 500)
+    user.long_negative.add(("hashtag", "jazz"), 0.7, NOW - 100)
+    user.long_negative.add(("creator", "c5"), 0.4, NOW - 100)
+    user.follows = {"c3", "nobody"}
+    rows = rng.choice(len(catalog), size=n_rows, replace=False)
+    got = _profile_columns(catalog, user, rows, NOW)
+    np.testing.assert_array_equal(got, _loop_profile_columns(catalog, user, rows, NOW))
+    every = _profile_columns(catalog, user, np.arange(len(catalog)), NOW)
+    np.testing.assert_array_equal(every, _loop_profile_columns(catalog, user, np.arange(len(catalog)), NOW))
+    assert every[:, 1].any() and every[:, 2].any() and every[:, 3].any() and every[:, 4].any()  # profile reached
+    assert catalog.profile_keys().codes.shape[1] >= 2 + 5
