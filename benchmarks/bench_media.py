@@ -1,6 +1,6 @@
 """Media pipeline benchmark: processing time per second of video, per step and in total, plus peak memory.
 
-    python benchmarks/bench_media.py [--seconds 30] [--size 1280x720] [--preset superfast] [--repeat 1]
+    python benchmarks/bench_media.py [--seconds 30] [--size 1280x720] [--preset veryfast] [--repeat 1]
 
 Two clips, both generated here (not timed) from ``testsrc2`` motion at 30 fps with the committed flite speech
 fixture looped as its sound track, measured in the same run:

@@ -34,6 +34,11 @@ class TranscodeOptions:
     max_long_side: int = 1280
     crf: int = 23
     preset: str = "veryfast"
+    # On top of the preset: subme=1 (superfast's quick sub-pixel refinement) takes about a fifth off veryfast's
+    # encoding CPU at the same CRF, for about 14% more bytes and the same SSIM (0.991 vs 0.991 on the
+    # benchmark's HEVC clip); still half the bytes of superfast (no macroblock tree there) for about its CPU.
+    # "" leaves the preset as it is.
+    x264_params: str = "subme=1"
     audio_bitrate: str = "128k"
     max_fps: int = 60
     keyframe_interval_s: float = 1.0
@@ -127,6 +132,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, info: ProbeInfo,
             "pix_fmt": "yuv420p", "g": gop, "fpsmax": options.max_fps, "movflags": "+faststart",
             "map_metadata": -1, "map_chapters": -1, "t": limits.max_duration_s, "f": "mp4",
         }
+        if options.x264_params:
+            out_opts["x264-params"] = options.x264_params
         if options.threads:
             out_opts["threads"] = options.threads
         has_audio = info.has_audio

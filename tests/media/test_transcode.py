@@ -109,3 +109,14 @@ def test_failed_transcode_leaves_nothing(videos, tmp_path, tools):
                   MediaLimits(transcode_timeout_s=1.0), tools=ff.FFmpegTools(ffmpeg=str(slow), ffprobe=tools.ffprobe))
     assert not out.exists()
     assert list(work.iterdir()) == []
+
+
+def test_x264_params_reach_the_encoder(videos, tmp_path):
+    """The tuning on top of the preset (x264 records its settings in the stream): subme=1 by default, the preset's
+    own sub-pixel refinement when switched off."""
+    info = probe(videos["basic"])
+    tuned, plain = tmp_path / "tuned.mp4", tmp_path / "plain.mp4"
+    transcode(videos["basic"], tuned, info, TranscodeOptions(preset="veryfast"))
+    transcode(videos["basic"], plain, info, TranscodeOptions(preset="veryfast", x264_params=""))
+    assert b" subme=1 " in tuned.read_bytes()
+    assert b" subme=2 " in plain.read_bytes()  # veryfast's own
