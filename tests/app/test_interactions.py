@@ -271,6 +271,14 @@ def test_unknown_or_unpublished_videos_are_404(client):
     assert client.post("/videos/v_nope/like", headers=hx(client, csrf)).status_code == 404
     assert client.post(f"/videos/{hidden}/like", headers=hx(client, csrf)).status_code == 404
     assert client.get(f"/videos/{hidden}/comments", headers=HX).status_code == 404
+    # Signed in, the video is looked up inside the write: the same 404s, and nothing written.
+    signup(client, username="nia")
+    csrf = csrf_of(client)
+    assert client.post("/videos/v_nope/like", headers=hx(client, csrf)).status_code == 404
+    assert client.post(f"/videos/{hidden}/like", headers=hx(client, csrf)).status_code == 404
+    assert client.delete(f"/videos/{hidden}/like", headers=hx(client, csrf)).status_code == 404
+    assert rows(client, Like) == []
+    assert [e for e in actions(client) if e.event_type in ("like", "unlike")] == []
 
 
 def test_comment_likes_toggle_and_count(client):

@@ -21,12 +21,14 @@ from app.db.models import Video
 from app.domain.accounts.services import AccountService
 from app.domain.interactions.services import InteractionError, InteractionService, VideoRef, clean_context
 from app.domain.interactions.web import (
+    NOT_VISIBLE,
     go_back,
     request_params,
     sign_in_sheet,
     signed_in_user,
     visible_target,
 )
+from app.domain.videos.controllers import can_view
 from app.server.guards import login_redirect
 from app.server.templating import is_htmx, render
 from app.server.web_session import WebSession
@@ -58,10 +60,20 @@ class InteractionController(Controller):
 
     async def _like(self, request: Request, video_id: str, on: bool, db: Database, accounts: AccountService,
                     interactions: InteractionService, web_session: WebSession) -> Response:
-        video = await visible_target(db, web_session, video_id)
         context = clean_context(await request_params(request))
-        user = await accounts.ensure_visitor(web_session)
-        toggled = await interactions.set_like(user, video, on, context)
+        if web_session.user is None:
+            # A pending visitor's first action creates its guest: only for a video it may see.
+            video = await visible_target(db, web_session, video_id)
+            user = await accounts.ensure_visitor(web_session)
+            toggled = await interactions.set_like(user, video, on, context)
+        else:
+            # The video is looked up and checked inside the write (one hop to the database, not two).
+            user = web_session.user
+            found = await interactions.like_visible(user, video_id, on, context,
+                                                    lambda ref: can_view(ref, user.id, user.role))
+            if found is None:
+                raise NotFoundException(NOT_VISIBLE)
+            video, toggled = found
         if not is_htmx(request):
             return go_back(request, f"/v/{video.id}")
         # The button needs only the state and the count the write saw: no card hydration.
@@ -105,19 +117,23 @@ class InteractionController(Controller):
 
     async def _follow(self, request: Request, creator_id: str, on: bool, interactions: InteractionService,
                       web_session: WebSession) -> Response:
-        creator = await interactions.creator(creator_id)
-        if creator is None:
-            raise NotFoundException("No such creator.")
         user = signed_in_user(web_session)
         if user is None:
+            creator = await interactions.creator(creator_id)
+            if creator is None:
+                raise NotFoundException("No such creator.")
             return sign_in_sheet(request, f"/@{creator.username}", "follow")
         params = await request_params(request)
         context = clean_context(params)
         video_id = params.get("video_id") or None
         try:
-            toggled = await interactions.set_follow(user, creator, on, context, video_id=video_id)
+            # The creator is looked up inside the write (one hop to the database, not two).
+            found = await interactions.follow_found(user, creator_id, on, context, video_id=video_id)
         except InteractionError as exc:
             return _error(request, exc)
+        if found is None:
+            raise NotFoundException("No such creator.")
+        creator, toggled = found
         if not is_htmx(request):
             return go_back(request, f"/@{creator.username}")
         trigger = json.dumps({"foryou:follow": {"creator_id": creator.id, "following": on,

@@ -10,13 +10,15 @@ beacon endpoint (type ``share`` with ``info.platform``), so they are not here.
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from markupsafe import Markup
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.db.engine import Database
@@ -172,12 +174,18 @@ class InteractionService:
 
     # ---- likes and saves --------------------------------------------------------------------------
     async def set_like(self, user: User, video: VideoRef | Video, on: bool, info: dict[str, Any]) -> Toggled:
-        return await self._toggle(Like, (user.id, video.id), "like" if on else "unlike", on, user,
-                                  video.id, video.creator_id, info, Like.__table__.c.video_id, video.id)
+        return await self._toggle(Like, "like" if on else "unlike", on, user, info, _known(video.id, video.creator_id))
 
     async def set_save(self, user: User, video: VideoRef | Video, on: bool, info: dict[str, Any]) -> Toggled:
-        return await self._toggle(Save, (user.id, video.id), "save" if on else "unsave", on, user,
-                                  video.id, video.creator_id, info, Save.__table__.c.video_id, video.id)
+        return await self._toggle(Save, "save" if on else "unsave", on, user, info, _known(video.id, video.creator_id))
+
+    async def like_visible(self, user: User, video_id: str, on: bool, info: dict[str, Any],
+                           may_view: Callable[[VideoRef], bool]) -> tuple[VideoRef, Toggled] | None:
+        """``set_like`` for a video looked up (and ``may_view`` checked) inside the write batch's transaction: one
+        hop to the database instead of a read and then the write. None, and nothing written, when the video is
+        missing or not ``may_view``."""
+        return await self._toggle_found(Like, "like" if on else "unlike", on, user, info,
+                                        _video_target(video_id, may_view))
 
     # ---- follows -------------------------------------------------------------------------------------
     async def set_follow(self, user: User, creator: User | CreatorRef, on: bool, info: dict[str, Any],
@@ -185,30 +193,53 @@ class InteractionService:
         """Follow or unfollow; ``count`` is the creator's follower count after it."""
         if creator.id == user.id:
             raise InteractionError("You can't follow yourself.")
-        return await self._toggle(Follow, (user.id, creator.id), "follow" if on else "unfollow", on, user,
-                                  video_id, creator.id, info, Follow.__table__.c.creator_id, creator.id)
+        return await self._toggle(Follow, "follow" if on else "unfollow", on, user, info,
+                                  lambda _session: (creator, creator.id, video_id, creator.id))
 
-    async def _toggle(self, model: Any, key: tuple[str, str], kind: str, on: bool, user: User,
-                      video_id: str | None, creator_id: str | None, info: dict[str, Any],
-                      counted_by: Any, target: str) -> Toggled:
+    async def follow_found(self, user: User, creator_id: str, on: bool, info: dict[str, Any],
+                           video_id: str | None = None) -> tuple[CreatorRef, Toggled] | None:
+        """``set_follow`` for a creator looked up (``creator``'s rule) inside the write batch's transaction. None,
+        and nothing written, when there is no such creator; ``InteractionError`` for following oneself."""
+        if creator_id == user.id:
+            if await self.creator(creator_id) is None:
+                return None
+            raise InteractionError("You can't follow yourself.")
+
+        def target(session: Session) -> tuple | None:
+            row = session.execute(_CREATOR_BY_ID, {"user_id": creator_id}).first()
+            return None if row is None else (CreatorRef(*row), creator_id, video_id, creator_id)
+
+        return await self._toggle_found(Follow, "follow" if on else "unfollow", on, user, info, target)
+
+    async def _toggle(self, model: Any, kind: str, on: bool, user: User, info: dict[str, Any],
+                      target: Callable[[Session], tuple | None]) -> Toggled:
+        found = await self._toggle_found(model, kind, on, user, info, target)
+        assert found is not None  # a known target is always found
+        return found[1]
+
+    async def _toggle_found(self, model: Any, kind: str, on: bool, user: User, info: dict[str, Any],
+                            target: Callable[[Session], tuple | None]) -> tuple[Any, Toggled] | None:
         """Add or remove one (user, target) row and record the event only when the state really changed, in the
-        event writer's batch transaction; the target's row count (``counted_by == target``) after it."""
-        table = model.__table__
-        names = [column.name for column in table.primary_key.columns]
-        where = [table.c[name] == value for name, value in zip(names, key, strict=True)]
-
-        def apply(session: Session) -> tuple[Toggled, list[EventIn]]:
+        event writer's batch transaction; the target's row count after it. ``target(session)`` (in the same
+        transaction) gives (what the caller gets back, the target's id, the event's video and creator ids), or
+        None: nothing is written and the answer is None (not an exception: a batch that fails is retried entry
+        by entry, which a stream of requests for missing targets must not be able to force)."""
+        def apply(session: Session) -> tuple[tuple[Any, Toggled] | None, list[EventIn]]:
+            found = target(session)
+            if found is None:
+                return None, []
+            insert, remove, count = _toggle_statements(model, session.bind.dialect.name)
+            ref, target_id, video_id, creator_id = found
+            keys = {"user_id": user.id, "target": target_id}
             if on:
-                result = session.execute(insert_ignoring_duplicates(session.bind.dialect.name, table).values(
-                    **dict(zip(names, key, strict=True)), created_at=utcnow()))
+                result = session.execute(insert, {**keys, "created_at": utcnow()})
             else:
-                result = session.execute(delete(table).where(*where))
+                result = session.execute(remove, keys)
             changed = result.rowcount == 1
-            count = (session.execute(
-                select(func.count()).select_from(table).where(counted_by == target))).scalar_one()
+            total = session.execute(count, keys).scalar_one()
             events = [EventIn(event_id=event_id(kind), event_type=kind, user_id=user.id, video_id=video_id,
                               creator_id=creator_id, additional_info=info)] if changed else []
-            return Toggled(changed, count), events
+            return (ref, Toggled(changed, total)), events
 
         return await self.events.change(apply)
 
@@ -367,3 +398,38 @@ class InteractionService:
         if is_new:
             await self._record("report", user, video.id, video.creator_id, {**info, "reason": reason})
         return is_new
+
+
+def _known(video_id: str, creator_id: str) -> Callable[[Session], tuple]:
+    return lambda _session: (None, video_id, video_id, creator_id)
+
+
+_videos = Video.__table__
+_VIDEO_REF_BY_ID = select(_videos.c.id, _videos.c.creator_id, _videos.c.state, _videos.c.moderation).where(
+    _videos.c.id == bindparam("video_id"))
+_users = User.__table__
+_CREATOR_BY_ID = select(_users.c.id, _users.c.username).where(
+    _users.c.id == bindparam("user_id"), _users.c.is_guest.is_(False), _users.c.username.is_not(None))
+
+
+def _video_target(video_id: str, may_view: Callable[[VideoRef], bool]) -> Callable[[Session], tuple | None]:
+    def find(session: Session) -> tuple | None:
+        row = session.execute(_VIDEO_REF_BY_ID, {"video_id": video_id}).first()
+        video = VideoRef(*row) if row is not None else None
+        return None if video is None or not may_view(video) else (video, video.id, video.id, video.creator_id)
+
+    return find
+
+
+@functools.cache
+def _toggle_statements(model: Any, dialect: str) -> tuple:  # noqa: ANN001 - Core statements
+    """(insert-or-ignore, delete, count of the target's rows) for a (user, target) table, built once per dialect
+    (their compiled forms and cache keys are then reused: nothing is built per request)."""
+    table = model.__table__
+    user_column, target_column = list(table.primary_key.columns)
+    where = (user_column == bindparam("user_id"), target_column == bindparam("target"))
+    return (insert_ignoring_duplicates(dialect, table).values({user_column.name: bindparam("user_id"),
+                                                               target_column.name: bindparam("target"),
+                                                               "created_at": bindparam("created_at")}),
+            delete(table).where(*where),
+            select(func.count()).select_from(table).where(target_column == bindparam("target")))

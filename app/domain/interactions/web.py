@@ -39,6 +39,9 @@ SOURCE_WORDS = {
 }
 
 
+NOT_VISIBLE = "That video doesn't exist or isn't available any more."
+
+
 def source_words(source: str) -> str:
     return SOURCE_WORDS.get(source, f"Picked by the {source.replace('_', ' ')} recommender")
 
@@ -98,7 +101,7 @@ async def visible_video(db: Database, web_session: WebSession, video_id: str) ->
         video = await session.get(Video, video_id)
     user = web_session.user
     if video is None or not can_view(video, user.id if user else None, user.role if user else None):
-        raise NotFoundException("That video doesn't exist or isn't available any more.")
+        raise NotFoundException(NOT_VISIBLE)
     return video
 
 
@@ -113,5 +116,5 @@ async def visible_target(db: Database, web_session: WebSession, video_id: str) -
     video = VideoRef(*row) if row is not None else None
     user = web_session.user
     if video is None or not can_view(video, user.id if user else None, user.role if user else None):
-        raise NotFoundException("That video doesn't exist or isn't available any more.")
+        raise NotFoundException(NOT_VISIBLE)
     return video
