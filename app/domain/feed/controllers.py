@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from app.config import Settings
 from app.db.engine import Database
@@ -64,19 +64,18 @@ MAX_ONBOARDING_TOPICS = 12
 
 
 TOPICS_CACHE_S = 30.0
-_topics_cache: weakref.WeakKeyDictionary[Database, tuple[float, int, list[str]]] = weakref.WeakKeyDictionary()
+_topics_cache: weakref.WeakKeyDictionary[Database, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
 
 
-async def onboarding_topics(db: Database, user: User | None, ready_count: int | None = None) -> list[str]:
+async def onboarding_topics(db: Database, user: User | None) -> list[str]:
     """Topics to offer a first-time visitor, most common first; empty once they chose or skipped, or swiped.
 
-    The catalogue's topics are kept for a few seconds per published-video count (every guest's first page
-    shows them; they change when videos are published or removed, which changes the count)."""
+    The catalogue's topics are kept for a few seconds (every guest's first page shows them): counting the
+    published videos on every page view to see whether they changed cost a scan of the catalogue per view."""
     if user is not None and (user.preferences or {}).get("onboarded"):
         return []
     cached = _topics_cache.get(db)
-    fresh = cached is not None and ready_count is not None and cached[1] == ready_count \
-        and time.monotonic() - cached[0] < TOPICS_CACHE_S
+    fresh = cached is not None and time.monotonic() - cached[0] < TOPICS_CACHE_S
 
     def _read(session) -> tuple[bool, list[str] | None]:  # noqa: ANN001 - (swiped already, topics unless cached)
         connection = session.connection()
@@ -93,9 +92,8 @@ async def onboarding_topics(db: Database, user: User | None, ready_count: int | 
     if swiped:
         return []
     if topics is None:
-        return list(cached[2])
-    if ready_count is not None:
-        _topics_cache[db] = (time.monotonic(), ready_count, topics)
+        return list(cached[1])
+    _topics_cache[db] = (time.monotonic(), topics)
     return list(topics)
 
 
@@ -107,18 +105,20 @@ class FeedController(Controller):
         tab = tab if tab in TABS else "foryou"
         web_session, db = web_session_of(request), feed.db
 
-        def _catalogue(session) -> tuple[int, int]:  # noqa: ANN001 - ready videos, and those still processing
+        def _catalogue(session) -> tuple[bool, int]:  # noqa: ANN001 - any published video; else how many processing
+            # EXISTS stops at the first published video: a count here scanned the whole catalogue per page view.
             connection = session.connection()
-            ready = connection.execute(select(func.count()).select_from(Video).where(*published_clause())).scalar_one()
-            return ready, 0 if ready else connection.execute(
+            published = bool(connection.execute(select(exists().where(*published_clause()))).scalar_one())
+            return published, 0 if published else connection.execute(
                 select(func.count()).select_from(Video).where(Video.state == "processing")).scalar_one()
 
-        ready_count, processing = await db.read_sync(_catalogue)
-        context = {**player_context(request.app.state.settings, tab), "catalogue_size": ready_count, "cards": [],
-                   "processing_count": processing}
-        if ready_count:
+        published, processing = await db.read_sync(_catalogue)
+        # The template only tells an empty catalogue (processing or not) from one with something to show.
+        context = {**player_context(request.app.state.settings, tab), "catalogue_size": int(published),
+                   "cards": [], "processing_count": processing}
+        if published:
             if tab == "foryou":
-                context["onboarding_topics"] = await onboarding_topics(db, web_session.user, ready_count)
+                context["onboarding_topics"] = await onboarding_topics(db, web_session.user)
             context.update(await next_cards(feed, web_session, tab))
         return render(request, "feed/index.html", context)
 
