@@ -181,14 +181,20 @@ def features(
     if n == 0:
         return out
     out[:, :_FIRST_EXTRA] = X[:, _RANKER_COLUMNS]
-    counts = np.zeros(n, dtype=np.float32)
+    # Each candidate's source ranks gathered into flat lists, written with one fancy assignment (an item
+    # assignment per rank into the matrix cost more than the rest of this function).
+    at, columns, values = [], [], []
+    source_column, log1p = _SOURCE_COLUMN, math.log1p
     for i, candidate in enumerate(candidates):
         for name, rank in candidate.ranks.items():
-            column = _SOURCE_COLUMN.get(name)
+            column = source_column.get(name)
             if column is not None:
-                out[i, column] = math.log1p(rank)
-                counts[i] += 1
-    out[:, _X["n_sources"]] = counts
+                at.append(i)
+                columns.append(column)
+                values.append(log1p(rank))
+    if at:
+        out[at, columns] = values
+    out[:, _X["n_sources"]] = np.bincount(np.array(at, dtype=np.int64), minlength=n)
     rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=n)
     recent = activity.recent(rows, now)
     for j, half_life in enumerate(RECENT_HALF_LIVES):

@@ -217,7 +217,8 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
     taken: set[int] = set()
 
     # Random-exposure slots first: their position and item were drawn uniformly, nothing may move them.
-    by_row = {r.row: r for r in ranked}
+    picked = {pick.row for pick in request.random_picks}
+    by_row = {r.row: r for r in ranked if r.row in picked} if picked else {}
     for pick in request.random_picks:
         entry = by_row.get(pick.row)
         if entry is not None and pick.position < k:
