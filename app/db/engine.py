@@ -20,11 +20,12 @@ connection). Elsewhere it is ``run_sync`` on an async session: the same function
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -60,6 +61,58 @@ def _configure_sqlite(sync_engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+class _Threads:
+    """A few worker threads that run ``fn(arg)`` for the event loop and settle an asyncio future with the result.
+
+    What ``run_in_executor`` does, without its ``concurrent.futures.Future`` (a ``Condition`` built per call) and
+    the chaining of that future to an asyncio one: measured under uvloop, 15-17 us of event-loop CPU a hop
+    instead of 34-38, and a hop back in about two thirds of the time. Every request makes one or more."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[[T], object], arg: T) -> asyncio.Future:
+        if self._closed:
+            raise RuntimeError("the database's threads are shut down")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((loop, future, fn, arg))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, fn, arg = job
+            try:
+                outcome = (fn(arg), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                outcome = (None, exc)
+            with suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            del job, future, outcome  # not kept alive by this thread until its next job
+
+    def shutdown(self, wait: bool) -> None:
+        """Stop after the jobs queued so far; ``wait``: until they are done."""
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+def _settle(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
+    if future.done():  # its awaiting coroutine was cancelled
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
 class Database:
     """Owns the engine. ``read()`` and ``write()`` yield sessions; ``write()`` commits on success."""
 
@@ -81,7 +134,7 @@ class Database:
         self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = \
             weakref.WeakKeyDictionary()
         self._read_engine: Engine | None = None
-        self._read_pool: ThreadPoolExecutor | None = None
+        self._read_pool: _Threads | None = None
         url_parts = make_url(url)
         if self.is_sqlite and url_parts.database not in (None, "", ":memory:") \
                 and "memory" not in str(url_parts.query.get("mode", "")):
@@ -89,10 +142,10 @@ class Database:
             self._read_engine = create_engine(url_parts.set(drivername="sqlite"), pool_size=READ_THREADS,
                                               connect_args={"check_same_thread": False})
             _configure_sqlite(self._read_engine)
-            self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
+            self._read_pool = _Threads(READ_THREADS, "db-read")
             # Writes in one hop too (write_sync): one thread, since the write lock lets one write in at a time.
             self._sync_write_engine = self._read_engine.execution_options(**{_WRITE_OPTION: True})
-            self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="db-write")
+            self._write_pool = _Threads(1, "db-write")
 
     @property
     def thread_engine(self) -> Engine | None:
@@ -146,7 +199,7 @@ class Database:
                 return await session.run_sync(fn)
         lock = await self._acquire_write_lock()
         try:
-            done = asyncio.get_running_loop().run_in_executor(self._write_pool, self._write_in_thread, fn)
+            done = self._write_pool.submit(self._write_in_thread, fn)
         except BaseException:
             lock.release()
             raise
@@ -164,7 +217,7 @@ class Database:
         if self._read_engine is None:
             async with self.read() as session:
                 return await session.run_sync(fn)
-        return await asyncio.get_running_loop().run_in_executor(self._read_pool, self._read_in_thread, fn)
+        return await self._read_pool.submit(self._read_in_thread, fn)
 
     def _read_in_thread(self, fn: Callable[[Session], T]) -> T:
         with Session(self._read_engine, expire_on_commit=False) as session:
