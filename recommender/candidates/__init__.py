@@ -36,7 +36,7 @@ _SIMPLE_SOURCES = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     row: int
     item_id: str
@@ -53,20 +53,24 @@ def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Cand
         if quotas.get(name, 0) > 0:
             by_source[name] = generate(request, quotas[name])
     merged: dict[int, Candidate] = {}
+    items = request.state.catalog.items
+    trace: dict[str, list] = {}
     for name in SOURCE_ORDER:
-        for rank, (row, score) in enumerate(by_source.get(name, ())):
+        scored = by_source.get(name)
+        if scored is None:
+            continue
+        ids = trace[name] = []
+        for rank, (row, score) in enumerate(scored):
             existing = merged.get(row)
             if existing is None:
-                item_id = request.state.catalog.items[row].item_id
-                merged[row] = existing = Candidate(row, item_id, name, score)
-            elif name not in existing.ranks:
-                existing.also_from.append(name)
-            existing.ranks.setdefault(name, rank)
-    trace = {
-        name: [request.state.catalog.items[row].item_id for row, _ in by_source.get(name, ())]
-        for name in SOURCE_ORDER
-        if name in by_source
-    }
+                item_id = items[row].item_id
+                merged[row] = Candidate(row, item_id, name, score, [], {name: rank})
+            else:
+                item_id = existing.item_id
+                if name not in existing.ranks:
+                    existing.also_from.append(name)
+                    existing.ranks[name] = rank
+            ids.append(item_id)
     return list(merged.values()), trace
 
 
