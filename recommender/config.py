@@ -123,6 +123,10 @@ class RecommenderConfig:
     trend_boost: float = 0.3  # β in score × (1 + β·trend)
     explore_slots: int = 1
     explore_slot_position: float = 1.0  # 0.5: exploration slots evenly spread over the page; 1.0: toward its end
+    # Exploration tapers with evidence: a warm viewer with n positive events > this gets the exploration slots on a
+    # page with probability max(explore_min_page_share, this / n) (logged in the slot's propensity); 0: every page
+    explore_taper_positives: float = 0.0
+    explore_min_page_share: float = 0.25
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1

@@ -227,6 +227,11 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
 
     # Exploration slots (bandit over topics of the explore candidates), evenly spread over the page.
     slots = min(config.cold_user_explore_slots if cold else config.explore_slots, k // 3)
+    # A warm viewer's slots taper with evidence: this page carries them with probability `share` (in the propensity).
+    share = 1.0 if cold else exploration.page_share(user.n_positive, config.explore_taper_positives,
+                                                      config.explore_min_page_share)
+    if slots > 0 and share < 1.0 and request.rng.random() >= share:
+        slots = 0
     explorable = [r for r in ranked if r.source == "explore"]
     if slots > 0 and explorable:
         picks, arms = exploration.choose(
@@ -252,10 +257,11 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
             entry = explorable[pick.index]
             if position in reserved or entry.row in taken:
                 continue
-            reserved[position] = Placed(entry, "explore", pick.propensity)
+            reserved[position] = Placed(entry, "explore", pick.propensity * share)
             taken.add(entry.row)
         trace["exploration"] = {
             "slots": slots,
+            "page_share": share,
             "arms": arms,
             "picks": [{"item_id": explorable[p.index].item_id, "arm": p.arm, "propensity": p.propensity}
                       for p in picks],

@@ -19,6 +19,15 @@ PRIOR_EXPOSURES = 4.0
 DEFAULT_TOPIC_RATE = 0.3
 
 
+def page_share(n_positive: int, taper_positives: float, min_share: float) -> float:
+    """P(a warm viewer's page carries its exploration slots): 1 up to ``taper_positives`` positive events, then
+    ``taper_positives / n_positive``, never below ``min_share`` (exploration never stops). ``taper_positives`` <= 0:
+    every page."""
+    if taper_positives <= 0 or n_positive <= taper_positives:
+        return 1.0
+    return min(1.0, max(min_share, taper_positives / n_positive))
+
+
 @dataclass(frozen=True)
 class ExplorePick:
     index: int  # index into the candidates passed in

@@ -114,3 +114,43 @@ def test_normalized_performance_is_one_at_the_baseline():
     assert normalized_performance(rates, baseline)[0] == pytest.approx(1.0)
     rates["complete"] = np.array([0.4])
     assert normalized_performance(rates, baseline)[0] > 1.0
+
+
+def test_exploration_page_share_tapers_with_evidence_but_never_stops():
+    assert exploration.page_share(10, 0.0, 0.25) == 1.0  # taper off: every page
+    assert exploration.page_share(30, 60.0, 0.25) == 1.0  # little evidence yet: every page
+    assert exploration.page_share(120, 60.0, 0.25) == pytest.approx(0.5)
+    assert exploration.page_share(10_000, 60.0, 0.25) == 0.25  # a long history keeps the floor
+
+
+def test_a_confident_viewer_gets_fewer_exploration_slots_with_propensities_that_say_so():
+    from recommender import Recommender, RecommenderConfig
+
+    from .conftest import make_items
+
+    items = make_items(per_topic=150)  # big enough that exploration candidates are not all interest matches too
+
+    def explored_pages(config):
+        rec = Recommender(config, clock=lambda: NOW)
+        rec.upsert_items(items)
+        for i, item in enumerate(items[:40]):  # 40 liked and completed cat videos: 120 positive events
+            t = NOW - 3_600 + i
+            rec.record_event(ev("fan", "view", t, item.item_id, watch_duration=20.0))
+            rec.record_event(ev("fan", "complete_view", t, item.item_id))
+            rec.record_event(ev("fan", "like", t, item.item_id))
+        pages, propensities = 0, []
+        for n in range(40):
+            page = rec.recommend("fan", k=6, context=FeedContext(now=NOW + n * 7_200.0))  # a new session each time
+            trace = rec.inspect_user("fan")["last_recommendation"]
+            picks = {p["item_id"] for p in trace.get("exploration", {}).get("picks", [])}
+            shown = [r for r in page if r.item_id in picks]
+            pages += bool(shown)
+            propensities += [r.propensity for r in shown]
+        return pages, propensities
+
+    every, _ = explored_pages(RecommenderConfig())
+    tapered, propensities = explored_pages(RecommenderConfig(explore_taper_positives=30.0,
+                                                             explore_min_page_share=0.25))
+    assert every >= 36  # one exploration slot on (nearly) every page
+    assert 3 <= tapered <= 20  # 30 / 120 = 0.25 of 40 pages: about 10
+    assert propensities and all(0.0 < p <= 0.25 for p in propensities)  # P(slot on the page) is in them
