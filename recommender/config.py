@@ -124,9 +124,11 @@ class RecommenderConfig:
     explore_slots: int = 1
     explore_slot_position: float = 1.0  # 0.5: exploration slots evenly spread over the page; 1.0: toward its end
     # Exploration tapers with evidence: a warm viewer with n positive events > this gets the exploration slots on a
-    # page with probability max(explore_min_page_share, this / n) (logged in the slot's propensity); 0: every page
-    explore_taper_positives: float = 0.0
-    explore_min_page_share: float = 0.25
+    # page with probability max(explore_min_page_share, this / n) (logged in the slot's propensity); 0: every page.
+    # Cold viewers keep cold_user_explore_slots on every page. Chosen on the user-chrono validation fold (served
+    # pages), over 0 (every page) and 30 / 0.25; see tuning.SERVED_GRID.
+    explore_taper_positives: float = 15.0
+    explore_min_page_share: float = 0.1
     cold_user_explore_slots: int = 3
     bandit_propensity_samples: int = 200
     fresh_slots: int = 1

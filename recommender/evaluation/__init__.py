@@ -5,7 +5,8 @@ Entry points (called by the app's ``foryou eval offline|simulate|report`` CLI)::
     run_offline(data_dir="data/datasets", embed_texts=None, quick=False, seed=0) -> dict
     run_simulation(catalogue=None, embed_texts=None, quick=False, seed=0, data_dir=None) -> dict
     run_report(data_dir, catalogue=None, embed_texts=None, quick=False, seed=0, workers=None) -> dict
-    run_tuning(data_dir="data/datasets", embed_texts=None, quick=False, seed=0, variants=None) -> dict
+    run_tuning(data_dir="data/datasets", embed_texts=None, quick=False, seed=0, variants=None, served=False,
+               protocol="user_chrono") -> dict
     write_report(results, out_dir="benchmarks/results") -> Path
     save_results(results, path) -> Path
 
@@ -40,13 +41,14 @@ from .simulator import (
     synthetic_catalogue,
     tune_in_world,
 )
-from .tuning import FORYOU_GRID, PURE_RELEVANCE, foryou_spec, foryou_specs, run_tuning_on
+from .tuning import FORYOU_GRID, PURE_RELEVANCE, SERVED_GRID, foryou_spec, foryou_specs, run_tuning_on
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BASELINE_ORDER",
     "FORYOU_GRID",
+    "SERVED_GRID",
     "Dataset",
     "ForYouPolicy",
     "Interaction",
@@ -272,12 +274,16 @@ def run_tuning(
     seed: int = 0,
     variants: list[dict[str, Any]] | None = None,
     dataset: Dataset | None = None,
+    served: bool = False,
+    protocol: str = "user_chrono",
 ) -> dict[str, Any]:
-    """Evaluate RecommenderConfig variants on a validation split carved from training data only."""
+    """Evaluate RecommenderConfig variants on a validation split carved from training data only (``served``: as
+    the app's feed pages, over ``SERVED_GRID`` unless ``variants`` are given)."""
     embed, embed_name = _embedder(embed_texts)
     data = dataset if dataset is not None else load_movielens_100k(data_dir)
+    grid = variants or (SERVED_GRID if served else FORYOU_GRID)
     with _blas_one_thread():
-        result = run_tuning_on(data, embed, variants or FORYOU_GRID, quick=quick, seed=seed)
+        result = run_tuning_on(data, embed, grid, quick=quick, seed=seed, served=served, protocol=protocol)
     result["embedder"] = embed_name
     return result
 

@@ -15,10 +15,9 @@ import numpy as np
 from .data import Dataset
 from .embedding import EmbedTexts
 from .foryou import ForYouPolicy
-from .offline import MethodSpec, _truth, tune
-from .splits import user_chronological_split, validation_split
+from .offline import MethodSpec, _truth, protocol_splits, tune
 
-__all__ = ["FORYOU_GRID", "PURE_RELEVANCE", "foryou_spec", "foryou_specs", "run_tuning_on"]
+__all__ = ["FORYOU_GRID", "PURE_RELEVANCE", "SERVED_GRID", "foryou_spec", "foryou_specs", "run_tuning_on"]
 
 DAY = 86_400.0
 
@@ -41,6 +40,16 @@ FORYOU_GRID: list[dict[str, Any]] = [
     {**PURE_RELEVANCE, "popularity_gain": 1.5},
     {**PURE_RELEVANCE, "affinity_gain": 2.5},
     {**PURE_RELEVANCE, "cf_ease_lambda": 100.0},
+]
+
+#: Variants of the SERVED defaults (``run_tuning_on(..., served=True)``: pages of 6 with the page furniture), the
+#: first being the app's default: how fast a warm viewer's exploration slots taper with evidence, and the relevance
+#: list without any furniture (what the furniture costs on validation).
+SERVED_GRID: list[dict[str, Any]] = [
+    {},
+    {"explore_taper_positives": 0.0},  # every page carries its exploration slot, however long the history
+    {"explore_taper_positives": 30.0, "explore_min_page_share": 0.25},
+    PURE_RELEVANCE,
 ]
 
 
@@ -98,8 +107,12 @@ def run_tuning_on(
     seed: int = 0,
     max_users: int | None = None,
     n_boot: int | None = None,
+    served: bool = False,
+    protocol: str = "user_chrono",
 ) -> dict[str, Any]:
-    """Evaluate config variants of our recommender on a validation split carved from training data.
+    """Evaluate config variants of our recommender on a validation split carved from training data (``protocol``:
+    per-user chronological or a global time cut, as the outer split). ``served``: rank by the app's feed pages
+    (``offline.served_pages``), as the ``foryou`` method is measured, instead of relevance lists.
 
     Returns the variants with their validation metrics and paired CIs against the default, plus
     plain-language findings ("what moved the numbers").
@@ -115,9 +128,8 @@ def run_tuning_on(
     variants = list(variants if variants is not None else FORYOU_GRID)
     if not variants or variants[0]:
         variants = [{}, *[v for v in variants if v]]
-    primary = user_chronological_split(dataset.interactions, 0.2)
-    validation = validation_split(primary, 0.2)
-    spec = foryou_spec(embed_texts, grid=variants, name="foryou")
+    _, validation = protocol_splits(dataset.interactions, protocol)
+    spec = foryou_spec(embed_texts, grid=variants, name="foryou", served=served)
     _, trials = tune(spec, validation, dataset.items, len(variants), None, n_boot=n_boot, seed=seed)
     out_variants = []
     for n, t in enumerate(trials):
@@ -136,6 +148,7 @@ def run_tuning_on(
         "kind": "tuning",
         "dataset": dataset.name,
         "validation": validation.name,
+        "served": served,
         "n_eval_users": len(_truth(validation, len(validation.catalogue(dataset.items)))),
         "quick": quick,
         "seed": seed,

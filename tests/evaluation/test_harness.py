@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recommender import RecommenderConfig
-from recommender.evaluation import FORYOU_GRID, run_offline, write_report
+from recommender.evaluation import FORYOU_GRID, SERVED_GRID, run_offline, write_report
 from recommender.evaluation.offline import MethodSpec, baseline_spec, protocol_splits, run_offline_on, served_pages
 from recommender.evaluation.policies import make_baseline
 
@@ -126,5 +126,5 @@ def test_run_offline_with_both_foryou_configs_quick(dataset, embed):
 
 
 def test_every_foryou_grid_config_is_a_valid_recommender_config():
-    for overrides in FORYOU_GRID:
+    for overrides in FORYOU_GRID + SERVED_GRID:
         RecommenderConfig().with_overrides(overrides)  # raises on a renamed or mistyped setting

@@ -148,7 +148,7 @@ def test_a_confident_viewer_gets_fewer_exploration_slots_with_propensities_that_
             propensities += [r.propensity for r in shown]
         return pages, propensities
 
-    every, _ = explored_pages(RecommenderConfig())
+    every, _ = explored_pages(RecommenderConfig(explore_taper_positives=0.0))  # no taper
     tapered, propensities = explored_pages(RecommenderConfig(explore_taper_positives=30.0,
                                                              explore_min_page_share=0.25))
     assert every >= 36  # one exploration slot on (nearly) every page
