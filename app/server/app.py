@@ -31,7 +31,6 @@ from app.domain.privacy.controllers import SettingsController
 from app.domain.sounds.controllers import SoundController
 from app.domain.system.controllers import HealthController
 from app.domain.videos.controllers import MediaController, StudioController
-from app.server import dependencies
 from app.server.errors import http_exception_handler, internal_error_handler
 from app.server.guards import LoginRequired, login_required_handler
 from app.server.limits import JsonBodyLimitMiddleware
@@ -51,7 +50,6 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     """``models`` lets tests install a registry (e.g. with a tiny random CLIP) instead of the configured one."""
     settings = settings or load_settings()
     settings.ensure_dirs()
-    dependencies.install()  # plain-function providers called in turn, not one task each (see the module)
     services = Services.build(settings, models=models)
 
     @asynccontextmanager
