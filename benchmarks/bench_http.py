@@ -108,14 +108,16 @@ class Server:
                **{f"FORYOU_BEACON_{k}": "100000000" for k in ("BURST", "EVENTS_PER_MINUTE", "ADDRESS_BURST",
                                                                "ADDRESS_EVENTS_PER_MINUTE")}}
         self.url = f"http://127.0.0.1:{port}"
+        # the server's warnings go to a file (a pipe nobody reads would block the server once full)
+        self.log_path = data_dir / "server.stderr"
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
 
     def wait_ready(self, timeout: float = 300.0) -> float:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
                     return time.monotonic() - started
@@ -126,6 +128,9 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(self.proc.pid)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -142,10 +147,12 @@ class Server:
 
 
 async def phase(server: Server, name: str, clients: list[httpx.AsyncClient], action, total: int,
-                max_seconds: float) -> dict:
-    """Run ``action(client, i)`` ``total`` times spread over the clients (one in flight per client)."""
+                max_seconds: float, expect: int = 200) -> dict:
+    """Run ``action(client, i)`` (which answers the response's status) ``total`` times spread over the clients
+    (one in flight per client); a status other than ``expect`` or an HTTP exception is an error, counted by kind."""
     latencies: list[float] = []
     errors = 0
+    error_kinds: dict[str, int] = {}
     counter = iter(range(total))
     deadline = time.monotonic() + max_seconds
 
@@ -156,17 +163,21 @@ async def phase(server: Server, name: str, clients: list[httpx.AsyncClient], act
                 return
             started = time.perf_counter()
             try:
-                ok = await action(client, i)
-            except httpx.HTTPError:
-                ok = False
+                status = await action(client, i)
+                kind = None if status == expect else str(status)
+            except httpx.HTTPError as exc:
+                kind = type(exc).__name__
             latencies.append(time.perf_counter() - started)
-            errors += not ok
+            if kind is not None:
+                errors += 1
+                error_kinds[kind] = error_kinds.get(kind, 0) + 1
 
     cpu0, wall0 = server.cpu(), time.perf_counter()
     await asyncio.gather(*(loop(c) for c in clients))
     wall, cpu = time.perf_counter() - wall0, server.cpu() - cpu0
     n = len(latencies)
-    result = {"requests": n, "errors": errors, "connections": len(clients), "seconds": round(wall, 2),
+    result = {"requests": n, "errors": errors, "error_kinds": error_kinds, "connections": len(clients),
+              "seconds": round(wall, 2),
               "per_second": round(n / wall, 1), "server_cpu_ms_per_request": round(1000 * cpu / max(n, 1), 3),
               "p50_ms": round(1000 * percentile(latencies, 50), 1),
               "p95_ms": round(1000 * percentile(latencies, 95), 1),
@@ -236,7 +247,7 @@ async def run(args: argparse.Namespace) -> dict:
         probes = [httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30.0) for _ in range(16)]
 
         async def healthz(client, _i):  # noqa: ANN001, ANN202
-            return (await client.get("/healthz")).status_code == 200
+            return (await client.get("/healthz")).status_code
 
         await phase(server, "warm-up", probes[:4], healthz, 200, 10)
         results["healthz"] = await phase(server, "healthz", probes, healthz, int(3000 * scale), 30)
@@ -248,13 +259,13 @@ async def run(args: argparse.Namespace) -> dict:
             response = await client.get("/", headers={"accept": "text/html"})
             if "caught up" in response.text:
                 await client.post("/feed/restart")
-            return response.status_code == 200
+            return response.status_code
 
         async def feed_cards(client, i):  # noqa: ANN001, ANN202
             response = await client.get(f"/feed/cards?cursor={i}", headers={"hx-request": "true"})
             if not VIDEO_ID.search(response.text):
                 await client.post("/feed/restart", headers={"hx-request": "true"})
-            return response.status_code == 200
+            return response.status_code
 
         results["feed_page"] = await phase(server, "feed_page", clients, feed_page, int(800 * scale), 60)
         results["feed_cards"] = await phase(server, "feed_cards", clients, feed_cards, int(800 * scale), 60)
@@ -273,7 +284,7 @@ async def run(args: argparse.Namespace) -> dict:
             else:
                 response = await (client.post if (i // 2) % 2 == 0 else client.delete)(
                     f"/creators/{creator}/follow", headers={"hx-request": "true"})
-            return response.status_code == 200
+            return response.status_code
 
         results["interactions"] = await phase(server, "interactions", member_clients, interact, int(1500 * scale), 60)
 
@@ -282,9 +293,9 @@ async def run(args: argparse.Namespace) -> dict:
         async def ingest(client, _i):  # noqa: ANN001, ANN202
             response = await client.post("/api/events", json=beacon(client.csrf, video_ids, 20))
             ingest_statuses[response.status_code] = ingest_statuses.get(response.status_code, 0) + 1
-            return response.status_code == 202
+            return response.status_code
 
-        ingest_result = await phase(server, "ingest", clients, ingest, int(600 * scale), 60)
+        ingest_result = await phase(server, "ingest", clients, ingest, int(600 * scale), 60, expect=202)
         # 429s are the beacon limits (per visitor and address) doing their job: only 202s count as stored events.
         ingest_result["statuses"] = {str(code): n for code, n in sorted(ingest_statuses.items())}
         ingest_result["events_per_second"] = round(ingest_statuses.get(202, 0) * 20 / ingest_result["seconds"], 1)
@@ -345,6 +356,8 @@ async def run(args: argparse.Namespace) -> dict:
             await client.aclose()
     finally:
         server.stop()
+    # what the server logged at WARNING and above during the run (why an error happened, if one did)
+    results["server_log_tail"] = server.log_tail().splitlines()[-20:]
     load_after = os.getloadavg()
     users = [f"u_creator{c}" for c in range(10)]
     results["raw_core_insert"] = await raw_insert_rate(settings, max(2000, results["ingest"]["requests"] * 20),
