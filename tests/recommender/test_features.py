@@ -166,8 +166,11 @@ def test_profile_columns_match_a_per_candidate_loop_after_catalogue_changes(n_ro
     user.long_negative.add(("creator", "c5"), 0.4, NOW - 100)
     user.follows = {"c3", "nobody"}
     rows = rng.choice(len(catalog), size=n_rows, replace=False)
-    got = _profile_columns(catalog, user, rows, NOW)
-    np.testing.assert_array_equal(got, _loop_profile_columns(catalog, user, rows, NOW))
+    expected = _loop_profile_columns(catalog, user, rows, NOW)
+    np.testing.assert_array_equal(_profile_columns(catalog, user, rows, NOW), expected)
+    # both ways: numpy however few the rows, and item by item however many
+    np.testing.assert_array_equal(_profile_columns(catalog, user, rows, NOW, loop_below=0), expected)
+    np.testing.assert_array_equal(_profile_columns(catalog, user, rows, NOW, loop_below=n_rows + 1), expected)
     every = _profile_columns(catalog, user, np.arange(len(catalog)), NOW)
     np.testing.assert_array_equal(every, _loop_profile_columns(catalog, user, np.arange(len(catalog)), NOW))
     assert every[:, 1].any() and every[:, 2].any() and every[:, 3].any() and every[:, 4].any()  # profile reached
