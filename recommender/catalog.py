@@ -121,6 +121,8 @@ class ProfileKeys:
 
 
 class Catalog:
+    _profile_keys: ProfileKeys | None = None  # a class default too: a catalogue from an older snapshot lacks it
+
     def __init__(self, initial_capacity: int = 1024) -> None:
         self.dim: int | None = None
         self.size = 0
@@ -147,7 +149,7 @@ class Catalog:
         self._vector_count = 0
         self._category_sums: dict[str, np.ndarray] = {}
         self.version = 0  # bumps on every change, for caches
-        self._profile_keys: ProfileKeys | None = None  # built on first use (older snapshots lack it)
+        self._profile_keys = None  # built on first use
 
     # ----- lookups -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -217,7 +219,7 @@ class Catalog:
 
     def profile_keys(self) -> ProfileKeys:
         """The rows' profile-key codes (``ProfileKeys``), built on first use and kept current by every change."""
-        keys = getattr(self, "_profile_keys", None)
+        keys = self._profile_keys
         if keys is None:
             keys = ProfileKeys(self._capacity)
             for row, item in enumerate(self.items):
@@ -244,7 +246,7 @@ class Catalog:
             self._unindex(row)
             self.items[row] = item
             self.tokens[row] = tokens_of(item)
-        keys = getattr(self, "_profile_keys", None)
+        keys = self._profile_keys
         if keys is not None:
             keys.set(row, item)
         if vector is not None:
@@ -295,7 +297,7 @@ class Catalog:
     def _row_arrays(self) -> list[np.ndarray]:
         arrays = [self.has_vector, self.available, self.uploaded_at, self.counts, self.trend, self.cold_level,
                   *(rows.position for rows in self._row_sets())]
-        keys = getattr(self, "_profile_keys", None)
+        keys = self._profile_keys
         if keys is not None:
             arrays += keys.arrays()
         if self.dim is not None:
@@ -321,7 +323,7 @@ class Catalog:
             self.cold_level = _grow(self.cold_level, self._capacity)
             for rows in self._row_sets():
                 rows.grow(self._capacity)
-            keys = getattr(self, "_profile_keys", None)
+            keys = self._profile_keys
             if keys is not None:
                 keys.grow(self._capacity)
             if self.dim is not None:

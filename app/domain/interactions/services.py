@@ -157,10 +157,7 @@ class InteractionService:
 
     async def creator(self, user_id: str) -> CreatorRef | None:
         """An account that can be followed (not a guest, has a handle), from one Core row."""
-        users = User.__table__
-        query = select(users.c.id, users.c.username).where(
-            users.c.id == user_id, users.c.is_guest.is_(False), users.c.username.is_not(None))
-        row = await self.db.read_sync(lambda session: session.execute(query).first())
+        row = await self.db.read_sync(lambda session: session.execute(_CREATOR_BY_ID, {"user_id": user_id}).first())
         return CreatorRef(*row) if row is not None else None
 
     async def user(self, user_id: str) -> User | None:
@@ -405,16 +402,18 @@ def _known(video_id: str, creator_id: str) -> Callable[[Session], tuple]:
 
 
 _videos = Video.__table__
-_VIDEO_REF_BY_ID = select(_videos.c.id, _videos.c.creator_id, _videos.c.state, _videos.c.moderation).where(
+#: A video's VideoRef columns by id (``:video_id``): what the like path and ``web.visible_target`` check may-view on.
+VIDEO_REF_BY_ID = select(_videos.c.id, _videos.c.creator_id, _videos.c.state, _videos.c.moderation).where(
     _videos.c.id == bindparam("video_id"))
 _users = User.__table__
+#: An account that can be followed (not a guest, has a handle) by id (``:user_id``).
 _CREATOR_BY_ID = select(_users.c.id, _users.c.username).where(
     _users.c.id == bindparam("user_id"), _users.c.is_guest.is_(False), _users.c.username.is_not(None))
 
 
 def _video_target(video_id: str, may_view: Callable[[VideoRef], bool]) -> Callable[[Session], tuple | None]:
     def find(session: Session) -> tuple | None:
-        row = session.execute(_VIDEO_REF_BY_ID, {"video_id": video_id}).first()
+        row = session.execute(VIDEO_REF_BY_ID, {"video_id": video_id}).first()
         video = VideoRef(*row) if row is not None else None
         return None if video is None or not may_view(video) else (video, video.id, video.id, video.creator_id)
 

@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 from litestar import Request, Response
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
-from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import User, Video
-from app.domain.interactions.services import VideoRef
+from app.domain.interactions.services import VIDEO_REF_BY_ID, VideoRef
 from app.domain.videos.controllers import can_view
 from app.server.guards import login_redirect, safe_next
 from app.server.templating import is_htmx, render
@@ -105,14 +104,9 @@ async def visible_video(db: Database, web_session: WebSession, video_id: str) ->
     return video
 
 
-_VIDEO_REF = select(Video.__table__.c.id, Video.__table__.c.creator_id, Video.__table__.c.state,
-                    Video.__table__.c.moderation)
-
-
 async def visible_target(db: Database, web_session: WebSession, video_id: str) -> VideoRef:
     """``visible_video`` for actions: the same rule and 404, from one Core row of four columns."""
-    query = _VIDEO_REF.where(Video.__table__.c.id == video_id)
-    row = await db.read_sync(lambda session: session.execute(query).first())
+    row = await db.read_sync(lambda session: session.execute(VIDEO_REF_BY_ID, {"video_id": video_id}).first())
     video = VideoRef(*row) if row is not None else None
     user = web_session.user
     if video is None or not can_view(video, user.id if user else None, user.role if user else None):
