@@ -11,10 +11,13 @@ writes the unlucky ones waited a second or more while others went first; the loc
 arrival order, and SQLite's own lock still arbitrates between processes.
 
 ``read_sync(fn)`` is for the hot read paths (a page's cards, the session cookie's lookup): on a SQLite file the
-whole read (connection, ``BEGIN``, statements, rows) runs in one hop to a small thread pool over plain pysqlite
+whole read (connection, statements, rows) runs in one hop to a small thread pool over plain pysqlite
 connections, where each statement through aiosqlite costs several thread hand-offs (measured on a busy machine:
 ~1 ms of CPU for a ``SELECT 1`` through aiosqlite, ~0.05 ms for the session lookup on a plain pysqlite
-connection). Elsewhere it is ``run_sync`` on an async session: the same function, the same results.
+connection). Elsewhere it is ``run_sync`` on an async session: the same function, the same results. There a read
+sends no ``BEGIN``: each statement reads the latest commit on its own (a read that needs one snapshot across
+statements uses ``read()``). ``read_core(fn)`` is the same hop for Core statements, with a connection and no ORM
+session around it (the session's set-up and close were a third of a small read's cost).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -41,7 +44,11 @@ READ_THREADS = 4
 T = TypeVar("T")
 
 
-def _configure_sqlite(sync_engine: Engine) -> None:
+def _configure_sqlite(sync_engine: Engine, begin_reads: bool = True) -> None:
+    """``begin_reads=False``: a read sends no ``BEGIN`` at all (each statement is its own read transaction, as
+    SQLite runs a statement outside one), for the read threads' short reads: a ``BEGIN`` and the ``ROLLBACK`` that
+    ends it were half the cost of a one-statement read there. Writes always get ``BEGIN IMMEDIATE``."""
+
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - driver objects
         # Let the begin hook below own transactions (pysqlite would otherwise send its own BEGIN).
@@ -57,7 +64,7 @@ def _configure_sqlite(sync_engine: Engine) -> None:
     def _on_begin(connection):  # noqa: ANN001
         if connection.get_execution_options().get(_WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif begin_reads:
             connection.exec_driver_sql("BEGIN")
 
 
@@ -141,7 +148,7 @@ class Database:
             # Its own pool of plain pysqlite connections to the same file, used only from the read threads.
             self._read_engine = create_engine(url_parts.set(drivername="sqlite"), pool_size=READ_THREADS,
                                               connect_args={"check_same_thread": False})
-            _configure_sqlite(self._read_engine)
+            _configure_sqlite(self._read_engine, begin_reads=False)
             self._read_pool = _Threads(READ_THREADS, "db-read")
             # Writes in one hop too (write_sync): one thread, since the write lock lets one write in at a time.
             self._sync_write_engine = self._read_engine.execution_options(**{_WRITE_OPTION: True})
@@ -222,6 +229,17 @@ class Database:
     def _read_in_thread(self, fn: Callable[[Session], T]) -> T:
         with Session(self._read_engine, expire_on_commit=False) as session:
             return fn(session)
+
+    async def read_core(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(connection)`` for Core statements (rows, not ORM objects), in the same hop as ``read_sync``."""
+        if self._read_engine is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(fn)
+        return await self._read_pool.submit(self._read_core_in_thread, fn)
+
+    def _read_core_in_thread(self, fn: Callable[[Connection], T]) -> T:
+        with self._read_engine.connect() as connection:
+            return fn(connection)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

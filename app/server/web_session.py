@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
@@ -28,7 +28,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import String, bindparam, delete, exists, literal, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db.engine import Database
 from app.db.models import AuthSession, Event, User, utcnow
@@ -90,19 +91,36 @@ def _insert(dialect: str, table):  # noqa: ANN001, ANN202 - a dialect's INSERT c
     return insert(table)
 
 
-def _lookup():  # noqa: ANN202 - an ORM SELECT
-    """A session's row and user (``None``, ``None`` when it has none) and whether ``:visitor_id`` names a
-    user, as one row: both lookups outer-joined to a one-row FROM, so a cookie costs one statement."""
-    taken_by = aliased(User)
+def _lookup():  # noqa: ANN202 - a Core SELECT
+    """A session's row and user (NULLs when it has none) and whether ``:visitor_id`` names a user, as one row:
+    both lookups outer-joined to a one-row FROM, so a cookie costs one statement. Core, not ORM entities: the
+    ORM's loading was most of the lookup's cost (the user is made an ORM object only when there is one)."""
+    auth, user = AuthSession.__table__, User.__table__
+    taken_by = user.alias("taken_by")
     one = select(literal(1).label("one")).subquery("one")
-    return (select(AuthSession, User,
-                   exists().where(taken_by.id == bindparam("visitor_id", type_=String())).label("taken"))
+    return (select(auth.c.token_hash.label("auth_token_hash"), auth.c.csrf_token.label("auth_csrf_token"),
+                   auth.c.last_seen_at.label("auth_last_seen_at"), auth.c.expires_at.label("auth_expires_at"),
+                   *(user.c[key].label(f"user__{key}") for key, _ in _USER_ATTRIBUTES),
+                   exists().where(taken_by.c.id == bindparam("visitor_id", type_=String())).label("taken"))
             .select_from(one)
-            .outerjoin(AuthSession, AuthSession.token_hash == bindparam("token_hash", type_=String()))
-            .outerjoin(User, AuthSession.user_id == User.id))
+            .outerjoin(auth, auth.c.token_hash == bindparam("token_hash", type_=String()))
+            .outerjoin(user, auth.c.user_id == user.c.id))
 
 
+# (attribute, column name) of every column of users: a looked-up user has them all, as an ORM-loaded one would.
+_USER_ATTRIBUTES = [(prop.key, prop.columns[0].key) for prop in User.__mapper__.column_attrs]
 _LOOKUP = _lookup()
+_USER_FIELDS = [(attribute, _LOOKUP.selected_columns.keys().index(f"user__{column}"))
+                for attribute, column in _USER_ATTRIBUTES]
+
+
+def _detached_user(row) -> User:  # noqa: ANN001 - a row of _LOOKUP
+    """The row's user as the ORM would have loaded it in a session since closed: detached, nothing expired."""
+    user = User.__mapper__.class_manager.new_instance()
+    for attribute, index in _USER_FIELDS:
+        set_committed_value(user, attribute, row[index])
+    make_transient_to_detached(user)
+    return user
 
 
 class SessionStore:
@@ -132,14 +150,15 @@ class SessionStore:
             return self.pending()
         candidate = self.pending(token)
         params = {"token_hash": candidate.token_hash, "visitor_id": candidate.visitor_id}
-        auth, user, taken = await self.db.read_sync(lambda session: session.execute(_LOOKUP, params).one())
-        row = (auth, user) if auth is not None else None
-        if row is not None:
-            loaded = await self._check(candidate.token_hash, *row)
+        row = await self.db.read_core(lambda connection: connection.execute(_LOOKUP, params).one())
+        if row.auth_token_hash is not None:
+            user = _detached_user(row) if row.user__id is not None else None
+            loaded = await self._check(candidate.token_hash, row.auth_csrf_token, row.auth_last_seen_at,
+                                       row.auth_expires_at, user)
             if loaded is not None:
                 return loaded
             return self.pending()
-        return self.pending() if taken else candidate
+        return self.pending() if row.taken else candidate
 
     async def materialize(self, current: WebSession) -> User:
         """Store a pending session with its guest (one write transaction); the guest of any session that has
@@ -182,22 +201,24 @@ class SessionStore:
             ).first()
         if row is None:
             return None
-        return await self._check(token_hash, *row)
+        auth, user = row
+        return await self._check(token_hash, auth.csrf_token, auth.last_seen_at, auth.expires_at, user)
 
-    async def _check(self, token_hash: str, auth: AuthSession, user: User | None) -> WebSession | None:
+    async def _check(self, token_hash: str, csrf_token: str, last_seen_at: datetime, expires_at: datetime,
+                     user: User | None) -> WebSession | None:
         """A stored session as this request's, unless expired or its user banned (then removed); touched
         every few minutes (its expiry slides)."""
         now = utcnow()
-        if auth.expires_at <= now or (user is not None and user.status == "banned"):
+        if expires_at <= now or (user is not None and user.status == "banned"):
             await self.destroy(token_hash)
             return None
-        if now - auth.last_seen_at > _TOUCH_EVERY:
+        if now - last_seen_at > _TOUCH_EVERY:
             async with self.db.write() as session:
                 live = await session.get(AuthSession, token_hash)
                 if live is not None:
                     live.last_seen_at = now
                     live.expires_at = now + self.lifetime
-        return WebSession(token_hash=token_hash, csrf_token=auth.csrf_token, user=user)
+        return WebSession(token_hash=token_hash, csrf_token=csrf_token, user=user)
 
     async def create(self, user: User | None) -> WebSession:
         token = secrets.token_urlsafe(32)

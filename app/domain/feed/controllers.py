@@ -77,8 +77,7 @@ async def onboarding_topics(db: Database, user: User | None) -> list[str]:
     cached = _topics_cache.get(db)
     fresh = cached is not None and time.monotonic() - cached[0] < TOPICS_CACHE_S
 
-    def _read(session) -> tuple[bool, list[str] | None]:  # noqa: ANN001 - (swiped already, topics unless cached)
-        connection = session.connection()
+    def _read(connection) -> tuple[bool, list[str] | None]:  # noqa: ANN001 - (swiped already, topics unless cached)
         if user is not None and connection.execute(select(Event.id).where(
                 Event.user_id == user.id, Event.event_type != "impression").limit(1)).first():
             return True, None
@@ -88,7 +87,7 @@ async def onboarding_topics(db: Database, user: User | None) -> list[str]:
             select(Video.topic, func.count()).where(*published_clause(), Video.topic.is_not(None))
             .group_by(Video.topic).order_by(func.count().desc()).limit(MAX_ONBOARDING_TOPICS)).all() if topic]
 
-    swiped, topics = (False, None) if user is None and fresh else await db.read_sync(_read)
+    swiped, topics = (False, None) if user is None and fresh else await db.read_core(_read)
     if swiped:
         return []
     if topics is None:
@@ -105,9 +104,8 @@ class FeedController(Controller):
         tab = tab if tab in TABS else "foryou"
         web_session, db = web_session_of(request), feed.db
 
-        def _catalogue(session) -> tuple[bool, int]:  # noqa: ANN001 - any published video; else how many processing
+        def _catalogue(connection) -> tuple[bool, int]:  # noqa: ANN001 - any published video; else how many processing
             # EXISTS stops at the first published video: a count here scanned the whole catalogue per page view.
-            connection = session.connection()
             published = bool(connection.execute(select(exists().where(*published_clause()))).scalar_one())
             return published, 0 if published else connection.execute(
                 select(func.count()).select_from(Video).where(Video.state == "processing")).scalar_one()
@@ -115,7 +113,7 @@ class FeedController(Controller):
         # The cards first: served cards are published videos, so the catalogue is only looked at when there are none
         # (nothing published, some processing, or caught up): one database read fewer for nearly every page view.
         page = await next_cards(feed, web_session, tab)
-        published, processing = (True, 0) if page["cards"] else await db.read_sync(_catalogue)
+        published, processing = (True, 0) if page["cards"] else await db.read_core(_catalogue)
         # The template only tells an empty catalogue (processing or not) from one with something to show.
         context = {**player_context(request.app.state.settings, tab), "catalogue_size": int(published),
                    "cards": [], "processing_count": processing}

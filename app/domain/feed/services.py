@@ -260,7 +260,7 @@ class FeedService:
             return []
         ids = list(dict.fromkeys(pick.video_id for pick in picks))
         params = {"ids": ids, "viewer": viewer.id if viewer is not None else ""}
-        found = await self.db.read_sync(lambda session: session.connection().execute(_CARD_QUERY, params).all())
+        found = await self.db.read_core(lambda connection: connection.execute(_CARD_QUERY, params).all())
         rows = {row.v__id: row for row in found}
         request_id = secrets.token_hex(6)
         cards = []
