@@ -80,7 +80,11 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
 
     kept: list[Candidate] = []
     removed: dict[str, int] = {}
+    passes = _passes_all(filter_ctx, excluded)
     for candidate in candidates:
+        if passes(candidate.row):
+            kept.append(candidate)
+            continue
         reason = first_failing(filter_ctx, candidate.row)
         if reason is None:
             kept.append(candidate)
@@ -96,7 +100,7 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
         for step in ("popular_scan", *RELAXABLE):
             if step != "popular_scan":
                 relax = relax | {step}
-            extra = _popular_scan(state, filter_ctx, have, request.k * 3, relax)
+            extra = _popular_scan(state, filter_ctx, passes, have, request.k * 3, relax)
             kept += extra
             have |= {c.row for c in extra}
             if extra:
@@ -104,6 +108,22 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
             if len(kept) >= request.k:
                 break
     return kept, queries
+
+
+def _passes_all(ctx: FilterContext, excluded: set[str]):  # noqa: ANN202 - a predicate over rows
+    """``first_failing(ctx, row) is None`` in a few set lookups: ``excluded`` (``known_exclusions``) holds every
+    item id the item-id filters remove, so only the creator and muted-word filters are left to check. A row it
+    rejects may still pass (``first_failing`` decides, and names the filter)."""
+    items, available, user = ctx.catalog.items, ctx.catalog.available, ctx.user
+    creators = {user.user_id, *user.blocked_creators, *user.hidden_creators}
+    muted = bool(user.muted_words)
+
+    def passes(row: int) -> bool:
+        item = items[row]
+        return (bool(available[row]) and item.item_id not in excluded and item.creator_id not in creators
+                and not (muted and ctx.muted(row)))
+
+    return passes
 
 
 def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[Candidate],
@@ -124,7 +144,7 @@ def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[
     return kept + extra
 
 
-def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozenset[str]) -> list[Candidate]:
+def _popular_scan(state, filter_ctx, passes, have: set[int], limit: int, relax: frozenset[str]) -> list[Candidate]:
     catalog = state.catalog
     stale = state.popular_version != catalog.version and len(catalog) <= popular_source.LIST_SIZE
     if stale or state.popular_version < 0 or (not state.popular and len(catalog)):
@@ -134,7 +154,8 @@ def _popular_scan(state, filter_ctx, have: set[int], limit: int, relax: frozense
     found: list[Candidate] = []
     for rank, item_id in enumerate(state.popular):
         row = catalog.row_of.get(item_id)
-        if row is None or row in have or first_failing(filter_ctx, row, relax) is not None:
+        # A row every filter lets through passes the relaxed ones too.
+        if row is None or row in have or not (passes(row) or first_failing(filter_ctx, row, relax) is None):
             continue
         found.append(Candidate(row, item_id, popular_source.NAME, 1.0 / (1 + rank),
                                ranks={popular_source.NAME: rank}))
@@ -166,48 +187,43 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     order = np.argsort(-scores, kind="stable")  # as a stable sort by descending score
     reachable = fresh_source.in_pool(catalog, config, request.now, rows)
     reachable[order[: config.mmr_pool_size + request.k]] = True
-    reachable |= np.fromiter((c.source == "explore" for c in candidates), dtype=bool, count=len(candidates))
+    explore = [i for i, c in enumerate(candidates) if c.source == "explore"]
+    if explore:
+        reachable[explore] = True
     if request.random_picks:
         reachable |= np.isin(rows, [p.row for p in request.random_picks])
     items, vectors, has_vector = catalog.items, catalog.vectors, catalog.has_vector
     score_list, value_list = scores.tolist(), value.tolist()
     ranked = []
-    for i in order[reachable[order]].tolist():
+    placed = order[reachable[order]].tolist()
+    for i, vector_known in zip(placed, has_vector[rows[placed]].tolist(), strict=True):
         candidate = candidates[i]
         row = candidate.row
         item = items[row]
-        ranked.append(
-            Ranked(
-                row=row,
-                item_id=candidate.item_id,
-                creator_id=item.creator_id,
-                category=item.category,
-                source=candidate.source,
-                score=score_list[i],
-                value=value_list[i],
-                vector=vectors[row] if has_vector[row] else None,
-                probabilities=probabilities[i],
-                also_from=candidate.also_from,
-            )
-        )
+        ranked.append(Ranked(row, candidate.item_id, item.creator_id, item.category, candidate.source,
+                             score_list[i], vectors[row] if vector_known else None, probabilities[i],
+                             candidate.also_from, value_list[i]))
     trace["ranker_version"] = state.ranker.active_version
+    traced = ranked[:TRACE_CANDIDATES]
+    trends = catalog.trend[[r.row for r in traced]].tolist()
     trace["scored"] = [
         {
             "item_id": r.item_id,
             "source": r.source,
             "also_from": r.also_from,
             "value": round(r.value, 4),
-            "trend": round(float(catalog.trend[r.row]), 4),
+            "trend": round(trend, 4),
             "score": round(r.score, 4),
-            "probabilities": _as_dict(r.probabilities),
+            "probabilities": p,
         }
-        for r in ranked[:TRACE_CANDIDATES]
+        for r, trend, p in zip(traced, trends, _as_dicts(probabilities[placed[:TRACE_CANDIDATES]]), strict=True)
     ]
     return ranked
 
 
-def _as_dict(probabilities: np.ndarray) -> dict[str, float]:
-    return dict(zip(TASKS, np.round(probabilities, 4).tolist(), strict=True))
+def _as_dicts(probabilities: np.ndarray) -> list[dict[str, float]]:
+    """Each row of ``probabilities`` as {task: P rounded to 4 places} (one rounding for all rows)."""
+    return [dict(zip(TASKS, row, strict=True)) for row in np.round(probabilities, 4).tolist()]
 
 
 def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed]:
@@ -296,6 +312,7 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
     recommendations = []
     evidence: list[list[dict]] = []  # per card, what each reason refers to (reasons.Reason.as_trace)
     why = reasons_context(state, user, request.now)
+    probabilities = _as_dicts(np.array([placed.entry.probabilities for placed in page])) if page else []
     for position, placed in enumerate(page):
         entry = placed.entry
         item = catalog.items[entry.row]
@@ -315,7 +332,7 @@ def _finish(request: _Request, page: list[Placed], trace: dict) -> list[Recommen
                 score=round(entry.score, 6),
                 source=source,
                 reasons=[r.text for r in reasons],
-                probabilities=_as_dict(entry.probabilities),
+                probabilities=probabilities[position],
                 propensity=placed.propensity,
                 position=position,
             )

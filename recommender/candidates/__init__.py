@@ -60,17 +60,15 @@ def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Cand
         if scored is None:
             continue
         ids = trace[name] = []
+        found, add = merged.get, ids.append
         for rank, (row, score) in enumerate(scored):
-            existing = merged.get(row)
+            existing = found(row)
             if existing is None:
-                item_id = items[row].item_id
-                merged[row] = Candidate(row, item_id, name, score, [], {name: rank})
-            else:
-                item_id = existing.item_id
-                if name not in existing.ranks:
-                    existing.also_from.append(name)
-                    existing.ranks[name] = rank
-            ids.append(item_id)
+                existing = merged[row] = Candidate(row, items[row].item_id, name, score, [], {name: rank})
+            elif name not in existing.ranks:
+                existing.also_from.append(name)
+                existing.ranks[name] = rank
+            add(existing.item_id)
     return list(merged.values()), trace
 
 

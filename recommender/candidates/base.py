@@ -36,6 +36,11 @@ class CandidateRequest:
         self._excluded_set = {row_of[i] for i in self.excluded if i in row_of}
         self.excluded_rows = np.array(sorted(self._excluded_set), dtype=np.int64)
 
+    @property
+    def excluded_row_set(self) -> set[int]:
+        """Rows of ``excluded`` as a set (do not change it)."""
+        return self._excluded_set
+
     def is_usable(self, row: int) -> bool:
         """Available and not excluded."""
         return bool(self.state.catalog.available[row]) and row not in self._excluded_set

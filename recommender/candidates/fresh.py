@@ -46,9 +46,11 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
             draw = np.unique(rng.integers(0, len(members), size=4 * limit))  # O(limit), unlike a permutation
             rng.shuffle(draw)
             rows = members[draw]
-            rows = rows[in_pool(catalog, config, request.now, rows) & request.usable_mask(rows)]
+            # in_pool checks availability: of ``is_usable`` only the exclusions are left
+            rows = rows[in_pool(catalog, config, request.now, rows)]
+            excluded = request.excluded_row_set
             for row in rows.tolist():
-                if row not in seen:
+                if row not in seen and row not in excluded:
                     seen.add(row)
                     picked.append(row)
             if len(picked) >= limit:

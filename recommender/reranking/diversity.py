@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Ranked:
     row: int
     item_id: str
@@ -27,7 +27,7 @@ class Ranked:
     value: float = 0.0  # Σ w·P(action) before the trend boost
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Placed:
     entry: Ranked
     kind: str  # "ranked", "explore" or "cold_start"
@@ -38,12 +38,13 @@ class _Similarity:
     """Similarity of a placed entry to every ranked entry: cosine when both have vectors, else same topic."""
 
     def __init__(self, ranked: list[Ranked]) -> None:
-        self.has_vector = np.array([r.vector is not None for r in ranked], dtype=bool)
-        dim = next((len(r.vector) for r in ranked if r.vector is not None), 0)
+        with_vector = [i for i, r in enumerate(ranked) if r.vector is not None]
+        self.has_vector = np.zeros(len(ranked), dtype=bool)
+        self.has_vector[with_vector] = True
+        dim = len(ranked[with_vector[0]].vector) if with_vector else 0
         self.vectors = np.zeros((len(ranked), dim), dtype=np.float32)
-        for i, r in enumerate(ranked):
-            if r.vector is not None:
-                self.vectors[i] = r.vector
+        if with_vector:
+            self.vectors[with_vector] = [ranked[i].vector for i in with_vector]
         self.categories = np.array([r.category or "" for r in ranked], dtype=object)
 
     def to(self, entry: Ranked) -> np.ndarray:
