@@ -16,6 +16,15 @@ from ..state import EngineState
 Scored = list[tuple[int, float]]
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for a small integer array, without its fixed cost (a few times the work here)."""
+    values = np.sort(values)
+    keep = np.empty(len(values), dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 @dataclass
 class CandidateRequest:
     state: EngineState

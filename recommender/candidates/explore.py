@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .base import CandidateRequest, Scored
+from .base import CandidateRequest, Scored, sorted_unique
 
 NAME = "explore"
 
@@ -16,7 +14,7 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
         return []
     known = {name for name, _ in request.user.long_positive.top(request.now, 3, kind="topic")}
     known |= {name for name, _ in request.user.short_scores.top(request.now, 3, kind="topic")}
-    sample = np.unique(request.rng.integers(0, n, size=4 * limit))  # O(limit), unlike choice(replace=False)
+    sample = sorted_unique(request.rng.integers(0, n, size=4 * limit))  # O(limit), unlike choice(replace=False)
     request.rng.shuffle(sample)
     rows = ((int(row), 0.0) for row in sample if catalog.items[row].category not in known or not known)
     return request.take(rows, limit)

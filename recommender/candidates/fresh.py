@@ -8,7 +8,7 @@ from ..catalog import Catalog
 from ..config import RecommenderConfig
 from ..features.items import C
 from ..reranking.cold_start import exposure_cap
-from .base import CandidateRequest, Scored
+from .base import CandidateRequest, Scored, sorted_unique
 
 NAME = "fresh"
 
@@ -43,7 +43,7 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
         picked: list[int] = []
         seen: set[int] = set()
         for _ in range(SAMPLED_ROUNDS):
-            draw = np.unique(rng.integers(0, len(members), size=4 * limit))  # O(limit), unlike a permutation
+            draw = sorted_unique(rng.integers(0, len(members), size=4 * limit))  # O(limit), unlike a permutation
             rng.shuffle(draw)
             rows = members[draw]
             # in_pool checks availability: of ``is_usable`` only the exclusions are left

@@ -45,10 +45,13 @@ class DecayedScores:
 
     def top(self, now: float, n: int, kind: str | None = None, positive: bool = True) -> list[tuple[str, float]]:
         """Highest (or most negative) scores, optionally only keys of one kind ((kind, name) keys)."""
-        rows = [
-            (key[1] if kind else key, value)
-            for key, value in self.items(now)
-            if (kind is None or (isinstance(key, tuple) and key[0] == kind)) and (value > 0) == positive and value
-        ]
+        rate, exp = self.rate, math.exp
+        rows = []
+        for key, (amount, at) in self._values.items():
+            if kind is not None and not (isinstance(key, tuple) and key[0] == kind):
+                continue  # decayed only for the keys of ``kind`` (``get``'s formula)
+            value = amount * exp(-rate * max(0.0, now - at))
+            if (value > 0) == positive and value:
+                rows.append((key[1] if kind else key, value))
         rows.sort(key=lambda kv: -abs(kv[1]))
         return rows[:n]

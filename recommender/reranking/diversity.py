@@ -44,11 +44,15 @@ class _Similarity:
         dim = len(ranked[with_vector[0]].vector) if with_vector else 0
         self.vectors = np.zeros((len(ranked), dim), dtype=np.float32)
         if with_vector:
-            self.vectors[with_vector] = [ranked[i].vector for i in with_vector]
-        self.categories = np.array([r.category or "" for r in ranked], dtype=object)
+            self.vectors[with_vector] = np.stack([ranked[i].vector for i in with_vector])
+        # topics as small integer codes: comparing them is one integer pass, not a string comparison per entry
+        self.topic_code: dict[str, int] = {}
+        self.topics = np.array([self.topic_code.setdefault(r.category or "", len(self.topic_code)) for r in ranked],
+                               dtype=np.int64)
 
     def to(self, entry: Ranked) -> np.ndarray:
-        same_topic = (self.categories == entry.category).astype(np.float64) if entry.category else None
+        same_topic = (self.topics == self.topic_code.get(entry.category, -1)).astype(np.float64) \
+            if entry.category else None
         sims = np.zeros(len(self.has_vector)) if same_topic is None else same_topic
         if entry.vector is not None and self.vectors.shape[1] == len(entry.vector):
             sims = np.where(self.has_vector, self.vectors @ entry.vector, sims)
@@ -148,6 +152,13 @@ def _mmr_choice(ranked, used, relevance, max_sim, mmr_lambda, creator_ok, topic_
     mmr = mmr_lambda * relevance - (1.0 - mmr_lambda) * max_sim
     mmr = np.where(used, -np.inf, mmr)
     skipped: list[dict] = []
+    # Usually the best MMR entry passes the rules: without NaNs, argmax is the stable sort's first entry.
+    best = int(np.argmax(mmr))
+    if np.isfinite(mmr[best]) and creator_ok(ranked[best]) and topic_ok(ranked[best]):
+        top_relevance = int(np.argmax(np.where(used, -np.inf, relevance)))
+        if top_relevance != best:
+            skipped.append({"item_id": ranked[top_relevance].item_id, "why": "diversity (too similar)"})
+        return best, skipped
     for index in np.argsort(-mmr, kind="stable"):
         if not np.isfinite(mmr[index]):
             break
