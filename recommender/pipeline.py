@@ -43,6 +43,7 @@ class _Request:
     rng: np.random.Generator
     collaborative: UserCollaborative | None = None
     random_picks: tuple[random_exposure.RandomPick, ...] = ()
+    ranked_in_pool: list[bool] | None = None  # per entry of _rank's result: still in its cold-start cohort
 
 
 def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, now: float) -> list[Recommendation]:
@@ -185,7 +186,8 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     # reserved slots it skips), every explore candidate (the bandit's arms), every item still in its cold-start
     # cohort and the random-exposure picks. The rest could never be placed; building them was most of the cost.
     order = np.argsort(-scores, kind="stable")  # as a stable sort by descending score
-    reachable = fresh_source.in_pool(catalog, config, request.now, rows)
+    pooled = fresh_source.in_pool(catalog, config, request.now, rows)
+    reachable = pooled.copy()
     reachable[order[: config.mmr_pool_size + request.k]] = True
     explore = [i for i, c in enumerate(candidates) if c.source == "explore"]
     if explore:
@@ -196,6 +198,7 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     score_list, value_list = scores.tolist(), value.tolist()
     ranked = []
     placed = order[reachable[order]].tolist()
+    request.ranked_in_pool = pooled[placed].tolist()  # nothing changes the cohorts before _rerank reads it
     for i, vector_known in zip(placed, has_vector[rows[placed]].tolist(), strict=True):
         candidate = candidates[i]
         row = candidate.row
@@ -284,9 +287,11 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
         }
 
     # Cold-start cohort slots: the best-scoring new upload still inside its guaranteed exposure cohort.
-    ranked_rows = np.array([r.row for r in ranked], dtype=np.int64)
-    in_pool = fresh_source.in_pool(state.catalog, config, request.now, ranked_rows)
-    cohort = [r for r, pooled in zip(ranked, in_pool.tolist(), strict=True) if pooled and r.row not in taken]
+    in_pool = request.ranked_in_pool
+    if in_pool is None:
+        in_pool = fresh_source.in_pool(state.catalog, config, request.now,
+                                       np.array([r.row for r in ranked], dtype=np.int64)).tolist()
+    cohort = [r for r, pooled in zip(ranked, in_pool, strict=True) if pooled and r.row not in taken]
     position = min(k - 1, int(config.cold_start_slot_position * k))
     for entry in cohort[: config.fresh_slots]:
         while position in reserved and position < k - 1:

@@ -101,14 +101,33 @@ class EngineState:
             self._sequence_rows = (key, (positions, rows[positions]))
         return self._sequence_rows[1]
 
+    def _vocabulary_of_rows(self, model: SequenceModel) -> np.ndarray:
+        """Per catalogue row, the item's position in ``model``'s vocabulary (-1: not in it): O(vocabulary) when
+        the catalogue or the model changes, one gather per request. Kept out of the dataclass fields: a
+        snapshot does not save it."""
+        catalog = self.catalog
+        cached = self.__dict__.get("_row_vocabulary")
+        if cached is not None and cached[0] is catalog and cached[1] == catalog.version and cached[2] is model:
+            return cached[3]
+        positions = np.full(len(catalog), -1, dtype=np.int64)
+        if model is self.sequence and len(set(model.ids)) == len(model.ids):
+            known, rows = self.sequence_vocabulary()
+            positions[rows] = known
+        else:  # an older model a cached user state still holds, or repeated ids (the index keeps the last)
+            row_of = catalog.row_of
+            for item_id, position in model.index.items():
+                row = row_of.get(item_id)
+                if row is not None:
+                    positions[row] = position
+        self.__dict__["_row_vocabulary"] = (catalog, catalog.version, model, positions)
+        return positions
+
     def sequence_scores(self, user: UserState, rows: np.ndarray) -> np.ndarray | None:
         """Next-item scores in (-1, 1) for catalogue ``rows`` (0 where the model does not know the item)."""
         sequence = self.user_sequence(user)
         if sequence is None:
             return None
-        index, items = sequence.model.index, self.catalog.items
-        vocab = np.fromiter((index.get(items[row].item_id, -1) for row in rows.tolist()), dtype=np.int64,
-                            count=len(rows))
+        vocab = self._vocabulary_of_rows(sequence.model)[rows]
         out = np.zeros(len(rows), dtype=np.float32)
         known = vocab >= 0
         out[known] = sequence.for_vocabulary(vocab[known])

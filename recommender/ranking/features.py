@@ -3,6 +3,7 @@ construction, so one feature set serves the hand-set prior and the learned model
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -71,8 +72,9 @@ class InterestQueries:
     negative: np.ndarray  # (c, d)
     baseline: np.ndarray  # (a + b + c,) cos(query, catalogue mean)
 
-    @property
+    @functools.cached_property
     def all(self) -> np.ndarray:
+        """Every query, stacked (once: the queries are cached per user for a few minutes)."""
         return np.vstack([self.short, self.long, self.negative])
 
     @property

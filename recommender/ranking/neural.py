@@ -45,7 +45,9 @@ class NeuralRanker:
     def logits(self, X: np.ndarray) -> np.ndarray:
         h = np.asarray(X, dtype=np.float32)
         for w, b in self.layers[:-1]:
-            h = np.maximum(h @ w.T + b, 0.0)
+            h = h @ w.T
+            h += b  # in place: the same sums as h @ w.T + b, without a temporary per layer
+            np.maximum(h, 0.0, out=h)
         w, b = self.layers[-1]
         return (h @ w.T + b).astype(np.float64) + self.prior_logits(X) * self.prior_scale[None, :]
 
