@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import pytest
 
@@ -235,4 +236,12 @@ def test_a_feed_request_waits_for_its_own_viewers_events_only(client):
         recommender.on_events([busy])
         assert recommender.caught_up("u_idle", timeout=0.05)
         assert not recommender.caught_up("u_busy", timeout=0.05)
+        # The same wait on the event loop (what a feed request does, holding no thread): woken by the worker.
+        assert run(client, recommender.wait_caught_up("u_idle", timeout=0.05))
+        assert not run(client, recommender.wait_caught_up("u_busy", timeout=0.05))
+        waiting = client.blocking_portal.start_task_soon(recommender.wait_caught_up, "u_busy", 5.0)
+        time.sleep(0.1)
+        assert not waiting.done()
+    assert waiting.result(timeout=5.0) is True
     assert recommender.caught_up("u_busy", timeout=5.0) and recommender.caught_up(timeout=5.0)
+    assert not recommender._waiters

@@ -13,6 +13,7 @@ they become ready, change moderation state or go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import queue
@@ -97,6 +98,8 @@ class RecommenderService:
         self._pending = 0
         self._pending_of: Counter[str] = Counter()  # batches waiting per user, for ``caught_up(user_id)``
         self._idle = threading.Condition()
+        # Feed requests waiting on the event loop for a user's batches (``wait_caught_up``), woken by the worker.
+        self._waiters: dict[str, list[asyncio.Future]] = {}
         self._worker: threading.Thread | None = None
         self.applied_through = 0
         # The vector folder's fingerprint when the catalogue's vectors were last read from it in full (a snapshot
@@ -290,6 +293,9 @@ class RecommenderService:
                 self._pending_of.subtract(_users_in(batch))
                 for user_id in [user for user, count in self._pending_of.items() if count <= 0]:
                     del self._pending_of[user_id]
+                    for waiter in self._waiters.pop(user_id, ()):
+                        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: nobody waits
+                            waiter.get_loop().call_soon_threadsafe(_wake, waiter)
                 self._idle.notify_all()
 
     def caught_up(self, user_id: str | None = None, timeout: float = CATCH_UP_WAIT_S) -> bool:
@@ -301,6 +307,28 @@ class RecommenderService:
             if user_id is None:
                 return self._idle.wait_for(lambda: self._pending == 0, timeout)
             return self._idle.wait_for(lambda: user_id not in self._pending_of, timeout)
+
+    async def wait_caught_up(self, user_id: str, timeout: float = CATCH_UP_WAIT_S) -> bool:
+        """``caught_up(user_id)`` awaited on the event loop: the wait holds no thread. Waiting in a worker thread
+        kept that thread from serving feeds meanwhile; with 50 swiping viewers (a beacon, then at once the next
+        page) most of the recommend pool's threads sat in that wait while the next requests queued for one."""
+        with self._idle:
+            if user_id not in self._pending_of:
+                return True
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(user_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._idle:
+                waiting = self._waiters.get(user_id)
+                if waiting is not None and waiter in waiting:
+                    waiting.remove(waiter)
+                    if not waiting:
+                        del self._waiters[user_id]
 
     async def refresh_video(self, video_id: str, announce: bool = True) -> None:
         """Re-read one video (ready, moderated, edited) and its vector into the recommender (and, with
@@ -355,9 +383,9 @@ class RecommenderService:
             # which on the event loop stalled every request for as long as another feed held the lock.
             if muted is not None:
                 self.engine.set_user_filters(user_id, blocked_creators=hidden_creators, muted_words=muted)
-            self.caught_up(user_id)
             return self.engine.recommend(user_id, k, context)
 
+        await self.wait_caught_up(user_id)  # a feed reflects the viewer's last swipe (see caught_up)
         results = await asyncio.to_thread(_recommend)
         return [Pick(r.item_id, r.source, list(r.reasons), r.score, dict(r.probabilities), r.propensity)
                 for r in results]
@@ -384,6 +412,11 @@ class RecommenderService:
                 log.exception("could not write the recommender snapshot at shutdown")
         if self.model_store is not None:
             self.model_store.dispose()
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():  # not timed out meanwhile
+        waiter.set_result(None)
 
 
 def _users_in(batch: list[StoredEvent]) -> set[str]:
