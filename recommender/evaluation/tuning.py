@@ -47,9 +47,11 @@ FORYOU_GRID: list[dict[str, Any]] = [
 #: list without any furniture (what the furniture costs on validation).
 SERVED_GRID: list[dict[str, Any]] = [
     {},
-    {"explore_taper_positives": 0.0},  # every page carries its exploration slot, however long the history
-    {"explore_taper_positives": 30.0, "explore_min_page_share": 0.25},
+    {"explore_taper_positives": 15.0, "explore_min_page_share": 0.1},  # the default before 5 / 0.02
+    {"explore_slots": 0},  # no exploration for warm viewers (cold viewers keep theirs)
     PURE_RELEVANCE,
+    {"explore_taper_positives": 0.0},  # every page carries its exploration slot, however long the history
+    {"mmr_lambda": 1.0},  # no diversification
 ]
 
 

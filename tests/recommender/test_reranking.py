@@ -123,6 +123,20 @@ def test_exploration_page_share_tapers_with_evidence_but_never_stops():
     assert exploration.page_share(10_000, 60.0, 0.25) == 0.25  # a long history keeps the floor
 
 
+def test_served_defaults_explore_on_every_page_early_then_rarely_but_never_stop():
+    from recommender import RecommenderConfig
+
+    config = RecommenderConfig()
+
+    def share(n_positive):
+        return exploration.page_share(n_positive, config.explore_taper_positives, config.explore_min_page_share)
+
+    assert share(5) == 1.0  # a handful of positives: every page explores
+    assert share(10) == pytest.approx(0.5)
+    assert share(100) == pytest.approx(0.05)  # a MovieLens-sized history: one page in twenty
+    assert share(100_000) == config.explore_min_page_share > 0.0  # exploration never stops
+
+
 def test_a_confident_viewer_gets_fewer_exploration_slots_with_propensities_that_say_so():
     from recommender import Recommender, RecommenderConfig
 
