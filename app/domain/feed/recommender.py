@@ -364,11 +364,11 @@ class RecommenderService:
         """``stored=False``: a pending visitor (app.server.web_session), who has no rows to read yet."""
         hidden_videos, hidden_creators, preferences = set(), set(), None
         if stored:
-            def _filters(session) -> tuple:  # noqa: ANN001 - one read: the viewer's hidden/blocked and muted words
-                return (*hidden_in(session, user_id),
-                        session.connection().execute(select(User.preferences).where(User.id == user_id)).first())
+            def _filters(connection) -> tuple:  # noqa: ANN001 - one read: the viewer's hidden/blocked and muted words
+                return (*hidden_in(connection, user_id),
+                        connection.execute(select(User.preferences).where(User.id == user_id)).first())
 
-            hidden_videos, hidden_creators, preferences = await self.db.read_sync(_filters)
+            hidden_videos, hidden_creators, preferences = await self.db.read_core(_filters)
         # A pending visitor (no row yet) has no filters, and gets no state for them.
         muted = list((preferences[0] or {}).get("muted_words", [])) if preferences is not None else None
         # Promoted defaults, then the user's A/B variant (app.domain.experiments), then the caller's own.

@@ -139,9 +139,9 @@ def _hidden_query():  # noqa: ANN202 - a Core SELECT
 _HIDDEN_QUERY = _hidden_query()
 
 
-def hidden_in(session, user_id: str) -> tuple[set[str], set[str]]:  # noqa: ANN001 - a (sync) Session
-    """``hidden_for`` inside an open session, for ``Database.read_sync`` (one query)."""
-    rows = session.connection().execute(_HIDDEN_QUERY, {"user_id": user_id}).all()
+def hidden_in(connection, user_id: str) -> tuple[set[str], set[str]]:  # noqa: ANN001 - a (sync) Connection
+    """``hidden_for`` on an open connection, for ``Database.read_core`` (one query)."""
+    rows = connection.execute(_HIDDEN_QUERY, {"user_id": user_id}).all()
     return {key for kind, key in rows if kind == "v"}, {key for kind, key in rows if kind == "c"}
 
 
@@ -149,7 +149,7 @@ async def hidden_for(db: Database, user_id: str | None) -> tuple[set[str], set[s
     """(hidden or reported video ids, hidden or blocked creator ids) of a user, in one query."""
     if not user_id:
         return set(), set()
-    return await db.read_sync(lambda session: hidden_in(session, user_id))
+    return await db.read_core(lambda connection: hidden_in(connection, user_id))
 
 
 class FeedService:
