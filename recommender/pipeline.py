@@ -114,7 +114,7 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
 def _passes_all(ctx: FilterContext, excluded: set[str]):  # noqa: ANN202 - a predicate over rows
     """``first_failing(ctx, row) is None`` in a few set lookups: ``excluded`` (``known_exclusions``) holds every
     item id the item-id filters remove, so only the creator and muted-word filters are left to check. A row it
-    rejects may still pass (``first_failing`` decides, and names the filter)."""
+    rejects fails some filter (``first_failing`` names which)."""
     items, available, user = ctx.catalog.items, ctx.catalog.available, ctx.user
     creators = {user.user_id, *user.blocked_creators, *user.hidden_creators}
     muted = bool(user.muted_words)
@@ -155,8 +155,9 @@ def _popular_scan(state, filter_ctx, passes, have: set[int], limit: int, relax: 
     found: list[Candidate] = []
     for rank, item_id in enumerate(state.popular):
         row = catalog.row_of.get(item_id)
-        # A row every filter lets through passes the relaxed ones too.
-        if row is None or row in have or not (passes(row) or first_failing(filter_ctx, row, relax) is None):
+        # A row every filter lets through passes the relaxed ones too; with none relaxed, one ``passes`` rejects
+        # fails a filter.
+        if row is None or row in have or not (passes(row) or relax and first_failing(filter_ctx, row, relax) is None):
             continue
         found.append(Candidate(row, item_id, popular_source.NAME, 1.0 / (1 + rank),
                                ranks={popular_source.NAME: rank}))
