@@ -90,6 +90,19 @@ def test_collaborative_scores_use_every_positive_not_just_the_last_ten():
     assert scores.support[list(similarity.ids).index("shared")] == 2
 
 
+def test_served_defaults_weigh_the_anchor_ten_engagements_back_half_as_much():
+    config = RecommenderConfig()
+    similarity = _similarity()
+    user = UserState("u", config)
+    for i in range(12):  # seconds apart: age barely separates them, the engagements that followed do
+        user.record_engagement(f"a{i}", 1.0, NOW + i, config.cf_user_history_items)
+    rows = collaborative.catalog_rows(similarity, {item: row for row, item in enumerate(similarity.ids)})
+    scores = collaborative.for_user(similarity, rows, user, NOW + 30, config, catalog_version=0)
+    by_id = dict(zip(similarity.ids, scores.score[np.arange(len(similarity.ids))].tolist(), strict=True))
+    assert by_id["n1"] / by_id["n11"] == pytest.approx(0.5, rel=1e-3)  # ten newer engagements halve a1's say
+    assert by_id["n10"] / by_id["n11"] == pytest.approx(0.5 ** 0.1, rel=1e-3)
+
+
 def test_collaborative_scores_need_neighbours_and_history():
     config = RecommenderConfig()
     user = UserState("u", config)
