@@ -42,13 +42,13 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
     if len(members) > 8 * limit:
         picked: list[int] = []
         seen: set[int] = set()
+        excluded = request.excluded_row_set
         for _ in range(SAMPLED_ROUNDS):
             draw = sorted_unique(rng.integers(0, len(members), size=4 * limit))  # O(limit), unlike a permutation
             rng.shuffle(draw)
             rows = members[draw]
             # in_pool checks availability: of ``is_usable`` only the exclusions are left
             rows = rows[in_pool(catalog, config, request.now, rows)]
-            excluded = request.excluded_row_set
             for row in rows.tolist():
                 if row not in seen and row not in excluded:
                     seen.add(row)
