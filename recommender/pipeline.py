@@ -43,7 +43,6 @@ class _Request:
     rng: np.random.Generator
     collaborative: UserCollaborative | None = None
     random_picks: tuple[random_exposure.RandomPick, ...] = ()
-    ranked_in_pool: list[bool] | None = None  # per entry of _rank's result: still in its cold-start cohort
 
 
 def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, now: float) -> list[Recommendation]:
@@ -59,8 +58,8 @@ def build_feed(state: EngineState, user_id: str, k: int, context: FeedContext, n
         trace["final"] = []
         state.traces[user_id] = trace
         return []
-    ranked = _rank(request, candidates, queries, trace)
-    page = _rerank(request, ranked, trace)
+    ranked, in_cohort = _rank(request, candidates, queries, trace)
+    page = _rerank(request, ranked, in_cohort, trace)
     recommendations = _finish(request, page, trace)
     state.traces[user_id] = trace
     return recommendations
@@ -166,7 +165,9 @@ def _popular_scan(state, filter_ctx, passes, have: set[int], limit: int, relax: 
     return found
 
 
-def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueries, trace: dict) -> list[Ranked]:
+def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueries,
+          trace: dict) -> tuple[list[Ranked], list[bool]]:
+    """The entries re-ranking can reach, best first, and per entry whether it is still in its cold-start cohort."""
     state, config, user = request.state, request.config, request.user
     catalog = state.catalog
     rows = np.array([c.row for c in candidates], dtype=np.int64)
@@ -199,7 +200,6 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     score_list, value_list = scores.tolist(), value.tolist()
     ranked = []
     placed = order[reachable[order]].tolist()
-    request.ranked_in_pool = pooled[placed].tolist()  # nothing changes the cohorts before _rerank reads it
     for i, vector_known in zip(placed, has_vector[rows[placed]].tolist(), strict=True):
         candidate = candidates[i]
         row = candidate.row
@@ -222,7 +222,7 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
         }
         for r, trend, p in zip(traced, trends, _as_dicts(probabilities[placed[:TRACE_CANDIDATES]]), strict=True)
     ]
-    return ranked
+    return ranked, pooled[placed].tolist()  # nothing changes the cohorts before _rerank reads them
 
 
 def _as_dicts(probabilities: np.ndarray) -> list[dict[str, float]]:
@@ -230,7 +230,7 @@ def _as_dicts(probabilities: np.ndarray) -> list[dict[str, float]]:
     return [dict(zip(TASKS, row, strict=True)) for row in np.round(probabilities, 4).tolist()]
 
 
-def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed]:
+def _rerank(request: _Request, ranked: list[Ranked], in_cohort: list[bool], trace: dict) -> list[Placed]:
     state, config, user, k = request.state, request.config, request.user, request.k
     cold = user.is_cold(config)
     reserved: dict[int, Placed] = {}
@@ -288,11 +288,7 @@ def _rerank(request: _Request, ranked: list[Ranked], trace: dict) -> list[Placed
         }
 
     # Cold-start cohort slots: the best-scoring new upload still inside its guaranteed exposure cohort.
-    in_pool = request.ranked_in_pool
-    if in_pool is None:
-        in_pool = fresh_source.in_pool(state.catalog, config, request.now,
-                                       np.array([r.row for r in ranked], dtype=np.int64)).tolist()
-    cohort = [r for r, pooled in zip(ranked, in_pool, strict=True) if pooled and r.row not in taken]
+    cohort = [r for r, pooled in zip(ranked, in_cohort, strict=True) if pooled and r.row not in taken]
     position = min(k - 1, int(config.cold_start_slot_position * k))
     for entry in cohort[: config.fresh_slots]:
         while position in reserved and position < k - 1:
