@@ -75,6 +75,12 @@ class Recommender:
         with self._state.lock:
             return apply_event(self._state, event)
 
+    def record_live_events(self, events: Iterable[Event]) -> int:
+        """Apply events as they arrive, in the order given (the app's commit order), under one acquisition of the
+        state lock: ``record_event`` for each, without a lock round trip per event. Returns how many were new."""
+        with self._state.lock:
+            return sum(apply_event(self._state, event) for event in events)
+
     def record_events(self, events: Iterable[Event], history_end: float | None = None) -> int:
         """Bulk replay (startup, backfill), in time order. Ranking features for training are logged only for
         the most recent ``training_window_seconds`` of the history (which ends at ``history_end`` when the

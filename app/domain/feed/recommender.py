@@ -45,6 +45,10 @@ REPLAY_CHUNK = 5_000
 # A view's row is updated in place as its watch time grows (and forwarded once final), so views stored shortly
 # before a snapshot are looked at again after it; the engine ignores the ones it already applied.
 SNAPSHOT_VIEW_GRACE = timedelta(minutes=30)
+# The worker applies what is queued together (up to this many events), ``APPLY_SEGMENT`` events per hold of the
+# state lock: a feed that needs the lock waits for one segment at most, not for a whole group of batches.
+MAX_APPLY_EVENTS = 2_000
+APPLY_SEGMENT = 32
 CATCH_UP_WAIT_S = 1.0  # a feed request waits at most this long for the event worker to apply what came before it
 EVENT_COLUMNS = (EventRow.id, EventRow.event_id, EventRow.user_id, EventRow.event_type, EventRow.timestamp,
                  EventRow.video_id, EventRow.creator_id, EventRow.watch_duration, EventRow.additional_info)
@@ -252,10 +256,11 @@ class RecommenderService:
                 batch = self._inbox.get(timeout=max(0.05, next_snapshot - time.monotonic()))
             except queue.Empty:
                 batch = []
-            if batch is None:
+            batches, stop = self._take_queued([batch] if batch else [], stop=batch is None)
+            if batches:
+                self._apply(batches)
+            if stop:
                 return
-            if batch:
-                self._apply(batch)
             if time.monotonic() >= next_snapshot:
                 next_snapshot = time.monotonic() + self.snapshot_every_s
                 try:
@@ -263,40 +268,87 @@ class RecommenderService:
                 except Exception:  # noqa: BLE001 - a failed snapshot only means a longer replay next start
                     log.exception("could not write the recommender snapshot")
 
-    def _drain_inbox(self) -> None:
-        while True:
+    def _take_queued(self, batches: list[list[StoredEvent]], stop: bool = False
+                     ) -> tuple[list[list[StoredEvent]], bool]:
+        """``batches`` plus whatever else is queued now (up to ``MAX_APPLY_EVENTS`` events): applied together, in
+        order; True with them once the close marker was met (nothing after it is taken)."""
+        size = sum(len(batch) for batch in batches)
+        while not stop and size < MAX_APPLY_EVENTS:
             try:
                 batch = self._inbox.get_nowait()
             except queue.Empty:
-                return
-            if batch is not None:
-                self._apply(batch)
+                break
+            if batch is None:
+                stop = True
+            else:
+                batches.append(batch)
+                size += len(batch)
+        return batches, stop
 
-    def _apply(self, batch: list[StoredEvent]) -> None:
+    def _drain_inbox(self) -> None:
+        while True:
+            batches, _ = self._take_queued([])
+            if not batches:
+                return
+            self._apply(batches)
+
+    def _apply(self, batches: list[list[StoredEvent]]) -> None:
+        """Apply committed batches in commit order, ``APPLY_SEGMENT`` events per hold of the state lock, and let a
+        viewer's feed go as soon as the last of its viewer's events is in, not once the whole group is: a group
+        commit mixes many viewers' beacons and impressions, and a feed waits only for its own viewer's."""
+        unreleased: Counter[str] = Counter()  # batches per user still counted in ``_pending_of``
+        for batch in batches:
+            unreleased.update(_users_in(batch))
         try:
-            events = [_engine_event(item) for item in batch if should_forward(item) and item.event.user_id]
-            # One event at a time under the state lock, so a feed waits for one event, not a whole batch. The
-            # sequence moves (under the lock, which snapshots read it under) only once all of them are in: a
+            events = [_engine_event(item) for batch in batches for item in batch
+                      if should_forward(item) and item.event.user_id]
+            last = {event.user_id: i for i, event in enumerate(events)}
+            self._release(unreleased, [user for user in unreleased if user not in last])  # nothing to apply
+            # The sequence moves (under the lock, which snapshots read it under) only once all of them are in: a
             # snapshot taken meanwhile holds some of them with the sequence before them, and the replay after
             # a restart applies those rows again, which the engine ignores (an event id is applied once).
-            for event in events:
-                self.engine.record_event(event)
-            ids = [item.row_id for item in batch if item.row_id is not None]
+            for start in range(0, len(events), APPLY_SEGMENT):
+                segment = events[start : start + APPLY_SEGMENT]
+                self._record(segment)
+                end = start + len(segment)
+                self._release(unreleased, [user for user in {event.user_id for event in segment} if last[user] < end])
+            ids = [item.row_id for batch in batches for item in batch if item.row_id is not None]
             if ids:
                 with self.engine._state.lock:
                     self.applied_through = max(self.applied_through, *ids)
         except Exception:  # noqa: BLE001 - one bad event must not stop the worker
-            log.exception("recommender failed to apply %d events", len(batch))
+            log.exception("recommender failed to apply %d batches", len(batches))
         finally:
+            self._release(unreleased, list(unreleased))
             with self._idle:
-                self._pending -= 1
-                self._pending_of.subtract(_users_in(batch))
-                for user_id in [user for user, count in self._pending_of.items() if count <= 0]:
+                self._pending -= len(batches)
+                self._idle.notify_all()
+
+    def _record(self, events: list[Event]) -> None:
+        try:
+            self.engine.record_live_events(events)
+        except Exception:  # noqa: BLE001 - one bad event must not stop the others
+            log.exception("recommender failed to apply %d events; applying them one by one", len(events))
+            for event in events:  # those applied already are duplicates now: ignored
+                try:
+                    self.engine.record_event(event)
+                except Exception:  # noqa: BLE001
+                    log.exception("recommender failed to apply event %s", event.event_id)
+
+    def _release(self, unreleased: Counter[str], users: list[str]) -> None:
+        """Users whose events in the batches being applied are all in: their feeds may go."""
+        if not users:
+            return
+        with self._idle:
+            for user_id in users:
+                count = unreleased.pop(user_id, 0)
+                self._pending_of[user_id] -= count
+                if self._pending_of[user_id] <= 0:
                     del self._pending_of[user_id]
                     for waiter in self._waiters.pop(user_id, ()):
                         with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: nobody waits
                             waiter.get_loop().call_soon_threadsafe(_wake, waiter)
-                self._idle.notify_all()
+            self._idle.notify_all()
 
     def caught_up(self, user_id: str | None = None, timeout: float = CATCH_UP_WAIT_S) -> bool:
         """Wait (in a worker thread) until the events committed so far are applied: a feed reflects the last swipe.
