@@ -31,7 +31,7 @@ from sqlalchemy import String, bindparam, delete, exists, literal, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db.engine import Database
+from app.db.engine import Database, Prepared
 from app.db.models import AuthSession, Event, User, utcnow
 from app.server.limits import replaying_receive
 
@@ -109,9 +109,8 @@ def _lookup():  # noqa: ANN202 - a Core SELECT
 
 # (attribute, column name) of every column of users: a looked-up user has them all, as an ORM-loaded one would.
 _USER_ATTRIBUTES = [(prop.key, prop.columns[0].key) for prop in User.__mapper__.column_attrs]
-_LOOKUP = _lookup()
-_USER_FIELDS = [(attribute, _LOOKUP.selected_columns.keys().index(f"user__{column}"))
-                for attribute, column in _USER_ATTRIBUTES]
+_LOOKUP = Prepared(_lookup())
+_USER_FIELDS = [(attribute, _LOOKUP.keys.index(f"user__{column}")) for attribute, column in _USER_ATTRIBUTES]
 
 
 def _detached_user(row) -> User:  # noqa: ANN001 - a row of _LOOKUP
@@ -150,7 +149,7 @@ class SessionStore:
             return self.pending()
         candidate = self.pending(token)
         params = {"token_hash": candidate.token_hash, "visitor_id": candidate.visitor_id}
-        row = await self.db.read_core(lambda connection: connection.execute(_LOOKUP, params).one())
+        (row,) = await self.db.fetch(_LOOKUP, params)
         if row.auth_token_hash is not None:
             user = _detached_user(row) if row.user__id is not None else None
             loaded = await self._check(candidate.token_hash, row.auth_csrf_token, row.auth_last_seen_at,

@@ -19,7 +19,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from sqlalchemy import String, bindparam, exists, func, literal, select, union_all
 
-from app.db.engine import Database
+from app.db.engine import Database, Prepared
 from app.db.models import (
     PUBLISHED_MODERATION,
     Comment,
@@ -259,9 +259,13 @@ class FeedService:
         if not picks:
             return []
         ids = list(dict.fromkeys(pick.video_id for pick in picks))
-        params = {"ids": ids, "viewer": viewer.id if viewer is not None else ""}
-        found = await self.db.read_core(lambda connection: connection.execute(_CARD_QUERY, params).all())
-        rows = {row.v__id: row for row in found}
+        rows = {}
+        for start in range(0, len(ids), CARD_QUERY_SLOTS):
+            chunk = ids[start:start + CARD_QUERY_SLOTS]
+            chunk += chunk[-1:] * (CARD_QUERY_SLOTS - len(chunk))  # the unused slots repeat an id
+            params = {f"id_{slot}": video_id for slot, video_id in enumerate(chunk)}
+            params["viewer"] = viewer.id if viewer is not None else ""
+            rows.update((row.v__id, row) for row in await self.db.fetch(_CARD_QUERY, params))
         request_id = secrets.token_hex(6)
         cards = []
         for offset, pick in enumerate(pick for pick in picks if pick.video_id in rows):
@@ -328,10 +332,14 @@ CARD_VIDEO_COLUMNS = ("id", "creator_id", "caption", "duration", "width", "heigh
 CARD_CREATOR_COLUMNS = ("id", "username", "display_name", "avatar_path")
 
 
+CARD_QUERY_SLOTS = 8  # videos per statement: a feed page (6) in one
+
+
 def _card_query():  # noqa: ANN202 - a Core SELECT
     """Every card of a page in one statement: the video and creator rows, the like/comment/save/share counts,
     the sound and how many published videos use it, and the viewer's like/save/follow (``:viewer``; ``''`` for
-    nobody), for ``:ids`` (an expanding parameter). Built once: SQLAlchemy caches its compiled form."""
+    nobody), for the videos ``:id_0`` ... (``CARD_QUERY_SLOTS`` plain parameters, not an expanding ``IN``: its SQL
+    is compiled once for ``Database.fetch``, where an expanding list is rewritten per execution)."""
     v, u = Video.__table__, User.__table__
     likes, saves, comments, events = Like.__table__, Save.__table__, Comment.__table__, Event.__table__
     follows, links, sounds = Follow.__table__, VideoSound.__table__, Sound.__table__
@@ -360,10 +368,10 @@ def _card_query():  # noqa: ANN202 - a Core SELECT
     return (select(*columns)
             .select_from(v.join(u, u.c.id == v.c.creator_id).outerjoin(links, links.c.video_id == v.c.id)
                          .outerjoin(sounds, sounds.c.id == links.c.sound_id))
-            .where(v.c.id.in_(bindparam("ids", expanding=True))))
+            .where(v.c.id.in_([bindparam(f"id_{slot}", type_=String()) for slot in range(CARD_QUERY_SLOTS)])))
 
 
-_CARD_QUERY = _card_query()
-_KEYS = list(_CARD_QUERY.selected_columns.keys())
+_CARD_QUERY = Prepared(_card_query())
+_KEYS = list(_CARD_QUERY.keys)
 _VIDEO_FIELDS = [(key[3:], i) for i, key in enumerate(_KEYS) if key.startswith("v__")]
 _CREATOR_FIELDS = [(key[3:], i) for i, key in enumerate(_KEYS) if key.startswith("u__")]
