@@ -29,16 +29,25 @@ def datasets() -> Path:
     return DATASETS
 
 
-def foryou_eval(tmp_path: Path, datasets: Path, *args: str) -> dict:
-    env = {**os.environ, "FORYOU_DATA_DIR": str(tmp_path / "data"), "FORYOU_LOG_JSON": "false"}
+def foryou_eval(out: Path, datasets: Path, *args: str) -> dict:
+    env = {**os.environ, "FORYOU_DATA_DIR": str(out / "data"), "FORYOU_LOG_JSON": "false"}
     done = subprocess.run([sys.executable, "-m", "app", "eval", *args, "--quick", "--json", "--hashed",
                            "--datasets", str(datasets)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_offline_quick_run_reports_every_method_in_both_protocols_with_intervals(tmp_path, datasets):
-    result = foryou_eval(tmp_path, datasets, "offline")
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, datasets) -> tuple[dict, Path]:
+    """One quick `foryou eval report` for the module: its parts are `run_offline` and `run_simulation` (what
+    `foryou eval offline` and `foryou eval simulate` print), merged, so one run checks all three commands'
+    output (running each command on its own repeated the same minutes of work)."""
+    out = tmp_path_factory.mktemp("eval")
+    return foryou_eval(out, datasets, "report", "--out", str(out / "out")), out / "out"
+
+
+def test_offline_quick_run_reports_every_method_in_both_protocols_with_intervals(report):
+    result = report[0]["offline"]
     assert set(result["protocols"]) == {"user_chrono", "global_time"}
     for protocol, block in result["protocols"].items():
         methods = block["methods"]
@@ -63,8 +72,8 @@ def test_offline_quick_run_reports_every_method_in_both_protocols_with_intervals
     assert not check_claims(claims, result)
 
 
-def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_path, datasets):
-    result = foryou_eval(tmp_path, datasets, "simulate")
+def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(report):
+    result = report[0]["simulation"]
     world = result["worlds"]["catalogue"]["methods"]
     assert {"foryou", "popularity", "itemknn", "als", "random", "oracle"} <= set(world)
     assert world["random"]["gap_share"]["value"] == 0.0  # the gap is measured from random...
@@ -76,8 +85,8 @@ def test_simulator_quick_run_over_the_demo_catalogue_reports_the_gap_share(tmp_p
     assert claims and not check_claims(claims, result)
 
 
-def test_report_runs_the_protocols_and_worlds_as_parallel_parts_and_merges_them(tmp_path, datasets):
-    result = foryou_eval(tmp_path, datasets, "report", "--out", str(tmp_path / "out"))
+def test_report_runs_the_protocols_and_worlds_as_parallel_parts_and_merges_them(report):
+    result, out = report
     offline, simulation = result["offline"], result["simulation"]
     assert list(offline["protocols"]) == ["user_chrono", "global_time"]
     assert offline["primary_protocol"] == "user_chrono"
@@ -88,4 +97,4 @@ def test_report_runs_the_protocols_and_worlds_as_parallel_parts_and_merges_them(
     assert run == simulation["run"] and run["workers"] >= 1
     assert set(run["parts"]) == {"offline/user_chrono", "offline/global_time", "simulation/catalogue"}
     assert all(part["cpu_seconds"] > 0 for part in run["parts"].values())
-    assert (tmp_path / "out" / "eval.md").is_file() and (tmp_path / "out" / "eval.json").is_file()
+    assert (out / "eval.md").is_file() and (out / "eval.json").is_file()
