@@ -77,8 +77,10 @@ class RowValues:
 
     __slots__ = ("rows", "values")
 
-    def __init__(self, rows: np.ndarray, values: np.ndarray) -> None:
-        order = np.argsort(rows, kind="stable")
+    def __init__(self, rows: np.ndarray, values: np.ndarray, order: np.ndarray | None = None) -> None:
+        """``order``: ``rows``' stable argsort, when the caller has it already (two RowValues over the same rows)."""
+        if order is None:
+            order = np.argsort(rows, kind="stable")
         self.rows = rows[order]
         self.values = values[order]
 
@@ -152,23 +154,29 @@ def _compute(similarity: ItemSimilarity, sim_rows: np.ndarray, user: UserState, 
         return None
     starts, ends = similarity.indptr[anchors], similarity.indptr[anchors + 1]
     lengths = ends - starts
-    if not lengths.sum():
+    total = int(lengths.sum())
+    if not total:
         return None
-    take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
+    # Each anchor's slice of the CSR arrays, back to back: one arange, shifted per anchor (no array per anchor).
+    take = np.arange(total) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
     # Only the items some anchor points to: work in the user's neighbours, not in the catalogue.
     found, inverse = np.unique(similarity.neighbors[take], return_inverse=True)
     scores = np.bincount(inverse, weights=similarity.weights[take] * np.repeat(weights, lengths),
                          minlength=len(found))
     support = np.bincount(inverse, minlength=len(found)).astype(np.float32)
-    scores[np.isin(found, anchors)] = 0.0  # already engaged with: evidence about the others, not about themselves
+    # Already engaged with: evidence about the others, not about themselves (``found`` is sorted: a binary search).
+    at = np.minimum(np.searchsorted(found, anchors), len(found) - 1)
+    scores[at[found[at] == anchors]] = 0.0
     best = float(scores.max())
     if best <= 0:
         return None
     rows = sim_rows[found]
     known = rows >= 0
-    score = RowValues(rows[known], np.clip(scores[known] / best, -1.0, 1.0).astype(np.float32))
+    rows = rows[known]
+    order = np.argsort(rows, kind="stable")  # one sort for both
+    score = RowValues(rows, np.clip(scores[known] / best, -1.0, 1.0).astype(np.float32), order)
     anchor_rows = sim_rows[anchors]
-    return UserCollaborative(score, RowValues(rows[known], support[known]),
+    return UserCollaborative(score, RowValues(rows, support[known], order),
                              frozenset(anchor_rows[anchor_rows >= 0].tolist()))
 
 
