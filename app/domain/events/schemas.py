@@ -33,6 +33,18 @@ class BeaconEvent:
     info: dict[str, Any]
 
 
+def _short_scalar(value: Any) -> bool:
+    """A string, number or boolean written in at most 64 characters (``len(str(value)) <= 64``, without writing it:
+    a float's repr was most of a beacon's validation time)."""
+    if isinstance(value, str):
+        return len(value) <= 64
+    if isinstance(value, float):
+        return True  # a float's repr is at most 24 characters ('-1.7976931348623157e+308')
+    if isinstance(value, int):  # bool too
+        return -10**63 < value < 10**64
+    return False
+
+
 def parse_beacon_batch(payload: Any) -> tuple[str | None, list[BeaconEvent]]:
     """Return (csrf token, events) or raise with every problem found, so nothing is half-accepted."""
     if not isinstance(payload, dict):
@@ -69,7 +81,7 @@ def parse_beacon_batch(payload: Any) -> tuple[str | None, list[BeaconEvent]]:
         if not isinstance(info, dict) or set(info) - ALLOWED_INFO_KEYS:
             problems.append(f"{where}.info may only hold: {', '.join(sorted(ALLOWED_INFO_KEYS))}.")
             info = {}
-        info = {k: v for k, v in info.items() if isinstance(v, str | int | float | bool) and len(str(v)) <= 64}
+        info = {k: v for k, v in info.items() if _short_scalar(v)}
         if not problems:
             events.append(BeaconEvent(event_id, event_type, video_id,
                                       float(watch) if watch is not None else None, info))
