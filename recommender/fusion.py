@@ -174,28 +174,28 @@ def features(
     activity: ItemActivity,
     user: UserState,
     now: float,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The fusion model's rows for ``candidates``: ``X`` is their ranker feature matrix (same order)."""
+    """The fusion model's rows for ``candidates``: ``X`` is their ranker feature matrix (same order); ``rows``
+    their catalogue rows when the caller has them as an array already."""
     n = len(candidates)
     out = np.full((n, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
     if n == 0:
         return out
     out[:, :_FIRST_EXTRA] = X[:, _RANKER_COLUMNS]
     # Each candidate's source ranks gathered into flat lists, written with one fancy assignment (an item
-    # assignment per rank into the matrix cost more than the rest of this function).
-    at, columns, values = [], [], []
+    # assignment per rank into the matrix cost more than the rest of this function); one comprehension, not
+    # three appends per rank.
     source_column, log1p = _SOURCE_COLUMN, math.log1p
-    for i, candidate in enumerate(candidates):
-        for name, rank in candidate.ranks.items():
-            column = source_column.get(name)
-            if column is not None:
-                at.append(i)
-                columns.append(column)
-                values.append(log1p(rank))
-    if at:
+    found = [(i, column, log1p(rank)) for i, candidate in enumerate(candidates)
+             for name, rank in candidate.ranks.items() if (column := source_column.get(name)) is not None]
+    at: list[int] = []
+    if found:
+        at, columns, values = (list(part) for part in zip(*found, strict=True))
         out[at, columns] = values
     out[:, _X["n_sources"]] = np.bincount(np.array(at, dtype=np.int64), minlength=n)
-    rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=n)
+    if rows is None:
+        rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=n)
     recent = activity.recent(rows, now)
     for j, half_life in enumerate(RECENT_HALF_LIVES):
         out[:, _X[f"pop_{int(half_life)}d"]] = np.log1p(recent[:, j])

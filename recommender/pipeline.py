@@ -81,8 +81,8 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
     kept: list[Candidate] = []
     removed: dict[str, int] = {}
     passes = _passes_all(filter_ctx, excluded)
-    for candidate in candidates:
-        if passes(candidate.row):
+    for candidate, passed in zip(candidates, _passing(filter_ctx, excluded, candidates), strict=True):
+        if passed:
             kept.append(candidate)
             continue
         reason = first_failing(filter_ctx, candidate.row)
@@ -124,6 +124,20 @@ def _passes_all(ctx: FilterContext, excluded: set[str]):  # noqa: ANN202 - a pre
                 and not (muted and ctx.muted(row)))
 
     return passes
+
+
+def _passing(ctx: FilterContext, excluded: set[str], candidates: list[Candidate]) -> list[bool]:
+    """``_passes_all(ctx, excluded)`` for each candidate, in one comprehension with availability read for all
+    rows at once (a numpy scalar read and a call per candidate were most of its cost)."""
+    if not candidates:
+        return []
+    items, user = ctx.catalog.items, ctx.user
+    creators = {user.user_id, *user.blocked_creators, *user.hidden_creators}
+    muted = bool(user.muted_words)
+    rows = [c.row for c in candidates]
+    return [available and (item := items[row]).item_id not in excluded and item.creator_id not in creators
+            and not (muted and ctx.muted(row))
+            for row, available in zip(rows, ctx.catalog.available[rows].tolist(), strict=True)]
 
 
 def _with_random_slots(request: _Request, filter_ctx: FilterContext, kept: list[Candidate],
@@ -179,7 +193,7 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     if fused is not None:
         # The fusion model learned which candidates get chosen (trend included); the engagement value model's
         # score is added on top, weighted by fusion_value_weight.
-        F = fusion.features(X, candidates, catalog, state.activity, user, request.now)
+        F = fusion.features(X, candidates, catalog, state.activity, user, request.now, rows)
         scores = fused.score(F) + config.fusion_value_weight * value
         trace["fusion_version"] = state.fusion.active_version
     else:
@@ -194,8 +208,8 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     explore = [i for i, c in enumerate(candidates) if c.source == "explore"]
     if explore:
         reachable[explore] = True
-    if request.random_picks:
-        reachable |= np.isin(rows, [p.row for p in request.random_picks])
+    for pick in request.random_picks:  # a pick or two: a comparison each, not np.isin's fixed cost
+        reachable |= rows == pick.row
     items, vectors, has_vector = catalog.items, catalog.vectors, catalog.has_vector
     score_list, value_list = scores.tolist(), value.tolist()
     ranked = []

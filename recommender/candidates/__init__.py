@@ -60,12 +60,15 @@ def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Cand
         if scored is None:
             continue
         ids = trace[name] = []
-        found, add = merged.get, ids.append
+        found, add, new = merged.get, ids.append, Candidate
         for rank, (row, score) in enumerate(scored):
             existing = found(row)
-            if existing is None:
-                existing = merged[row] = Candidate(row, items[row].item_id, name, score, [], {name: rank})
-            elif name not in existing.ranks:
+            if existing is None:  # most rows: one source finds them
+                item_id = items[row].item_id
+                merged[row] = new(row, item_id, name, score, [], {name: rank})
+                add(item_id)
+                continue
+            if name not in existing.ranks:
                 existing.also_from.append(name)
                 existing.ranks[name] = rank
             add(existing.item_id)

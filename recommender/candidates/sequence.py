@@ -20,7 +20,13 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
         return []
     keep = request.usable_mask(rows)
     if sequence.positions:
-        keep &= ~np.isin(positions, np.array(sequence.positions, dtype=np.int64))
+        # ``positions`` is sorted and unique (EngineState.sequence_vocabulary): a binary search per engaged item
+        # finds them, where np.isin would pass over the whole vocabulary
+        engaged = np.array(sequence.positions, dtype=np.int64)
+        at = np.searchsorted(positions, engaged)
+        inside = at < len(positions)
+        at, engaged = at[inside], engaged[inside]
+        keep[at[positions[at] == engaged]] = False
     positions, rows = positions[keep], rows[keep]
     if not len(rows):
         return []

@@ -44,7 +44,9 @@ class _Similarity:
         dim = len(ranked[with_vector[0]].vector) if with_vector else 0
         self.vectors = np.zeros((len(ranked), dim), dtype=np.float32)
         if with_vector:
-            self.vectors[with_vector] = np.stack([ranked[i].vector for i in with_vector])
+            # one concatenate of the equal-length vectors: np.stack without its per-array Python calls
+            self.vectors[with_vector] = np.concatenate([ranked[i].vector for i in with_vector]).reshape(
+                len(with_vector), dim)
         # topics as small integer codes: comparing them is one integer pass, not a string comparison per entry
         self.topic_code: dict[str, int] = {}
         self.topics = np.array([self.topic_code.setdefault(r.category or "", len(self.topic_code)) for r in ranked],
