@@ -76,6 +76,7 @@ class _Context:
         self._floor: float | None = None
         self._mats: dict[tuple[str, ...], tuple[list[str], np.ndarray | None]] = {}
         self._enjoyed: dict[float, list[str]] = {}
+        self._cf: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def vector(self, item_id: str) -> np.ndarray | None:
         row = self.catalog.row_of.get(item_id)
@@ -107,9 +108,8 @@ class _Context:
         if mat is None:
             return None
         sims = mat @ (target / max(float(np.linalg.norm(target)), 1e-9))
-        for i, other in enumerate(ids):
-            if other == item.item_id:
-                sims[i] = -np.inf
+        if item.item_id in ids:  # the item itself is never its own seed (a scan in C, not a loop here)
+            sims[[i for i, other in enumerate(ids) if other == item.item_id]] = -np.inf
         best = int(np.argmax(sims))
         return ids[best] if sims[best] >= SEED_SIMILARITY else None
 
@@ -141,24 +141,42 @@ class _Context:
         row = self.catalog.row_of.get(item.item_id)
         return float(self.catalog.counts[row, COUNTER["views"]]) if row is not None else 0.0
 
+    def _cf_neighbours(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """The user's last MAX_SEEDS enjoyed items that have neighbours, and all their neighbour entries in
+        one array (each entry's anchor number, neighbour, weight): gathered once per request, not per card."""
+        if self._cf is None:
+            similarity = self.state.similarity
+            anchors, positions = [], []
+            for anchor in self.enjoyed()[-MAX_SEEDS:]:
+                a = similarity.index.get(anchor)
+                if a is not None:
+                    anchors.append(anchor)
+                    positions.append(a)
+            at = np.array(positions, dtype=np.int64)
+            begin, lengths = similarity.indptr[at], similarity.indptr[at + 1] - similarity.indptr[at]
+            offsets = np.cumsum(lengths) - lengths
+            take = np.repeat(begin - offsets, lengths) + np.arange(int(lengths.sum()))
+            self._cf = (anchors, np.repeat(np.arange(len(anchors)), lengths), similarity.neighbors[take],
+                        similarity.weights[take])
+        return self._cf
+
     def cf_anchor(self, item: Item) -> str | None:
-        """The engaged item whose item-to-item neighbours include ``item`` with the largest weight."""
-        similarity = self.state.similarity
-        target = similarity.index.get(item.item_id)
+        """The engaged item whose item-to-item neighbours include ``item`` with the largest weight (the first
+        such anchor, oldest first, on a tie; None when no anchor gives it a positive weight)."""
+        target = self.state.similarity.index.get(item.item_id)
         if target is None:
             return None
-        best, best_weight = None, 0.0
-        for anchor in self.enjoyed()[-MAX_SEEDS:]:
-            a = similarity.index.get(anchor)
-            if a is None:
-                continue
-            start, end = similarity.indptr[a], similarity.indptr[a + 1]
-            hits = np.flatnonzero(similarity.neighbors[start:end] == target)
-            if len(hits):
-                weight = float(similarity.weights[start + hits[0]])
-                if weight > best_weight:
-                    best, best_weight = anchor, weight
-        return best
+        anchors, owner, neighbours, weights = self._cf_neighbours()
+        hits = np.flatnonzero(neighbours == target)
+        if not len(hits):
+            return None
+        owners = owner[hits]
+        first = np.ones(len(hits), dtype=bool)  # each anchor's first entry for the item
+        first[1:] = owners[1:] != owners[:-1]
+        found = weights[hits[first]]
+        found = np.where(found > 0, found, 0)  # only positive weights name an anchor
+        best = int(np.argmax(found))  # the first of the largest
+        return anchors[int(owners[first][best])] if found[best] > 0 else None
 
 
 def _trending(item: Item, source: str, trend: float) -> Reason:

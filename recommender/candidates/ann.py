@@ -57,8 +57,10 @@ def generate(request: CandidateRequest, quotas: dict[str, int]) -> dict[str, Sco
     results: dict[str, dict[int, float]] = {}
     for j, (name, n) in enumerate(per_row):
         merged = results.setdefault(name, {})
+        seen = merged.get
         for row, score in zip(rows[j, :n].tolist(), scores[j, :n].tolist(), strict=True):
-            if row >= 0:
-                merged[row] = max(score, merged.get(row, -np.inf))
+            # max(score, the row's best so far) without a call per row
+            if row >= 0 and ((best := seen(row)) is None or not best > score):
+                merged[row] = score
     # Not cut back to the quota by score: that would drop the weaker taste the per-centroid shares protect.
     return {name: sorted(found.items(), key=lambda kv: -kv[1]) for name, found in results.items()}

@@ -24,4 +24,4 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
         top = np.argpartition(-scores, limit - 1)[:limit]
         rows, scores = rows[top], scores[top]
     order = np.lexsort((rows, -scores))  # best first; ties by row, as the dense scan did
-    return [(int(rows[i]), float(scores[i])) for i in order]
+    return list(zip(rows[order].tolist(), scores[order].tolist(), strict=True))  # one conversion, not two per row
