@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,14 +23,20 @@ HEADERS = {
 }
 
 
+_RAW_HEADERS = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS.items()]
+
+
 async def add_security_headers(message: Message, scope: Scope) -> None:
-    """A ``before_send`` hook: Litestar calls it for every response the app sends, routed or not."""
+    """A ``before_send`` hook: Litestar calls it for every response the app sends, routed or not. A header the
+    response sets itself is left as it is. (One pass over the raw headers: MutableScopeHeaders' lookups and sets
+    decoded every header name per lookup, ~20 us a response.)"""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    for name, value in HEADERS.items():
-        if name not in headers:
-            headers[name] = value
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or [])
+    present = {name.lower() for name, _ in headers}
+    headers.extend(header for header in _RAW_HEADERS if header[0] not in present)
 
 
 def host_of(scope: Scope) -> str:
