@@ -41,13 +41,16 @@ class FragmentCache:
 
     For the parts of a page that depend only on what the key names (a feed card's video, creator and sound:
     ``Card.fragment_key``), so that rendering them is paid once per version of the video, not once per viewer.
-    Bounded: the oldest entries go first. Used on the event loop only (no lock)."""
+    Bounded: the oldest entries go first. Used on the event loop only (no lock). A key that is just ``None``
+    renders the body every time (a fragment cacheable only sometimes: ``cached_fragment(None if ... else key)``)."""
 
     def __init__(self, max_entries: int = 8192) -> None:
         self.max_entries = max_entries
         self._fragments: dict[tuple, Markup] = {}
 
     def __call__(self, *key: object, caller) -> Markup:  # noqa: ANN001 - Jinja's call-block macro
+        if key == (None,):
+            return Markup(caller())
         fragment = self._fragments.get(key)
         if fragment is None:
             if len(self._fragments) >= self.max_entries:

@@ -62,3 +62,25 @@ def test_bottom_navigation_and_side_rail_on_every_page(client):
     page = client.get("/search", headers=HTML).text
     assert 'class="bottom-nav"' in page and 'class="side-rail"' in page
     assert re.search(r'<a href="/search" class="active" aria-current="page">', page)
+
+
+def test_the_navigation_fits_each_page_and_visitor(client):
+    """A signed-out visitor's navigation is rendered once per page entry and path (the fragment cache): each path
+    still gets its own login link and active entry, and signing in shows the account, not the cached links."""
+    from tests.app.test_accounts import signup
+
+    for path, active in (("/search", '<a href="/search" class="active" aria-current="page">'),
+                         ("/?tab=following", '<a href="/?tab=following" class="side-item active">'),
+                         ("/", '<a href="/" class="side-item active">')):
+        for _ in range(2):  # the second view comes from the cache
+            page = client.get(path, headers=HTML).text
+            assert active in page, path
+            assert page.count(f'href="/login?next={path.split("?")[0]}"') == 2, path
+    assert 'href="/login?next=/search"' not in client.get("/", headers=HTML).text
+    signup(client, "navuser")
+    page = client.get("/search", headers=HTML).text
+    assert 'href="/@navuser"' in page and "Log out" in page and "side-login" not in page
+    client.cookies.clear()
+    signup(client, "navother")  # a signed-in navigation is never shared
+    page = client.get("/search", headers=HTML).text
+    assert 'href="/@navother"' in page and 'href="/@navuser"' not in page
