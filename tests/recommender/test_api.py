@@ -68,3 +68,34 @@ def test_forget_user_drops_the_profile_and_anonymises_events(rec, items):
     assert rec.forget_user("leaver") == 1
     assert not rec.inspect_user("leaver")["known"]
     assert rec.forget_user("leaver") == 0  # nothing left to rewrite
+
+
+
+def test_a_feed_runs_no_cyclic_collection_and_leaves_the_collector_as_it_was(rec):
+    """A feed's containers die with it by reference counting: with a young-generation threshold far below what
+    one feed allocates, at most the collections of the call's own set-up and return run (with the collector on
+    through the feed, 11 ran here), and the collector's on/off state is kept."""
+    import gc
+
+    rec.record_event(ev("u", "like", NOW, "cats-1"))
+    started: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    threshold, was_enabled = gc.get_threshold(), gc.isenabled()
+    gc.callbacks.append(count)
+    try:
+        gc.enable()
+        gc.set_threshold(50, 1_000_000, 1_000_000)  # young collections only: cheap however many run
+        rec.recommend("u", k=6, context=FeedContext(now=NOW + 1))
+        assert len(started) <= 2 and gc.isenabled()
+        gc.disable()
+        rec.recommend("u", k=6, context=FeedContext(now=NOW + 2))
+        assert not gc.isenabled()
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(count)
+        if was_enabled:
+            gc.enable()
