@@ -3,17 +3,12 @@ item counters, and the user's interest profile (short-term vectors and topic sco
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .events import EXPOSURE_EVENTS, engagement_weight
 from .features import items as item_features
-from .features.collaborative import RowValues
-from .features.context import device_one_hot, time_of_day
-from .features.items import DEFAULT_GLOBAL_RATES, C
 from .features.users import UserState
-from .ranking.features import FEATURE_NAMES, interest_queries
+from .ranking.features import feature_row, interest_queries
 from .state import EngineState
 from .types import Event, Item
 
@@ -72,94 +67,11 @@ def apply_event(state: EngineState, event: Event, *, log_features: bool = True) 
 
 
 def exposure_features(state: EngineState, user: UserState, row: int, now: float, device: str | None) -> np.ndarray:
-    """The ranker's feature row for (user, item) as of now, before this event changes the profile.
-
-    The same row ``build_features`` gives for ``rows=[row]``, value for value (tests.recommender.test_ingest
-    holds them equal): built from Python scalars, with each numpy function applied once to a few values, since
-    the event worker builds one row per exposure and ``build_features``' forty-odd array operations (each with
-    numpy's fixed cost) took most of an event's time. Arithmetic is float64 as there (IEEE: Python's is the
-    same), transcendental functions are numpy's own, float32 inputs (similarities, collaborative scores,
-    sequence scores, trend) are taken as they are, and the row is rounded to float32 once at the end."""
-    config, catalog = state.config, state.catalog
-    queries = interest_queries(user, catalog, now, config.declared_interest_weight)
-    rows = np.array([row])
-    collab = state.collaborative(user, now)
-    sequence = state.sequence_scores(user, rows)
-    values = _ZERO_ROW.copy()
-    values[_F["bias"]] = 1.0
-    has_vector = bool(catalog.has_vector[row])
-    values[_F["has_vector"]] = float(has_vector)
-    if catalog.dim and not queries.empty and has_vector:  # without a vector every similarity reads 0
-        sims = (catalog.vectors[rows] @ queries.all.T - queries.baseline[None, :])[0].tolist()
-        a, b = len(queries.short), len(queries.long)
-        for name, block in (("sim_short", sims[:a]), ("sim_long", sims[a : a + b]), ("sim_negative", sims[a + b :])):
-            if block:
-                values[_F[name]] = max(block)
-
-    item = catalog.items[row]
-    topic_short = topic_long = hashtag = 0.0
-    if item.category:
-        key = ("topic", item.category)
-        topic_short = user.short_scores.get(key, now)
-        topic_long = user.long_score(key, now)
-    if item.hashtags:
-        hashtag = sum(user.long_score(("hashtag", tag), now) + user.short_scores.get(("hashtag", tag), now)
-                      for tag in item.hashtags) / len(item.hashtags)
-    key = ("creator", item.creator_id)
-    creator = user.long_score(key, now) + user.short_scores.get(key, now)
-    values[_F["follows_creator"]] = float(item.creator_id in user.follows)
-
-    counts = catalog.counts[row].tolist()
-    exposures = counts[C["exposures"]]
-    positives = sum(counts[i] for i in _POSITIVE_COUNTERS)
-    age = max(now - float(catalog.uploaded_at[row]), 0.0)
-    tanh = np.tanh(np.array([topic_short / 2.0, topic_long / 3.0, hashtag / 3.0, creator / 3.0])).tolist()
-    log1p = np.log1p(np.array([max(item.duration, 0.0), exposures, positives])).tolist()
-    values[_F["topic_short"]], values[_F["topic_long"]], values[_F["hashtag"]], values[_F["creator"]] = tanh
-    values[_F["log_duration"]] = log1p[0] / 5.0
-    values[_F["log_exposures"]] = log1p[1] / 10.0
-    values[_F["log_positives"]] = log1p[2] / 10.0
-    values[_F["freshness"]] = float(np.exp(-math.log(2.0) * age / config.freshness_half_life))
-    if collab is not None:
-        values[_F["collab"]] = float(_row_value(collab.score, row))
-        values[_F["collab_support"]] = float(np.tanh(_row_value(collab.support, row) / 5.0))  # float32, as there
-    if sequence is not None:
-        values[_F["sequence"]] = float(sequence[0])
-    strength = config.rate_prior_strength
-    for column, counters, name in _RATE_TERMS:
-        numerator = sum(counts[i] for i in counters)
-        if strength <= 0:
-            values[column] = numerator / max(exposures, 1.0)
-        else:
-            prior = state.global_rates.get(name, DEFAULT_GLOBAL_RATES[name])
-            values[column] = (numerator + strength * prior) / (exposures + strength)
-    values[_F["trend"]] = float(catalog.trend[row])
-
-    hour_sin, hour_cos = time_of_day(now)
-    values[_F["hour_sin"]] = hour_sin
-    values[_F["hour_cos"]] = hour_cos
-    for name, value in zip(("device_mobile", "device_desktop", "device_tablet"), device_one_hot(device),
-                           strict=True):
-        values[_F[name]] = value
-    values[_F["session_depth"]] = math.log1p(user.session.depth) / 4.0
-    values[_F["user_activity"]] = math.log1p(user.n_events) / 8.0
-    values[_F["user_skip_rate"]] = user.skip_rate()
-    return np.array(values, dtype=np.float32)
-
-
-def _row_value(values: RowValues, row: int) -> np.floating:
-    """``values[[row]][0]`` for one row, without the array round trip (the value in its own dtype)."""
-    rows = values.rows
-    at = int(rows.searchsorted(row)) if len(rows) else 0
-    return values.values[at] if at < len(rows) and rows[at] == row else values.values.dtype.type(0)
-
-
-_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
-_ZERO_ROW = [0.0] * len(FEATURE_NAMES)
-_POSITIVE_COUNTERS = [C[name] for name in ("likes", "shares", "comments", "saves", "completes")]
-# Per rate: its feature column, the counters summed into its numerator (rate_matrix's 0/1 matrix), its name.
-_RATE_TERMS = [(_F[f"rate_{name}"], np.flatnonzero(item_features._RATE_NUMERATORS[:, j]).tolist(), name)
-               for j, name in enumerate(item_features.RATE_NAMES)]
+    """The ranker's feature row for (user, item) as of now, before this event changes the profile (one row per
+    exposure, so ``feature_row``, not ``build_features``' array pipeline)."""
+    queries = interest_queries(user, state.catalog, now, state.config.declared_interest_weight)
+    return feature_row(state.config, state.catalog, state.global_rates, user, queries, row, now, device,
+                       state.collaborative(user, now), state.sequence_scores(user, np.array([row])))
 
 
 def update_profile(

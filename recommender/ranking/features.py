@@ -11,9 +11,9 @@ import numpy as np
 
 from ..catalog import Catalog, ProfileKeys
 from ..config import RecommenderConfig
-from ..features.collaborative import UserCollaborative
+from ..features.collaborative import RowValues, UserCollaborative
 from ..features.context import device_one_hot, time_of_day
-from ..features.items import RATE_NAMES, C, freshness, rate_matrix
+from ..features.items import _RATE_NUMERATORS, DEFAULT_GLOBAL_RATES, RATE_NAMES, C, freshness, rate_matrix
 from ..features.users import UserState
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -253,3 +253,98 @@ def build_features(
     X[:, F["user_activity"]] = math.log1p(user.n_events) / 8.0
     X[:, F["user_skip_rate"]] = user.skip_rate()
     return X
+
+
+def feature_row(
+    config: RecommenderConfig,
+    catalog: Catalog,
+    global_rates: dict[str, float],
+    user: UserState,
+    queries: InterestQueries,
+    row: int,
+    now: float,
+    device: str | None,
+    collab: UserCollaborative | None = None,
+    sequence: np.ndarray | None = None,
+) -> np.ndarray:
+    """``build_features(..., rows=[row])[0]``, value for value (tests.recommender.test_ingest holds them equal),
+    for the event worker's one row per exposure: built from Python scalars, with each numpy function applied once
+    to a few values, since ``build_features``' forty-odd array operations (each with numpy's fixed cost) took most
+    of an event's time. Arithmetic is float64 as there (IEEE: Python's is the same), transcendental functions are
+    numpy's own, float32 inputs (similarities, collaborative scores, sequence scores, trend) are taken as they
+    are, and the row is rounded to float32 once at the end. A change to a column here belongs in
+    ``build_features`` too."""
+    rows = np.array([row])
+    values = _ZERO_ROW.copy()
+    values[F["bias"]] = 1.0
+    has_vector = bool(catalog.has_vector[row])
+    values[F["has_vector"]] = float(has_vector)
+    if catalog.dim and not queries.empty and has_vector:  # without a vector every similarity reads 0
+        sims = (catalog.vectors[rows] @ queries.all.T - queries.baseline[None, :])[0].tolist()
+        a, b = len(queries.short), len(queries.long)
+        for name, block in (("sim_short", sims[:a]), ("sim_long", sims[a : a + b]), ("sim_negative", sims[a + b :])):
+            if block:
+                values[F[name]] = max(block)
+
+    item = catalog.items[row]
+    topic_short = topic_long = hashtag = 0.0
+    if item.category:
+        key = ("topic", item.category)
+        topic_short = user.short_scores.get(key, now)
+        topic_long = user.long_score(key, now)
+    if item.hashtags:
+        hashtag = sum(user.long_score(("hashtag", tag), now) + user.short_scores.get(("hashtag", tag), now)
+                      for tag in item.hashtags) / len(item.hashtags)
+    key = ("creator", item.creator_id)
+    creator = user.long_score(key, now) + user.short_scores.get(key, now)
+    values[F["follows_creator"]] = float(item.creator_id in user.follows)
+
+    counts = catalog.counts[row].tolist()
+    exposures = counts[C["exposures"]]
+    positives = sum(counts[i] for i in _POSITIVE_COUNTERS)
+    age = max(now - float(catalog.uploaded_at[row]), 0.0)
+    tanh = np.tanh(np.array([topic_short / 2.0, topic_long / 3.0, hashtag / 3.0, creator / 3.0])).tolist()
+    log1p = np.log1p(np.array([max(item.duration, 0.0), exposures, positives])).tolist()
+    values[F["topic_short"]], values[F["topic_long"]], values[F["hashtag"]], values[F["creator"]] = tanh
+    values[F["log_duration"]] = log1p[0] / 5.0
+    values[F["log_exposures"]] = log1p[1] / 10.0
+    values[F["log_positives"]] = log1p[2] / 10.0
+    values[F["freshness"]] = float(np.exp(-math.log(2.0) * age / config.freshness_half_life))
+    if collab is not None:
+        values[F["collab"]] = float(_row_value(collab.score, row))
+        values[F["collab_support"]] = float(np.tanh(_row_value(collab.support, row) / 5.0))  # float32, as there
+    if sequence is not None:
+        values[F["sequence"]] = float(sequence[0])
+    strength = config.rate_prior_strength
+    for column, counters, name in _RATE_TERMS:
+        numerator = sum(counts[i] for i in counters)
+        if strength <= 0:
+            values[column] = numerator / max(exposures, 1.0)
+        else:
+            prior = global_rates.get(name, DEFAULT_GLOBAL_RATES[name])
+            values[column] = (numerator + strength * prior) / (exposures + strength)
+    values[F["trend"]] = float(catalog.trend[row])
+
+    hour_sin, hour_cos = time_of_day(now)
+    values[F["hour_sin"]] = hour_sin
+    values[F["hour_cos"]] = hour_cos
+    for name, value in zip(("device_mobile", "device_desktop", "device_tablet"), device_one_hot(device),
+                           strict=True):
+        values[F[name]] = value
+    values[F["session_depth"]] = math.log1p(user.session.depth) / 4.0
+    values[F["user_activity"]] = math.log1p(user.n_events) / 8.0
+    values[F["user_skip_rate"]] = user.skip_rate()
+    return np.array(values, dtype=np.float32)
+
+
+def _row_value(values: RowValues, row: int) -> np.floating:
+    """``values[[row]][0]`` for one row, without the array round trip (the value in its own dtype)."""
+    rows = values.rows
+    at = int(rows.searchsorted(row)) if len(rows) else 0
+    return values.values[at] if at < len(rows) and rows[at] == row else values.values.dtype.type(0)
+
+
+_ZERO_ROW = [0.0] * len(FEATURE_NAMES)
+# Per rate: its feature column, the counters summed into its numerator (rate_matrix's 0/1 matrix), its name.
+_RATE_TERMS = [(F[f"rate_{name}"], np.flatnonzero(_RATE_NUMERATORS[:, j]).tolist(), name)
+               for j, name in enumerate(RATE_NAMES)]
