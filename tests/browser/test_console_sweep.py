@@ -113,8 +113,11 @@ class Sweep:
                 page.wait_for_selector("#auth-sheet", state="hidden")
         if card.count() and page.locator("#feed").count():
             vid = card.get_attribute("data-video-id")
-            page.click(f"#card-{vid} [data-action='like']")
-            page.wait_for_selector(f"#card-{vid} [data-action='like'][aria-pressed='true']")
+            like = f"#card-{vid} [data-action='like']"
+            # The video page's card may be one the feed's sweep liked already: the click then unlikes it.
+            toggled = "false" if page.get_attribute(like, "aria-pressed") == "true" else "true"
+            page.click(like)
+            page.wait_for_selector(f"{like}[aria-pressed='{toggled}']")
             page.click(f"#card-{vid} [data-action='comments']")
             page.wait_for_selector("#comments-drawer .comment-form")
             page.wait_for_timeout(250)
