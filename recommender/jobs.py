@@ -497,10 +497,13 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
 # sequence model
 
 
-def train_sequence_model(state: EngineState, now: float) -> dict:
+def train_sequence_model(state: EngineState, now: float, gate: bool = True) -> dict:
     """GRU4Rec on each user's positively engaged items in the order of their latest engagement (the order the
     live profile keeps), over the ``sequence_max_items`` most engaged items. Each user's last item is held
-    out; the new version serves only if its recall@k there beats popularity's (else the previous one stays)."""
+    out; the new version serves only if its recall@k there beats popularity's (else the previous one stays).
+
+    ``gate=False`` serves the new version whatever it scored (status "forced"): the recommender benchmark
+    measures what a request costs with the sequence source on where the gate rejected it. The jobs never do."""
     config = state.config
     with state.lock:
         events = state.events.snapshot()
@@ -540,15 +543,18 @@ def train_sequence_model(state: EngineState, now: float) -> dict:
                         learning_rate=config.sequence_learning_rate, weight_decay=config.sequence_weight_decay,
                         time_budget=config.sequence_time_budget_seconds, seed=config.random_seed + version,
                         recall_k=config.sequence_recall_k, version=version)
-    promote = run.recall is not None and run.popularity_recall is not None and run.recall > run.popularity_recall
-    record = {"version": version, "created_at": now, "status": "active" if promote else "rejected",
+    beats_popularity = run.recall is not None and run.popularity_recall is not None and \
+        run.recall > run.popularity_recall
+    promote = beats_popularity or not gate
+    status = "active" if beats_popularity else "forced" if promote else "rejected"
+    record = {"version": version, "created_at": now, "status": status,
               "recall": run.recall, "popularity_recall": run.popularity_recall, "k": config.sequence_recall_k,
               "users_held_out": run.users_held_out, "epochs": run.epochs, "seconds": round(run.seconds, 2),
               "loss": run.loss, "items": len(ids), "users": len(sequences), "engaged": engaged}
     with state.lock:
         if promote:
             for previous in state.sequence_versions:
-                if previous["status"] == "active":
+                if previous["status"] in ("active", "forced"):
                     previous["status"] = "retired"
             state.sequence = dataclasses.replace(run.model, metrics=record)
         state.sequence_versions.append(record)

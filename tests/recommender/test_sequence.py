@@ -72,3 +72,28 @@ def test_the_sequence_job_waits_for_enough_sequences(rec):
     rec.record_event(ev("u", "like", NOW + 1, "cats-2"))
     summary = rec.run_job("sequence_model", NOW + 2)
     assert "skipped" in summary and rec._state.sequence is None
+
+
+def test_a_model_that_does_not_beat_popularity_is_rejected_unless_the_gate_is_lifted(clock):
+    """Every user's last like is one of three items that each user also liked first: popularity ranks the held-out
+    item in its top 3 every time, which no model can beat, so the job rejects it; with ``gate=False`` (what the
+    recommender benchmark uses to measure the sequence source's cost) the same run serves, marked "forced"."""
+    from recommender import jobs
+
+    items = make_items()
+    rec = Recommender(RecommenderConfig(sequence_epochs=2, sequence_dim=8, sequence_recall_k=3), clock=clock)
+    rec.upsert_items(items)
+    head, rest = [item.item_id for item in items[:3]], [item.item_id for item in items[3:]]
+    rng = np.random.default_rng(1)
+    for u in range(60):
+        first, last = rng.choice(3, size=2, replace=False)
+        middle = rng.choice(len(rest), size=3, replace=False)
+        for step, item_id in enumerate([head[first], *(rest[m] for m in middle), head[last]]):
+            rec.record_event(ev(f"fan{u}", "like", NOW - 86_400 + u * 100 + step, item_id))
+    rejected = rec.run_job("sequence_model", NOW)
+    assert rejected["status"] == "rejected" and rejected["popularity_recall"] == 1.0, rejected
+    assert rec._state.sequence is None
+
+    forced = jobs.train_sequence_model(rec._state, NOW + 1, gate=False)
+    assert forced["status"] == "forced" and rec._state.sequence is not None
+    assert [v["status"] for v in rec.sequence_versions()] == ["rejected", "forced"]
