@@ -13,7 +13,7 @@ from .features.items import item_statistics
 from .filters import normalize_muted
 from .ingest import apply_event
 from .jobs import JOBS
-from .pipeline import build_feed
+from .pipeline import build_feed, materialised
 from .ports import ModelStore
 from .published import export_outputs, load_outputs
 from .state import EngineState
@@ -281,5 +281,5 @@ class Recommender:
                 "hidden_items": len(user.hidden_items),
                 "hidden_creators": sorted(user.hidden_creators),
                 "reported_items": len(user.reported_items),
-                "last_recommendation": state.traces.get(user_id),
+                "last_recommendation": materialised(state.traces.get(user_id)),
             }

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from . import fusion
-from .candidates import Candidate, CandidateRequest, gather
+from .candidates import Candidate, CandidateRequest, by_source_trace, gather_scored
 from .candidates import fresh as fresh_source
 from .candidates import popular as popular_source
 from .config import RecommenderConfig
@@ -30,6 +31,26 @@ from .state import EngineState
 from .types import FeedContext, Recommendation
 
 TRACE_CANDIDATES = 40  # scored candidates kept in the trace
+
+
+class _Deferred:
+    """A trace entry written out when the trace is read (``materialised``), from values the request captured:
+    the trace is kept for every feed but read only by inspection, and writing its scored candidates out (a dict
+    of rounded numbers each) was a fixed cost of every request."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build) -> None:  # noqa: ANN001 - a callable returning the entry
+        self.build = build
+
+
+def materialised(trace: dict | None) -> dict | None:
+    """``trace`` with its deferred entries written out, in place (a later read gets the same objects)."""
+    if trace is not None:
+        for key, value in list(trace.items()):
+            if isinstance(value, _Deferred):
+                trace[key] = value.build()
+    return trace
 
 
 @dataclass
@@ -74,9 +95,9 @@ def _candidates(request: _Request, trace: dict) -> tuple[list[Candidate], Intere
     excluded = known_exclusions(filter_ctx)
     quotas = dict(config.candidate_quotas)
     source_request = CandidateRequest(state, config, user, queries, request.now, excluded, request.rng)
-    candidates, by_source = gather(source_request, quotas)
+    candidates, by_source = gather_scored(source_request, quotas)
     request.collaborative = source_request.collaborative
-    trace["candidates_by_source"] = {name: {"count": len(ids), "items": ids[:20]} for name, ids in by_source.items()}
+    trace["candidates_by_source"] = by_source_trace(catalog.items, by_source)
 
     kept: list[Candidate] = []
     removed: dict[str, int] = {}
@@ -222,9 +243,15 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
                              score_list[i], vectors[row] if vector_known else None, probabilities[i],
                              candidate.also_from, value_list[i]))
     trace["ranker_version"] = state.ranker.active_version
-    traced = ranked[:TRACE_CANDIDATES]
-    trends = catalog.trend[[r.row for r in traced]].tolist()
-    trace["scored"] = [
+    # What the trace's scored entries read, captured now (a job may change the trends later; the Ranked entries
+    # and these arrays belong to this request alone); written out when the trace is read.
+    traced, shown = ranked[:TRACE_CANDIDATES], placed[:TRACE_CANDIDATES]
+    trace["scored"] = _Deferred(partial(_scored_trace, traced, catalog.trend[rows[shown]], probabilities[shown]))
+    return ranked, pooled[placed].tolist()  # nothing changes the cohorts before _rerank reads them
+
+
+def _scored_trace(traced: list[Ranked], trends: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+    return [
         {
             "item_id": r.item_id,
             "source": r.source,
@@ -234,9 +261,8 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
             "score": round(r.score, 4),
             "probabilities": p,
         }
-        for r, trend, p in zip(traced, trends, _as_dicts(probabilities[placed[:TRACE_CANDIDATES]]), strict=True)
+        for r, trend, p in zip(traced, trends.tolist(), _as_dicts(probabilities), strict=True)
     ]
-    return ranked, pooled[placed].tolist()  # nothing changes the cohorts before _rerank reads them
 
 
 def _as_dicts(probabilities: np.ndarray) -> list[dict[str, float]]:

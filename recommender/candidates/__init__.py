@@ -46,33 +46,44 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)  # position in each source's list that found it
 
 
-def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Candidate], dict[str, list]]:
-    """Run every source within its quota; returns merged candidates and per-source results for the trace."""
+def gather(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Candidate], dict[str, list[str]]]:
+    """Run every source within its quota; returns merged candidates and per-source item ids (in each source's
+    order, ``SOURCE_ORDER`` between sources)."""
+    candidates, by_source = gather_scored(request, quotas)
+    items = request.state.catalog.items
+    return candidates, {name: [items[row].item_id for row, _ in scored] for name, scored in by_source.items()}
+
+
+def gather_scored(request: CandidateRequest, quotas: dict[str, int]) -> tuple[list[Candidate], dict[str, Scored]]:
+    """``gather`` with each source's (row, score) list as it returned it, in ``SOURCE_ORDER``, instead of item
+    ids: the request path names only the trace's first few per source (``by_source_trace``)."""
     by_source: dict[str, Scored] = dict(ann.generate(request, quotas))
     for name, generate in _SIMPLE_SOURCES.items():
         if quotas.get(name, 0) > 0:
             by_source[name] = generate(request, quotas[name])
     merged: dict[int, Candidate] = {}
     items = request.state.catalog.items
-    trace: dict[str, list] = {}
+    ordered: dict[str, Scored] = {}
     for name in SOURCE_ORDER:
         scored = by_source.get(name)
         if scored is None:
             continue
-        ids = trace[name] = []
-        found, add, new = merged.get, ids.append, Candidate
+        ordered[name] = scored
+        found, new = merged.get, Candidate
         for rank, (row, score) in enumerate(scored):
             existing = found(row)
             if existing is None:  # most rows: one source finds them
-                item_id = items[row].item_id
-                merged[row] = new(row, item_id, name, score, [], {name: rank})
-                add(item_id)
-                continue
-            if name not in existing.ranks:
+                merged[row] = new(row, items[row].item_id, name, score, [], {name: rank})
+            elif name not in existing.ranks:
                 existing.also_from.append(name)
                 existing.ranks[name] = rank
-            add(existing.item_id)
-    return list(merged.values()), trace
+    return list(merged.values()), ordered
 
 
-__all__ = ["SOURCE_ORDER", "Candidate", "CandidateRequest", "gather"]
+def by_source_trace(items: list, by_source: dict[str, Scored], shown: int = 20) -> dict[str, dict]:
+    """Per source, how many rows it found and the item ids of its first ``shown`` (``items``: the catalogue's)."""
+    return {name: {"count": len(scored), "items": [items[row].item_id for row, _ in scored[:shown]]}
+            for name, scored in by_source.items()}
+
+
+__all__ = ["SOURCE_ORDER", "Candidate", "CandidateRequest", "by_source_trace", "gather", "gather_scored"]
