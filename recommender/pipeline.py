@@ -220,17 +220,32 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
     else:
         scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)
     # Only the entries re-ranking can reach become ``Ranked``: the top of the order (the MMR pool plus a page of
-    # reserved slots it skips), every explore candidate (the bandit's arms), every item still in its cold-start
-    # cohort and the random-exposure picks. The rest could never be placed; building them was most of the cost.
+    # reserved slots it skips), the best explore candidate of each topic (the bandit's arms: an arm plays its best
+    # member, and arms are met in the order of their best), the first cohort members (the cohort slots take the
+    # best ones not reserved, and at most a page of entries is reserved) and the random-exposure picks; and the
+    # trace's first entries of the order over every cohort member and explore candidate. The rest could never be
+    # placed; building them was most of the cost.
     order = np.argsort(-scores, kind="stable")  # as a stable sort by descending score
     pooled = fresh_source.in_pool(catalog, config, request.now, rows)
-    reachable = pooled.copy()
-    reachable[order[: config.mmr_pool_size + request.k]] = True
-    explore = [i for i, c in enumerate(candidates) if c.source == "explore"]
-    if explore:
-        reachable[explore] = True
+    top = order[: config.mmr_pool_size + request.k]
+    explore = np.array([c.source == "explore" for c in candidates])
+    picks = np.zeros(len(rows), dtype=bool)
     for pick in request.random_picks:  # a pick or two: a comparison each, not np.isin's fixed cost
-        reachable |= rows == pick.row
+        picks |= rows == pick.row
+    traced = pooled | explore | picks
+    traced[top] = True
+    reachable = picks
+    reachable[order[traced[order]][:TRACE_CANDIDATES]] = True
+    reachable[top] = True
+    reachable[order[pooled[order]][: config.fresh_slots + request.k]] = True
+    if explore.any():
+        items = catalog.items
+        arms: set[str] = set()
+        for i in order[explore[order]].tolist():
+            arm = items[candidates[i].row].category or exploration.OTHER
+            if arm not in arms:
+                arms.add(arm)
+                reachable[i] = True
     items, vectors, has_vector = catalog.items, catalog.vectors, catalog.has_vector
     score_list, value_list = scores.tolist(), value.tolist()
     ranked = []
