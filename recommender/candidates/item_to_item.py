@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CandidateRequest, Scored
+from .base import CandidateRequest, Scored, in_sorted
 
 NAME = "item2item"
 
@@ -18,7 +18,7 @@ def generate(request: CandidateRequest, limit: int) -> Scored:
     rows, scores = collab.score.nonzero()
     keep = (scores > 0) & request.usable_mask(rows)
     if collab.anchor_rows:
-        keep &= ~np.isin(rows, np.fromiter(collab.anchor_rows, dtype=np.int64))
+        keep &= ~in_sorted(rows, np.sort(np.fromiter(collab.anchor_rows, dtype=np.int64)))
     rows, scores = rows[keep], scores[keep]
     if len(rows) > limit:
         top = np.argpartition(-scores, limit - 1)[:limit]

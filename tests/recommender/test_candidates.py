@@ -96,3 +96,14 @@ def test_every_candidate_has_a_named_source(rec):
     candidates, _ = _gather(rec, "u", NOW + 1)
     names = {"ann/short_term", "ann/long_term", "item2item", "trending", "fresh", "following", "popular", "explore"}
     assert candidates and {c.source for c in candidates} <= names
+
+
+def test_in_sorted_is_isin():
+    from recommender.candidates.base import SEARCH_BELOW, in_sorted
+
+    rng = np.random.default_rng(3)
+    for n, m in [(0, 0), (0, 5), (7, 0), (1, 1), (300, 50), (2000, 3), (SEARCH_BELOW + 10, 40)] + [
+            (int(rng.integers(1, 3000)), int(rng.integers(0, 400))) for _ in range(200)]:
+        values = rng.integers(-1, 5000, size=n)
+        members = np.sort(rng.integers(0, 5000, size=m))  # duplicates too
+        assert np.array_equal(in_sorted(values, members), np.isin(values, members))
