@@ -43,8 +43,8 @@ FORYOU_GRID: list[dict[str, Any]] = [
 ]
 
 #: Variants of the SERVED defaults (``run_tuning_on(..., served=True)``: pages of 6 with the page furniture), the
-#: first being the app's default: how fast a warm viewer's exploration slots taper with evidence, and the relevance
-#: list without any furniture (what the furniture costs on validation).
+#: first being the app's default: how fast a warm viewer's exploration slots taper with evidence, the relevance
+#: list without any furniture (what the furniture costs on validation), and the topic cap's earlier setting.
 SERVED_GRID: list[dict[str, Any]] = [
     {},
     {"explore_taper_positives": 15.0, "explore_min_page_share": 0.1},  # the default before 5 / 0.02
@@ -52,6 +52,7 @@ SERVED_GRID: list[dict[str, Any]] = [
     PURE_RELEVANCE,
     {"explore_taper_positives": 0.0},  # every page carries its exploration slot, however long the history
     {"mmr_lambda": 1.0},  # no diversification
+    {"max_topic_share": 0.5},  # the topic cap before 0.67: at most half a page from one topic
 ]
 
 
