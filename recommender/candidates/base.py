@@ -9,6 +9,7 @@ import numpy as np
 from ..config import RecommenderConfig
 from ..features.collaborative import UserCollaborative
 from ..features.users import UserState
+from ..membership import in_sorted
 from ..ranking.features import InterestQueries
 from ..state import EngineState
 
@@ -23,23 +24,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[:1] = True
     np.not_equal(values[1:], values[:-1], out=keep[1:])
     return values[keep]
-
-
-#: Up to this many values, membership in a sorted array is a binary search per value: np.isin's fixed cost (~50 us
-#: a call) is several times that work at a few hundred values, and it still loses at ten thousand; at the
-#: largest catalogues' arrays its linear methods win.
-SEARCH_BELOW = 16_384
-
-
-def in_sorted(values: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """``np.isin(values, members)`` for ``members`` sorted (ascending)."""
-    if len(values) > SEARCH_BELOW:
-        return np.isin(values, members)
-    if not len(members):
-        return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(members, values)
-    np.minimum(at, len(members) - 1, out=at)
-    return members[at] == values
 
 
 @dataclass

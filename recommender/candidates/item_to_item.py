@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CandidateRequest, Scored, in_sorted
+from ..membership import in_sorted
+from .base import CandidateRequest, Scored
 
 NAME = "item2item"
 

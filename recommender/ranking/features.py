@@ -15,6 +15,7 @@ from ..features.collaborative import RowValues, UserCollaborative
 from ..features.context import device_one_hot, time_of_day
 from ..features.items import _RATE_NUMERATORS, DEFAULT_GLOBAL_RATES, RATE_NAMES, C, freshness, rate_matrix
 from ..features.users import UserState
+from ..membership import in_sorted
 
 FEATURE_NAMES: tuple[str, ...] = (
     "bias",
@@ -168,7 +169,7 @@ def _profile_columns(catalog: Catalog, user: UserState, rows: np.ndarray, now: f
     out[:, 3] = long_by[creator] + short_by[creator]
     if user.follows:
         followed = [keys.code_of[("creator", c)] for c in user.follows if ("creator", c) in keys.code_of]
-        out[:, 4] = np.isin(creator, followed)
+        out[:, 4] = in_sorted(creator, np.sort(np.array(followed, dtype=creator.dtype)))
     out[:, 5] = keys.duration[rows]
     return out
 

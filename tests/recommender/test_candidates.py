@@ -99,7 +99,7 @@ def test_every_candidate_has_a_named_source(rec):
 
 
 def test_in_sorted_is_isin():
-    from recommender.candidates.base import SEARCH_BELOW, in_sorted
+    from recommender.membership import SEARCH_BELOW, in_sorted
 
     rng = np.random.default_rng(3)
     for n, m in [(0, 0), (0, 5), (7, 0), (1, 1), (300, 50), (2000, 3), (SEARCH_BELOW + 10, 40)] + [
