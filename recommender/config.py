@@ -174,7 +174,9 @@ class RecommenderConfig:
     holdout_fraction: float = 0.2
     promotion_min_logloss_gain: float = 1e-4
     promotion_auc_tolerance: float = 0.005
-    promotion_ndcg_tolerance: float = 0.01  # value NDCG on a few hundred held-out cards moves by ~0.005
+    # refused for value NDCG only when worse by this much and by two standard errors of the paired per-session
+    # difference (training.trainer.ndcg_credibly_worse): a day's few dozen held-out sessions move it by ~0.01
+    promotion_ndcg_tolerance: float = 0.01
     max_training_examples: int = 200_000
 
     # --- sequence model (GRU4Rec) -----------------------------------------------------------

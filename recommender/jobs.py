@@ -34,7 +34,7 @@ from .state import EngineState
 from .training import d2q
 from .training.examples import ExampleBuffer
 from .training.neural import train_neural
-from .training.trainer import Evaluation, debiased_labels, evaluate
+from .training.trainer import Evaluation, debiased_labels, evaluate, ndcg_credibly_worse, ndcg_shortfall
 from .types import Event
 
 DAY_LOOKBACK = 86_400.0  # how far back the farming detector and metric windows look, per day
@@ -459,8 +459,7 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
     from_prior = baseline if active_version == 0 else judged(prior)
     better_loss = trained.log_loss < baseline.log_loss - config.promotion_min_logloss_gain
     auc_ok = trained.auc is None or baseline.auc is None or trained.auc >= baseline.auc - config.promotion_auc_tolerance
-    ndcg_ok = (trained.ndcg is None or baseline.ndcg is None
-               or trained.ndcg >= baseline.ndcg - config.promotion_ndcg_tolerance)
+    ndcg_ok = not ndcg_credibly_worse(trained, baseline, config.promotion_ndcg_tolerance)
     promote = better_loss and auc_ok and ndcg_ok
     note = ("promoted" if promote else "log loss not lower" if not better_loss else "AUC worse" if not auc_ok
             else "value NDCG worse")
@@ -468,9 +467,13 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
     def figures(evaluation: Evaluation) -> dict:
         return {"log_loss": evaluation.log_loss, "auc": evaluation.auc, "ndcg": evaluation.ndcg}
 
+    paired = ndcg_shortfall(trained, baseline)
     metrics_ = {
         "candidate": figures(trained),
         "baseline": {"version": active_version, **figures(baseline)},
+        # candidate minus baseline over the same held-out sessions, and its standard error (what the gate reads)
+        "ndcg_paired": None if paired is None else {"difference": paired[0], "standard_error": paired[1],
+                                                    "sessions": len(trained.session_ndcg)},
         "prior": figures(from_prior),
         "per_task": trained.per_task,
         "prior_per_task": from_prior.per_task,
@@ -486,7 +489,8 @@ def train_and_promote_ranker(state: EngineState, now: float) -> dict:
         registry.trained_until = float(data.times[-1])
     summary.update({"candidate_version": record.version, "promoted": promote, "note": note,
                     "active_version": registry.active_version, "candidate": metrics_["candidate"],
-                    "baseline": metrics_["baseline"], "prior": metrics_["prior"], "n_train": split,
+                    "baseline": metrics_["baseline"], "prior": metrics_["prior"],
+                    "ndcg_paired": metrics_["ndcg_paired"], "n_train": split,
                     "n_holdout": len(holdout), "training": metrics_["training"],
                     "per_task": {task: {"candidate": trained.per_task[task], "prior": from_prior.per_task[task]}
                                  for task in trained.per_task}})

@@ -31,9 +31,10 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def value_ndcg(values: np.ndarray, gains: np.ndarray, sessions: np.ndarray) -> float | None:
-    """Mean NDCG over sessions of ranking each session's examples by predicted value, with the realised value
-    (Σ w·label, floored at 0) as the gain; sessions with fewer than two examples or no gain are skipped."""
+def session_ndcgs(values: np.ndarray, gains: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """NDCG per session of ranking each session's examples by predicted value, with the realised value (Σ w·label,
+    floored at 0) as the gain; sessions with fewer than two examples or no gain are skipped. Which sessions count
+    depends on the gains alone, so two models judged on the same labels get the same sessions in the same order."""
     gains = np.maximum(gains, 0.0)
     scores = []
     order = np.argsort(sessions, kind="stable")
@@ -45,7 +46,13 @@ def value_ndcg(values: np.ndarray, gains: np.ndarray, sessions: np.ndarray) -> f
         ranked = gains[group][np.argsort(-values[group], kind="stable")]
         ideal = np.sort(gains[group])[::-1]
         scores.append(float(ranked @ discount / (ideal @ discount)))
-    return float(np.mean(scores)) if scores else None
+    return np.array(scores, dtype=np.float64)
+
+
+def value_ndcg(values: np.ndarray, gains: np.ndarray, sessions: np.ndarray) -> float | None:
+    """Mean of ``session_ndcgs``; None without a session that counts."""
+    scores = session_ndcgs(values, gains, sessions)
+    return float(scores.mean()) if len(scores) else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Evaluation:
     auc: float | None  # mean over tasks that have both classes in the holdout
     per_task: dict[str, dict[str, float | None]]
     ndcg: float | None = None  # the value model's NDCG within held-out sessions
+    session_ndcg: np.ndarray | None = None  # the same per session (session_ndcgs), for paired comparisons
 
     def to_dict(self) -> dict:
         return {"log_loss": self.log_loss, "auc": self.auc, "ndcg": self.ndcg, "per_task": self.per_task}
@@ -72,10 +80,33 @@ def evaluate(model, X: np.ndarray, Y: np.ndarray, sessions: np.ndarray | None = 
         if auc is not None:
             aucs.append(auc)
     mean_loss = float(np.mean([v["log_loss"] for v in per_task.values()]))
-    ndcg = None
+    ndcg, per_session = None, None
     if sessions is not None and value_weights is not None and len(X):
-        ndcg = value_ndcg(value_scores(P, value_weights), value_scores(Y, value_weights), sessions)
-    return Evaluation(mean_loss, float(np.mean(aucs)) if aucs else None, per_task, ndcg)
+        per_session = session_ndcgs(value_scores(P, value_weights), value_scores(Y, value_weights), sessions)
+        ndcg = float(per_session.mean()) if len(per_session) else None
+    return Evaluation(mean_loss, float(np.mean(aucs)) if aucs else None, per_task, ndcg, per_session)
+
+
+def ndcg_shortfall(candidate: Evaluation, baseline: Evaluation) -> tuple[float, float] | None:
+    """The candidate's value NDCG minus the baseline's, paired over the same held-out sessions, and the standard
+    error of that mean difference; None where either has no NDCG."""
+    if candidate.session_ndcg is None or baseline.session_ndcg is None or not len(candidate.session_ndcg):
+        return None
+    differences = candidate.session_ndcg - baseline.session_ndcg
+    error = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
+    return float(differences.mean()), error
+
+
+def ndcg_credibly_worse(candidate: Evaluation, baseline: Evaluation, tolerance: float) -> bool:
+    """Whether the candidate orders held-out sessions worse than the baseline by more than ``tolerance`` and by more
+    than two standard errors of the paired difference. A day's held-out cards are a few dozen sessions, whose
+    mean NDCG moves by ~0.01 between equally good models; a fixed tolerance alone refused candidates whose log loss
+    and AUC were far better for a difference that sample cannot tell from zero."""
+    paired = ndcg_shortfall(candidate, baseline)
+    if paired is None:
+        return False
+    difference, error = paired
+    return difference < -max(tolerance, 2.0 * error)
 
 
 def debiased_labels(Y: np.ndarray, watch_seconds: np.ndarray, durations: np.ndarray, buckets: DurationBuckets

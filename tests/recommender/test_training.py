@@ -7,7 +7,7 @@ from recommender.ranking.model import RankerModel
 from recommender.ranking.neural import NeuralRanker, load_ranker
 from recommender.synthetic import make_world, simulate_history
 from recommender.training import d2q
-from recommender.training.trainer import log_loss, roc_auc, value_ndcg
+from recommender.training.trainer import Evaluation, log_loss, ndcg_credibly_worse, roc_auc, value_ndcg
 
 from .conftest import NOW, Clock
 
@@ -21,6 +21,27 @@ def test_auc_log_loss_and_ndcg_by_hand():
     ndcg = value_ndcg(np.array([0.9, 0.1, 0.2, 0.8, 0.5, 0.4]), np.array([1.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
                       np.array([0, 0, 1, 1, 2, 2]))
     assert ndcg == pytest.approx((1.0 + 1.0 / np.log2(3)) / 2)
+
+
+def test_the_ndcg_gate_refuses_a_shortfall_the_held_out_sessions_can_tell_from_noise():
+    def judged(per_session) -> Evaluation:
+        per_session = np.asarray(per_session, dtype=np.float64)
+        return Evaluation(0.3, 0.9, {}, float(per_session.mean()), per_session)
+
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(0.9, 1.0, 200)
+    # 0.02 lower in every one of 200 sessions: worse beyond the tolerance and far beyond its standard error
+    assert ndcg_credibly_worse(judged(baseline - 0.02), judged(baseline), tolerance=0.01)
+    # within the tolerance: never refused for NDCG
+    assert not ndcg_credibly_worse(judged(baseline - 0.005), judged(baseline), tolerance=0.01)
+    # 20 sessions, 0.0103 lower on average (a day's held-out cards in tests/app/test_ranker_training.py), spread
+    # +-0.05 per session: past the tolerance, not past two standard errors (~0.024): not credibly worse
+    few = rng.uniform(0.9, 1.0, 20)
+    noise = rng.normal(0.0, 0.05, 20)
+    noisy = few - 0.0103 + noise - noise.mean()
+    assert not ndcg_credibly_worse(judged(noisy), judged(few), tolerance=0.01)
+    # the same 0.0103 shortfall in every one of those sessions is told apart from zero, and refused
+    assert ndcg_credibly_worse(judged(few - 0.0103), judged(few), tolerance=0.01)
 
 
 def test_d2q_ranks_by_preference_where_duration_drives_raw_watch_time():
