@@ -80,7 +80,8 @@ def test_a_day_of_traffic_trains_and_promotes_a_ranker_shown_on_the_dashboard(ad
     # The day is over: the job runs an hour later, when every session has ended (30 minutes idle).
     summary = engine.run_job("ranker_training", time.time() + 3600)
     assert summary["new_examples"] >= VIEWERS * PAGES_PER_VIEWER * 10 * 0.9, summary
-    print("ranker after a day:", {k: summary[k] for k in ("note", "candidate", "prior", "n_train", "n_holdout")})
+    print("ranker after a day:",
+          {k: summary[k] for k in ("note", "candidate", "prior", "ndcg_paired", "n_train", "n_holdout")})
     print("per task (AUC, log loss) prior -> candidate:", {
         task: (int(f["candidate"]["positives"]), f"{(f['prior']['auc'] or 0):.3f}->{(f['candidate']['auc'] or 0):.3f}",
                f"{f['prior']['log_loss']:.3f}->{f['candidate']['log_loss']:.3f}")
