@@ -133,7 +133,9 @@ def test_a_guest_feed_shifts_toward_the_liked_topic_and_keeps_every_rule(client)
 
     second = page()
     second_share = sum(topic_of[c.video.id] == "cooking" for c in second) / len(second)
-    cars_share = sum(topic_of[c.video.id] == "cars" for c in second) / len(second)
+    # The random-exposure slot ignores every preference by design (its cards are the unbiased log the models are
+    # checked against), so a skipped topic's card there says nothing about what the ranking learned.
+    cars_share = sum(topic_of[c.video.id] == "cars" and c.source != "random" for c in second) / len(second)
     # The over-personalisation guard caps one topic at two thirds of a page: the shift shows within that cap.
     assert second_share >= 0.4 and second_share > first_share, f"cooking {first_share:.0%} -> {second_share:.0%}"
     assert cars_share <= 0.1, f"skipped topic still at {cars_share:.0%}"
@@ -209,7 +211,7 @@ def test_the_same_shift_through_the_http_endpoints_alone(client):
     assert len(second) >= 15, "the feed goes on after the likes"
     next_two = pages[0] + pages[1]
     second_share = sum(topic_of[v] == "cooking" for v, *_ in next_two) / len(next_two)
-    cars = [s for v, _, _, s in second if topic_of[v] == "cars"]
+    cars = [s for v, _, _, s in second if topic_of[v] == "cars" and s != "random"]  # as above: random ignores taste
     assert second_share >= 1 / 3, f"cooking {first_share:.0%} -> {second_share:.0%} of the next two pages"
     # Below the quarter a cold feed gives it. Measured here: 2-3 of 18 (the 10-card service page above keeps it
     # at <= 10%); the app's short pages leave the skip signal weaker, a known limit named in the README.
