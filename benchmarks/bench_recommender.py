@@ -29,6 +29,7 @@ import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from recommender import Event, FeedContext, Recommender, jobs  # noqa: E402
@@ -76,13 +77,22 @@ def ann_recall(rec: Recommender, user_queries: list[np.ndarray], n_queries: int,
         floor.append((time.thread_time() - c) * 1000)
     index = catalog.index
     return {
-        "index": (f"faiss IVFFlat, {index.n_lists} lists, probe {rec.config.ann_probe_lists or 'default'}, "
+        "index": (f"faiss {type(index.ivf).__name__} ({_codes(index.ivf)}), {index.n_lists} lists, "
+                  f"probe {rec.config.ann_probe_lists or 'default'}, "
                   f"{len(index)} vectors" if index is not None else "exact search (numpy over the vector matrix)"),
         f"recall_at_{top}_user_queries": round(_recall(catalog, users, top), 4) if len(users) else None,
         "user_queries": len(users),
         f"recall_at_{top}_item_queries": round(_recall(catalog, items, top), 4),
         f"numpy_exact_top{top}_cpu": percentiles(floor),
     }
+
+
+def _codes(ivf) -> str:  # noqa: ANN001 - a faiss IVF index
+    """How the index stores a vector, e.g. 'float16' (faiss names its scalar quantizer types QT_*)."""
+    if not hasattr(ivf, "sq"):
+        return "float32"
+    names = {faiss.ScalarQuantizer.QT_fp16: "float16", faiss.ScalarQuantizer.QT_8bit: "8-bit"}
+    return names.get(ivf.sq.qtype, f"scalar quantizer type {ivf.sq.qtype}")
 
 
 def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: int, events: int, seed: int) -> dict:

@@ -36,7 +36,7 @@ def search(catalog: Catalog, queries: np.ndarray, k: int, probe: int = 0,
         if exclude is not None and len(exclude):
             eligible[exclude] = False
         return exact_search(catalog.active_vectors(), eligible, queries, k)
-    return index.search(queries, k, probe or default_probe(index.n_lists), exclude)
+    return index.search(queries, k, probe or default_probe(index.n_lists), catalog.vectors, exclude)
 
 
 def generate(request: CandidateRequest, quotas: dict[str, int]) -> dict[str, Scored]:

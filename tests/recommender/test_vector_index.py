@@ -12,7 +12,7 @@ import pytest
 from recommender import FeedContext, Item, Recommender, RecommenderConfig
 from recommender.candidates.ann import search
 from recommender.snapshot import load_snapshot, save_snapshot
-from recommender.vector_index import VectorIndex, default_list_count, default_probe
+from recommender.vector_index import VectorIndex, default_list_count, default_probe, exact_search
 from tests.recommender.conftest import DIM, NOW, Clock, make_items
 
 SMALL = RecommenderConfig(ann_index_min_items=60)
@@ -33,8 +33,11 @@ def _assert_in_step(rec: Recommender) -> None:
     catalog = rec._state.catalog
     expected = set(catalog.indexed_rows().tolist())
     assert _indexed(rec) == expected and len(catalog.index) == len(expected)
-    for row in expected:  # each entry holds the vector of the item now at that row
-        np.testing.assert_allclose(catalog.index.ivf.reconstruct(row), catalog.vectors[row], atol=1e-6)
+    indexed = np.array(sorted(expected))
+    for row in expected:  # each entry holds the vector of the item now at that row (as float16: approximately,
+        # so it is checked as the nearest of the indexed vectors to what the entry decodes to)
+        decoded = catalog.index.ivf.reconstruct(row)
+        assert indexed[np.argmax(catalog.vectors[indexed] @ decoded)] == row
 
 
 def _nearest(rec: Recommender, vector: np.ndarray, k: int = 10) -> list[str]:
@@ -125,7 +128,7 @@ def test_recall_against_exact_search_on_random_clustered_vectors():
                               for i in picked])
     for queries in (item_like, interest_like):
         queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-        found, _ = index.search(queries, 50, default_probe(lists))
+        found, _ = index.search(queries, 50, default_probe(lists), vectors)
         exact = queries @ vectors.T
         recall = [len(set(np.argpartition(-exact[j], 50)[:50].tolist()) & set(found[j].tolist())) / 50
                   for j in range(len(queries))]
@@ -225,3 +228,32 @@ def test_per_request_pools_match_a_full_scan():
         assert len(found) == 30 and set(found) <= in_pool and all(request.is_usable(row) for row in found)
         seen |= set(found)
     assert len(seen) > len(in_pool) / 2
+
+
+def test_the_codes_short_list_is_re_ranked_by_exact_scores():
+    """float16 only chooses the short list: the scores returned are the exact inner products, best first, and
+    an index from an older snapshot (float32 IVFFlat) is still searched."""
+    rng = np.random.default_rng(1)
+    n, dim = 3_000, 64
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = np.arange(n)
+    index = VectorIndex.train(VectorIndex.training_sample(vectors, rows, 16, 0), 16, 0, n)
+    index.add(rows, vectors)
+    assert isinstance(index.ivf, faiss.IndexIVFScalarQuantizer)
+    queries = vectors[:5] + rng.normal(size=(5, dim)).astype(np.float32) * 0.05
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    found, scores = index.search(queries, 10, 16, vectors, exclude=np.array([0]))
+    assert (found >= 0).all() and not (found == 0).any()
+    np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", vectors[found], queries), rtol=1e-5, atol=1e-6)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    exact_rows, _ = exact_search(vectors, np.arange(n) != 0, queries, 10)
+    assert (found == exact_rows).all()  # every list probed: the same top 10 as exact search
+
+    quantizer = faiss.IndexFlatIP(dim)
+    old = faiss.IndexIVFFlat(quantizer, dim, 16, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.add_with_ids(vectors, rows.astype(np.int64))
+    restored = VectorIndex(faiss.deserialize_index(faiss.serialize_index(old)), n)
+    old_rows, _ = restored.search(queries, 10, 16, vectors, exclude=np.array([0]))
+    assert (old_rows == exact_rows).all()
