@@ -91,8 +91,7 @@ def _codes(ivf) -> str:  # noqa: ANN001 - a faiss IVF index
     """How the index stores a vector, e.g. 'float16' (faiss names its scalar quantizer types QT_*)."""
     if not hasattr(ivf, "sq"):
         return "float32"
-    names = {faiss.ScalarQuantizer.QT_fp16: "float16", faiss.ScalarQuantizer.QT_8bit: "8-bit"}
-    return names.get(ivf.sq.qtype, f"scalar quantizer type {ivf.sq.qtype}")
+    return "float16" if ivf.sq.qtype == faiss.ScalarQuantizer.QT_fp16 else f"scalar quantizer type {ivf.sq.qtype}"
 
 
 def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: int, events: int, seed: int) -> dict:

@@ -133,10 +133,7 @@ class VectorIndex:
         found = shortlist >= 0
         exact = np.einsum("qkd,qd->qk", vectors[np.where(found, shortlist, 0)], queries)
         exact[~found] = -np.inf
-        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-        scores = np.take_along_axis(exact, order, axis=1).astype(np.float32)
-        rows = np.where(np.isfinite(scores), np.take_along_axis(shortlist, order, axis=1), -1)
-        return rows, scores
+        return _best_first(shortlist, exact, k)
 
     def _search(self, queries: np.ndarray, k: int, probe: int, exclude: np.ndarray | None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,10 +173,12 @@ def exact_search(vectors: np.ndarray, eligible: np.ndarray, queries: np.ndarray,
         top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:
         top = np.tile(np.arange(n), (len(queries), 1))
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
-    found = np.isfinite(top_scores)
-    rows[:, :k_eff] = np.where(found, top, -1)
-    out[:, :k_eff] = top_scores
+    rows[:, :k_eff], out[:, :k_eff] = _best_first(top, np.take_along_axis(scores, top, axis=1), k_eff)
     return rows, out
+
+
+def _best_first(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` best of its (rows, scores), best first; row -1 where the score is not finite."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+    return np.where(np.isfinite(best), np.take_along_axis(rows, order, axis=1), -1), best

@@ -230,7 +230,7 @@ def test_per_request_pools_match_a_full_scan():
     assert len(seen) > len(in_pool) / 2
 
 
-def test_the_codes_short_list_is_re_ranked_by_exact_scores():
+def test_the_float16_short_list_is_re_ranked_by_exact_scores():
     """float16 only chooses the short list: the scores returned are the exact inner products, best first, and
     an index from an older snapshot (float32 IVFFlat) is still searched."""
     rng = np.random.default_rng(1)
