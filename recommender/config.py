@@ -209,6 +209,8 @@ class RecommenderConfig:
     # skips and likes, which fusion alone ignored (the swipe simulator's adaptation collapsed with 0). Chosen on the
     # user-chrono validation fold, where 0, 1 and 5 tie; the smallest weight that keeps the session signal.
     fusion_value_weight: float = 1.0
+    # the fusion score's scale in that sum: "probability" (P(chosen), mostly a few hundredths) or "log_odds"
+    fusion_score: str = "probability"
     fusion_retrain_min_growth: float = 0.1  # retrain once the log grew by this share since the last run
 
     random_seed: int = 7

@@ -12,12 +12,14 @@ This model learns exactly that, from history the engine already holds:
    popularity over several windows, popularity where the user was last active, item age, user activity.
 3. **Label** a candidate 1 when the user engaged with it positively (like, complete view, share, ...) in their
    suffix, and fit LightGBM's lambdarank (one query per user; one thread, deterministic, fixed seed).
-4. **Promote** only if its NDCG@10 on held-out users beats the current ordering's (the active fusion model, or
-   the engagement value model before one exists) by ``fusion_promotion_min_gain``; every version is kept and
-   ``FusionRegistry.rollback`` restores an older one.
+4. **Promote** only if the ordering it would serve (``served_scores``) has a better NDCG@10 on held-out users than
+   the current ordering's (the active fusion model's served ordering, or the engagement value model before one
+   exists) by ``fusion_promotion_min_gain``; every version is kept and ``FusionRegistry.rollback`` restores an
+   older one.
 
-Serving (``pipeline._rank``): the active model's score orders the page, plus ``fusion_value_weight`` times the
-engagement value model's score. Nothing here imports the app: the app's scheduler runs the job on its events.
+Serving (``pipeline._rank``, ``served_scores``): the active model's score on the ``fusion_score`` scale plus
+``fusion_value_weight`` times the engagement value model's score orders the page. Nothing here imports the app:
+the app's scheduler runs the job on its events.
 """
 
 from __future__ import annotations
@@ -294,9 +296,23 @@ class FusionModel:
     feature_names: tuple[str, ...] = FEATURE_NAMES
 
     def score(self, F: np.ndarray) -> np.ndarray:
+        """P(chosen) per row for the binary objective (lambdarank: its raw score)."""
         if not len(F):
             return np.zeros(0)
         return np.asarray(self.booster.predict(F, num_threads=1), dtype=np.float64)
+
+    def log_odds(self, F: np.ndarray) -> np.ndarray:
+        """The raw score: log-odds of being chosen for the binary objective, the same order as ``score``."""
+        if not len(F):
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(F, num_threads=1, raw_score=True), dtype=np.float64)
+
+
+def served_scores(model: FusionModel, F: np.ndarray, value: np.ndarray, config: RecommenderConfig) -> np.ndarray:
+    """What orders a page while ``model`` is active: its score on the ``fusion_score`` scale plus
+    ``fusion_value_weight`` times the engagement value score. The promotion check judges this same ordering."""
+    fused = model.log_odds(F) if config.fusion_score == "log_odds" else model.score(F)
+    return fused + config.fusion_value_weight * value
 
 
 @dataclass
@@ -365,16 +381,22 @@ class Groups:
 
     F: np.ndarray
     labels: np.ndarray
-    baseline: np.ndarray  # the current ordering's score per row (for the promotion check)
+    baseline: np.ndarray  # the value model's ordering before any fusion model (trend-boosted value), per row
+    value: np.ndarray  # the engagement value score per row, which the served ordering adds to the fusion score
     sizes: list[int]
     users: list[str]
     missed: int = 0  # positives no source found
+
+    @staticmethod
+    def empty(missed: int = 0) -> Groups:
+        return Groups(np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0), np.zeros(0), np.zeros(0), [], [],
+                      missed)
 
     def take(self, keep: Sequence[bool]) -> Groups:
         starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
         index = np.concatenate([np.arange(starts[g], starts[g + 1]) for g, k in enumerate(keep) if k] or
                                [np.zeros(0, np.int64)])
-        return Groups(self.F[index], self.labels[index], self.baseline[index],
+        return Groups(self.F[index], self.labels[index], self.baseline[index], self.value[index],
                       [s for s, k in zip(self.sizes, keep, strict=True) if k],
                       [u for u, k in zip(self.users, keep, strict=True) if k])
 
@@ -382,9 +404,9 @@ class Groups:
     def concat(parts: Sequence[Groups]) -> Groups:
         parts = [p for p in parts if p.sizes]
         if not parts:
-            return Groups(np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0), np.zeros(0), [], [])
+            return Groups.empty()
         return Groups(np.vstack([p.F for p in parts]), np.concatenate([p.labels for p in parts]),
-                      np.concatenate([p.baseline for p in parts]), [s for p in parts for s in p.sizes],
+                      np.concatenate([p.baseline for p in parts]), np.concatenate([p.value for p in parts]), [s for p in parts for s in p.sizes],
                       [u for p in parts for u in p.users], sum(p.missed for p in parts))
 
 
@@ -454,8 +476,9 @@ def train_and_judge(groups: Groups, current: FusionModel | None, config: Recomme
         summary.update(promote=False, note="no labelled users on one side of the split")
         return None, summary
     model = fit(train, config, seed)
-    candidate = mean_ndcg(model.score(test.F), test.labels, test.sizes)
-    baseline = mean_ndcg(current.score(test.F) if current is not None else test.baseline, test.labels, test.sizes)
+    candidate = mean_ndcg(served_scores(model, test.F, test.value, config), test.labels, test.sizes)
+    current_order = served_scores(current, test.F, test.value, config) if current is not None else test.baseline
+    baseline = mean_ndcg(current_order, test.labels, test.sizes)
     promote = candidate is not None and (baseline is None or candidate > baseline + config.fusion_promotion_min_gain)
     summary.update({
         "ndcg@10": candidate, "baseline_ndcg@10": baseline,

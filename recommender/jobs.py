@@ -619,7 +619,7 @@ def _fusion_groups(shadow: EngineState, cut: fusion.Cut, users: list[str]) -> fu
     applied), their fusion features, labels and the engagement value model's score."""
     config, catalog, now = shadow.config, shadow.catalog, cut.now
     ranker = shadow.ranker.active
-    parts_F, parts_y, parts_b, sizes, kept_users = [], [], [], [], []
+    parts_F, parts_y, parts_b, parts_v, sizes, kept_users = [], [], [], [], [], []
     missed = 0
     for user_id in users:
         user = shadow.users.get(user_id)
@@ -644,13 +644,13 @@ def _fusion_groups(shadow: EngineState, cut: fusion.Cut, users: list[str]) -> fu
         parts_F.append(fusion.features(X, candidates, catalog, shadow.activity, user, now))
         parts_y.append(labels)
         parts_b.append(trend_boosted(value, catalog.trend[rows], config.trend_boost))
+        parts_v.append(value)
         sizes.append(len(candidates))
         kept_users.append(f"{cut.kind}:{user_id}")
     if not sizes:
-        return fusion.Groups(np.zeros((0, len(fusion.FEATURE_NAMES)), np.float32), np.zeros(0), np.zeros(0), [], [],
-                             missed)
-    return fusion.Groups(np.vstack(parts_F), np.concatenate(parts_y), np.concatenate(parts_b), sizes, kept_users,
-                         missed)
+        return fusion.Groups.empty(missed)
+    return fusion.Groups(np.vstack(parts_F), np.concatenate(parts_y), np.concatenate(parts_b), np.concatenate(parts_v),
+                         sizes, kept_users, missed)
 
 
 def _sampled(users: list[str], limit: int) -> list[str]:

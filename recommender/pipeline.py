@@ -215,7 +215,7 @@ def _rank(request: _Request, candidates: list[Candidate], queries: InterestQueri
         # The fusion model learned which candidates get chosen (trend included); the engagement value model's
         # score is added on top, weighted by fusion_value_weight.
         F = fusion.features(X, candidates, catalog, state.activity, user, request.now, rows)
-        scores = fused.score(F) + config.fusion_value_weight * value
+        scores = fusion.served_scores(fused, F, value, config)
         trace["fusion_version"] = state.fusion.active_version
     else:
         scores = trend_boosted(value, catalog.trend[rows], config.trend_boost)

@@ -81,13 +81,16 @@ def _synthetic_groups(n_users: int, seed: int) -> fusion.Groups:
         labels = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
         if not labels.any():
             labels[int(np.argmax(logit))] = 1.0
-        parts.append(fusion.Groups(F, labels, -F[:, rank].astype(np.float64), [n], [f"user{u}"]))
+        # the value model's score: the source rank alone (what orders the page before fusion)
+        value = -F[:, rank].astype(np.float64)
+        parts.append(fusion.Groups(F, labels, value, value, [n], [f"user{u}"]))
     return fusion.Groups.concat(parts)
 
 
 def test_fusion_beats_each_single_source_on_a_known_structure():
     groups = _synthetic_groups(400, seed=1)
-    config = RecommenderConfig(fusion_trees=60, fusion_min_leaf=20)
+    # the fusion score alone orders the page: what it learned is judged by itself
+    config = RecommenderConfig(fusion_trees=60, fusion_min_leaf=20, fusion_value_weight=0.0)
     model, summary = fusion.train_and_judge(groups, None, config, seed=3)
     assert model is not None and summary["promote"]
     hold = [fusion.held_out(u, config.fusion_holdout_fraction) for u in groups.users]
@@ -98,6 +101,24 @@ def test_fusion_beats_each_single_source_on_a_known_structure():
         single = test.F[:, j] * (-1.0 if column.startswith("rank:") else 1.0)
         assert fused > fusion.mean_ndcg(single, test.labels, test.sizes) + 0.05
     assert summary["ndcg@10"] == pytest.approx(fused)
+
+
+def test_the_promotion_check_judges_the_served_sum_of_fusion_and_value():
+    groups = _synthetic_groups(400, seed=1)
+    hold = [fusion.held_out(u, 0.2) for u in groups.users]
+    test = groups.take(hold)
+    value_only = fusion.mean_ndcg(test.value, test.labels, test.sizes)
+    # a value weight so large that the served sum is the value model's ordering: nothing better to promote
+    drowned = RecommenderConfig(fusion_trees=60, fusion_min_leaf=20, fusion_value_weight=1e6)
+    model, summary = fusion.train_and_judge(groups, None, drowned, seed=3)
+    assert summary["ndcg@10"] == pytest.approx(value_only) and not summary["promote"]
+    # on the log-odds scale, weight 1: the sum is judged, and it beats the value model's ordering
+    balanced = RecommenderConfig(fusion_trees=60, fusion_min_leaf=20, fusion_score="log_odds")
+    model, summary = fusion.train_and_judge(groups, None, balanced, seed=3)
+    served = fusion.served_scores(model, test.F, test.value, balanced)
+    assert np.allclose(served, model.log_odds(test.F) + test.value)
+    assert summary["ndcg@10"] == pytest.approx(fusion.mean_ndcg(served, test.labels, test.sizes))
+    assert summary["promote"] and summary["ndcg@10"] > value_only + 0.02
 
 
 def test_promotion_refuses_a_worse_candidate_and_rollback_restores():
