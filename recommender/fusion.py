@@ -406,7 +406,8 @@ class Groups:
         if not parts:
             return Groups.empty()
         return Groups(np.vstack([p.F for p in parts]), np.concatenate([p.labels for p in parts]),
-                      np.concatenate([p.baseline for p in parts]), np.concatenate([p.value for p in parts]), [s for p in parts for s in p.sizes],
+                      np.concatenate([p.baseline for p in parts]), np.concatenate([p.value for p in parts]),
+                      [s for p in parts for s in p.sizes],
                       [u for p in parts for u in p.users], sum(p.missed for p in parts))
 
 
