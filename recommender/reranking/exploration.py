@@ -8,7 +8,9 @@ that exposure logs can be used for off-policy evaluation.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,12 +63,23 @@ def choose(
     picks: list[ExplorePick] = []
     open_arms = list(range(len(names)))
     for _ in range(min(slots, len(names))):
-        draws = rng.beta(alpha[open_arms][:, None], beta[open_arms][:, None], size=(len(open_arms), samples))
-        winners = np.bincount(np.argmax(draws, axis=0), minlength=len(open_arms))
-        chosen = int(np.argmax(draws[:, 0]))
+        a, b = alpha[open_arms], beta[open_arms]
+        chosen = int(np.argmax(rng.beta(a, b)))  # the Thompson draw
+        # The estimate counts the choosing draw too, so a chosen arm's propensity is never 0.
+        wins = win_counts(tuple(a.tolist()), tuple(b.tolist()), samples)[chosen] + 1
         arm = open_arms[chosen]
         members = arms[names[arm]]
         best = max(members, key=lambda index: scores[index])
-        picks.append(ExplorePick(best, names[arm], float(winners[chosen] / samples)))
+        picks.append(ExplorePick(best, names[arm], float(wins / (samples + 1))))
         open_arms.pop(chosen)
     return picks, posteriors
+
+
+@lru_cache(maxsize=512)
+def win_counts(alpha: tuple[float, ...], beta: tuple[float, ...], samples: int) -> tuple[int, ...]:
+    """Of ``samples`` joint posterior draws, how often each arm's is the largest. A pure function of the posteriors
+    (its generator is seeded by them), so it is computed once per distinct posterior: every cold viewer has the same
+    ones until the topic rates move, where the draws were most of a cold feed's exploration cost."""
+    rng = np.random.default_rng(zlib.crc32(np.array(alpha + beta).tobytes()))
+    draws = rng.beta(np.array(alpha)[:, None], np.array(beta)[:, None], size=(len(alpha), samples))
+    return tuple(np.bincount(np.argmax(draws, axis=0), minlength=len(alpha)).tolist())

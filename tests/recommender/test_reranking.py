@@ -75,6 +75,20 @@ def test_thompson_propensities_are_probabilities_that_favour_better_arms(rec):
     assert next(p for p in picks if p.arm == "cars").index == 2  # best-scored candidate within the arm
 
 
+def test_thompson_win_shares_are_computed_once_per_posterior_and_estimate_the_exact_ones(rec):
+    # Beta(2, 1) against Beta(1, 1): P(X > Y) = E[Y < X] = E[X] = 2/3
+    exploration.win_counts.cache_clear()
+    first = exploration.win_counts((2.0, 1.0), (1.0, 1.0), 4000)
+    again = exploration.win_counts((2.0, 1.0), (1.0, 1.0), 4000)
+    assert first == again and exploration.win_counts.cache_info().hits == 1
+    assert sum(first) == 4000 and abs(first[0] / 4000 - 2 / 3) < 0.03
+    # the propensity counts the choosing draw as well, so it is never 0 even for an arm that never wins
+    user = rec._state.user("nobody")
+    picks, _ = exploration.choose(["a", "b"], np.array([0.1, 0.2]), user, {"a": 0.999, "b": 0.001}, slots=2,
+                                  now=NOW, rng=np.random.default_rng(1), samples=50)
+    assert all(0.0 < p.propensity <= 1.0 for p in picks)
+
+
 def test_exploration_propensity_is_logged_on_results(rec):
     page = rec.recommend("u", k=10, context=FeedContext(now=NOW))
     trace = rec.inspect_user("u")["last_recommendation"]
