@@ -120,6 +120,10 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
     active = rec.ranker_versions()[rec._state.ranker.active_version]
     result["ranker"] = {"version": active["version"], "kind": active["metrics"].get("kind", "hand-set prior"),
                         "training": rec.last_job_runs()["ranker_training"]}
+    # whether fusion serves, and why: its gate's held-out NDCG@10 for the served sum against the current ordering
+    fusion_run = rec.last_job_runs().get("candidate_fusion") or {}
+    result["fusion"] = {key: fusion_run.get(key) for key in ("promote", "note", "ndcg@10", "baseline_ndcg@10",
+                                                             "baseline", "train_users", "holdout_users")}
 
     rng = np.random.default_rng(seed)
     users = [f"u{u}" for u in rng.integers(0, n_users, size=requests)]
@@ -239,11 +243,10 @@ def main() -> None:
         outcome = run_scale(**scale)
         outcome["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report["scales"].append(outcome)
-        print(json.dumps({k: outcome.get(k) for k in ("items", "serving", "recommend_k10_cpu", "retrieval_k10_cpu",
-                                                      "recommend_k10_prior_cpu", "learned_vs_prior_cpu_p99",
-                                                      "serving_sequence_forced", "recommend_k10_sequence_forced_cpu",
-                                                      "recommend_p99_vs_exact_top50_floor", "ann",
-                                                      "record_event", "total_s")}))
+        shown = ("items", "serving", "fusion", "recommend_k10_cpu", "retrieval_k10_cpu", "recommend_k10_prior_cpu",
+                 "learned_vs_prior_cpu_p99", "serving_sequence_forced", "recommend_k10_sequence_forced_cpu",
+                 "recommend_p99_vs_exact_top50_floor", "ann", "record_event", "total_s")
+        print(json.dumps({k: outcome.get(k) for k in shown}))
         print(json.dumps({"ranker": {k: v for k, v in outcome["ranker"].items() if k != "training"},
                           "jobs_s": outcome["jobs_s"]}))
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
