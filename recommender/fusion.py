@@ -297,15 +297,16 @@ class FusionModel:
 
     def score(self, F: np.ndarray) -> np.ndarray:
         """P(chosen) per row for the binary objective (lambdarank: its raw score)."""
-        if not len(F):
-            return np.zeros(0)
-        return np.asarray(self.booster.predict(F, num_threads=1), dtype=np.float64)
+        return self._predict(F, raw_score=False)
 
     def log_odds(self, F: np.ndarray) -> np.ndarray:
         """The raw score: log-odds of being chosen for the binary objective, the same order as ``score``."""
+        return self._predict(F, raw_score=True)
+
+    def _predict(self, F: np.ndarray, raw_score: bool) -> np.ndarray:
         if not len(F):
             return np.zeros(0)
-        return np.asarray(self.booster.predict(F, num_threads=1, raw_score=True), dtype=np.float64)
+        return np.asarray(self.booster.predict(F, num_threads=1, raw_score=raw_score), dtype=np.float64)
 
 
 def served_scores(model: FusionModel, F: np.ndarray, value: np.ndarray, config: RecommenderConfig) -> np.ndarray:
