@@ -128,9 +128,10 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
     rng = np.random.default_rng(seed)
     users = [f"u{u}" for u in rng.integers(0, n_users, size=requests)]
 
-    def feeds(label: str, offset: float) -> None:
-        """Wall and CPU (this thread's) milliseconds per feed of 10; CPU time is what load does not inflate."""
-        latencies, cpu = [], []
+    def feeds(label: str, offset: float) -> list[list[str]]:
+        """Wall and CPU (this thread's) milliseconds per feed of 10; CPU time is what load does not inflate.
+        Returns the pages' item ids."""
+        latencies, cpu, pages = [], [], []
         for i, user in enumerate(users):
             context = FeedContext(now=NOW + offset + i, device="mobile", session_id=f"bench-{label}-{user}")
             t, c = time.perf_counter(), time.thread_time()
@@ -138,8 +139,10 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
             cpu.append((time.thread_time() - c) * 1000)
             latencies.append((time.perf_counter() - t) * 1000)
             assert len(page) == 10
+            pages.append([entry.item_id for entry in page])
         result[label] = percentiles(latencies)
         result[f"{label}_cpu"] = percentiles(cpu)
+        return pages
 
     result["serving"] = {"ranker_version": rec._state.ranker.active_version,
                          "sequence_model": rec._state.sequence is not None,
@@ -148,7 +151,17 @@ def run_scale(n_items: int, n_users: int, sessions: int, swipes: int, requests: 
     # collector's generations, so a full collection does not walk the whole state in the middle of a request.
     gc.collect()
     gc.freeze()
-    feeds("recommend_k10", 0.0)
+    served_pages = feeds("recommend_k10", 0.0)
+    fusion_model = rec._state.fusion.active
+    if fusion_model is not None and fusion_model.compiled is not None:
+        # The same requests with LightGBM's own predict scoring the fusion forest instead of the compiled one:
+        # the reference for the compiled forest, which must serve the very same pages.
+        compiled, fusion_model.compiled = fusion_model.compiled, None
+        reference_pages = feeds("recommend_k10_fusion_lightgbm", 0.0)
+        fusion_model.compiled = compiled
+        result["fusion_compiled_same_pages"] = reference_pages == served_pages
+        result["compiled_vs_lightgbm_cpu_p99"] = round(result["recommend_k10_cpu"]["p99_ms"]
+                                                      / result["recommend_k10_fusion_lightgbm_cpu"]["p99_ms"], 3)
 
     # Retrieval alone: each request's interest queries searched for their 10 nearest (faiss or exact).
     state, retrieval, user_queries = rec._state, [], []
@@ -243,7 +256,9 @@ def main() -> None:
         outcome = run_scale(**scale)
         outcome["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report["scales"].append(outcome)
-        shown = ("items", "serving", "fusion", "recommend_k10_cpu", "retrieval_k10_cpu", "recommend_k10_prior_cpu",
+        shown = ("items", "serving", "fusion", "recommend_k10_cpu", "recommend_k10_fusion_lightgbm_cpu",
+                 "compiled_vs_lightgbm_cpu_p99", "fusion_compiled_same_pages", "retrieval_k10_cpu",
+                 "recommend_k10_prior_cpu",
                  "learned_vs_prior_cpu_p99", "serving_sequence_forced", "recommend_k10_sequence_forced_cpu",
                  "recommend_p99_vs_exact_top50_floor", "ann", "record_event", "total_s")
         print(json.dumps({k: outcome.get(k) for k in shown}))

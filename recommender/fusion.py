@@ -42,6 +42,7 @@ from .types import Event
 if TYPE_CHECKING:
     from .candidates import Candidate
     from .catalog import Catalog
+    from .compiled_trees import CompiledForest
     from .config import RecommenderConfig
 
 DAY = 86_400.0
@@ -294,6 +295,17 @@ def cut_at_time(events: Sequence[Event], known_items: set[str] | dict[str, Any],
 class FusionModel:
     booster: Any  # lightgbm.Booster
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    #: The same forest as native code (``compile``), for serving; None: ``Booster.predict`` scores.
+    compiled: CompiledForest | None = field(default=None, compare=False, repr=False)
+
+    def compile(self) -> bool:
+        """Compile the forest for serving (about a second; the job does it before promoting, off the request
+        path). False when it cannot be compiled exactly: the booster keeps serving."""
+        if self.compiled is None:
+            from .compiled_trees import compile_forest
+
+            self.compiled = compile_forest(self.booster)
+        return self.compiled is not None
 
     def score(self, F: np.ndarray) -> np.ndarray:
         """P(chosen) per row for the binary objective (lambdarank: its raw score)."""
@@ -306,7 +318,26 @@ class FusionModel:
     def _predict(self, F: np.ndarray, raw_score: bool) -> np.ndarray:
         if not len(F):
             return np.zeros(0)
+        compiled = self.compiled
+        if compiled is not None:
+            raw = compiled.raw(F)
+            if raw_score or compiled.objective.startswith("lambdarank"):
+                return raw
+            if compiled.objective.startswith("binary sigmoid:"):
+                return 1.0 / (1.0 + np.exp(-float(compiled.objective.split(":", 1)[1]) * raw))
         return np.asarray(self.booster.predict(F, num_threads=1, raw_score=raw_score), dtype=np.float64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Native code does not pickle (the recommender snapshot): the flag recompiles it on load.
+        state = dict(self.__dict__, compiled=None)
+        state["_compile_on_load"] = self.compiled is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        compile_on_load = state.pop("_compile_on_load", False)
+        self.__dict__.update(state)
+        if compile_on_load:
+            self.compile()
 
 
 def served_scores(model: FusionModel, F: np.ndarray, value: np.ndarray, config: RecommenderConfig) -> np.ndarray:
@@ -367,6 +398,7 @@ class FusionRegistry:
         self.active_version = version
         if version is not None:
             self._get(version).status = "active"
+            self._get(version).model.compile()
 
     def history(self) -> list[dict[str, Any]]:
         return [record.to_dict() for record in self.versions]

@@ -698,6 +698,8 @@ def train_candidate_fusion(state: EngineState, now: float) -> dict:
     if model is None:
         return summary
     summary["importance"] = fusion.importance(model)
+    if summary["promote"]:
+        summary["compiled"] = model.compile()  # before the lock: requests keep being served meanwhile
     with state.lock:
         record = state.fusion.add(model, promote=summary["promote"], now=now, metrics=summary)
         summary.update(version=record.version, active_version=state.fusion.active_version)

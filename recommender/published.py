@@ -226,7 +226,9 @@ def _fusion_in(state: EngineState, meta: dict, arrays: dict) -> dict:
                                                       record["metrics"]))
     if "model" in arrays and meta["active_version"] is not None:
         booster = lightgbm.Booster(model_str=arrays["model"].tobytes().decode())
-        registry._get(meta["active_version"]).model = fusion.FusionModel(booster)
+        model = fusion.FusionModel(booster)
+        model.compile()
+        registry._get(meta["active_version"]).model = model
         registry.active_version = meta["active_version"]
     state.fusion = registry
     return {"active_version": registry.active_version}

@@ -191,6 +191,7 @@ def test_the_job_trains_promotes_and_the_feed_is_ordered_by_the_fusion_model():
         rec.run_job(name, NOW)
     summary = rec.run_job("candidate_fusion", NOW)
     assert summary["promote"] and summary["version"] == 1 and summary["active_version"] == 1
+    assert summary["compiled"], "the promoted forest serves as native code"
     assert summary["train_users"] > 0 and summary["holdout_users"] > 0 and summary["positives"] > 0
     page = rec.recommend("u3", k=6)
     assert len(page) == 6

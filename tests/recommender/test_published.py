@@ -67,6 +67,7 @@ def test_a_replica_loading_the_outputs_holds_what_the_scheduler_computed(pair):
     assert r.sequence_versions == s.sequence_versions and len(s.sequence_versions) == 1, summaries["sequence_model"]
     assert r.fusion.active_version == s.fusion.active_version == 1
     assert [(v["version"], v["status"]) for v in r.fusion.history()] == [(1, "active")]
+    assert r.fusion.active.compiled is not None
     fused = r.fusion.active.score(np.ones((2, len(fusion.FEATURE_NAMES)), dtype=np.float32))
     np.testing.assert_allclose(fused, s.fusion.active.score(np.ones((2, len(fusion.FEATURE_NAMES)), np.float32)))
     assert r.activity.at == s.activity.at and len(r.activity.times) == len(s.activity.times) > 0
