@@ -86,3 +86,9 @@ def test_rows_of_the_wrong_width_are_refused():
     compiled = compile_forest(_booster("binary"))
     with pytest.raises(ValueError, match="12 features"):
         compiled.raw(np.zeros((3, 11)))
+
+
+def test_trees_of_more_than_64_leaves_keep_lightgbm(caplog):
+    booster = _booster("binary", num_leaves=80, min_data_in_leaf=2)
+    assert max(tree["num_leaves"] for tree in booster.dump_model()["tree_info"]) > 64
+    assert compile_forest(booster) is None and "leaves" in caplog.text
