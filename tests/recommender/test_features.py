@@ -152,7 +152,7 @@ def test_profile_columns_match_a_per_candidate_loop_after_catalogue_changes(n_ro
     catalog = Catalog(initial_capacity=4)
     for i in range(30):
         catalog.upsert(item(i, i % 3, "music" if i % 5 == 0 else None))
-    catalog.profile_keys()  # built now: every later change must keep it current
+    assert catalog._profile_keys is not None  # kept from the first upsert on, never built by a request
     for i in range(30, 80):  # grows the arrays, widens the hashtag columns (5 tags), adds new creators
         catalog.upsert(item(i, 5 if i == 50 else i % 4))
     for i in (3, 79, 12):
