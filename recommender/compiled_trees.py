@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 LANES = 8  # rows per vector (one AVX-512 register of doubles; LLVM splits it where vectors are narrower)
 MAX_LEAVES = 64  # one bit per leaf in a 64-bit mask
 _ENTRY = "forest_raw"
+_COMPILE_LOCK = threading.Lock()
 
 
 class UnsupportedForest(ValueError):
@@ -42,8 +44,8 @@ class CompiledForest:
     """The raw score (the sum of the trees) of a compiled forest; ``objective`` is LightGBM's, e.g. ``binary
     sigmoid:1``."""
 
-    def __init__(self, engine: Any, address: int, n_features: int, objective: str) -> None:
-        self._engine = engine  # owns the machine code: kept alive as long as the function pointer
+    def __init__(self, owners: Any, address: int, n_features: int, objective: str) -> None:
+        self._owners = owners  # the LLVM context and engine holding the machine code: alive as long as the pointer
         self._function = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)(address)
         self.n_features = n_features
         self.objective = objective
@@ -200,16 +202,20 @@ def _intrinsic(ir: Any, module: Any, name: str, result: Any, arguments: tuple[An
 def _compile(module_ir: str, n_features: int, objective: str) -> CompiledForest:
     import llvmlite.binding as llvm
 
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    target = llvm.Target.from_default_triple()
-    machine = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                           features=llvm.get_host_cpu_features().flatten(), opt=2)
-    module = llvm.parse_assembly(module_ir)
-    module.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
-    passes = llvm.create_pass_builder(machine, tuning)
-    passes.getModulePassManager().run(module, passes)
-    engine = llvm.create_mcjit_compiler(module, machine)
-    engine.finalize_object()
-    return CompiledForest(engine, engine.get_function_address(_ENTRY), n_features, objective)
+    # An LLVM context is not thread-safe and llvmlite's global one is numba's too (Whisper's timing code JITs in
+    # the media worker): each forest gets a context of its own, and our compilations take turns.
+    with _COMPILE_LOCK:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        target = llvm.Target.from_default_triple()
+        machine = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                               features=llvm.get_host_cpu_features().flatten(), opt=2)
+        context = llvm.create_context()
+        module = llvm.parse_assembly(module_ir, context=context)
+        module.verify()
+        tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+        passes = llvm.create_pass_builder(machine, tuning)
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+        return CompiledForest((context, engine), engine.get_function_address(_ENTRY), n_features, objective)

@@ -92,3 +92,14 @@ def test_trees_of_more_than_64_leaves_keep_lightgbm(caplog):
     booster = _booster("binary", num_leaves=80, min_data_in_leaf=2)
     assert max(tree["num_leaves"] for tree in booster.dump_model()["tree_info"]) > 64
     assert compile_forest(booster) is None and "leaves" in caplog.text
+
+
+def test_forests_compiled_from_several_threads_at_once_are_each_exact():
+    from concurrent.futures import ThreadPoolExecutor
+
+    boosters = [_booster("binary"), _booster("lambdarank")]
+    with ThreadPoolExecutor(2) as pool:
+        compiled = list(pool.map(compile_forest, boosters))
+    F = _rows(np.random.default_rng(5), 100, 12)
+    for booster, forest in zip(boosters, compiled, strict=True):
+        np.testing.assert_array_equal(forest.raw(F), booster.predict(F, num_threads=1, raw_score=True))
