@@ -383,18 +383,26 @@ class FusionRegistry:
         version = (self.versions[-1].version if self.versions else 0) + 1
         record = FusionVersion(version, now, "active" if promote else "rejected", metrics, model)
         if promote:
-            if self.active_version is not None:
-                self._get(self.active_version).status = "retired"
+            self._retire_active()
             self.active_version = version
         self.versions.append(record)
         return record
+
+    def _retire_active(self) -> None:
+        """The active version becomes retired and drops its native code: only the active model is compiled, so a
+        snapshot's load recompiles one forest however many versions it keeps (``rollback`` compiles again)."""
+        if self.active_version is None:
+            return
+        record = self._get(self.active_version)
+        record.status = "retired"
+        if record.model is not None:
+            record.model.compiled = None
 
     def rollback(self, version: int | None) -> None:
         """Make ``version`` active again (None: back to the engagement value model's ordering)."""
         if version is not None and self._get(version).model is None:
             raise KeyError(f"fusion version {version} has no model")
-        if self.active_version is not None:
-            self._get(self.active_version).status = "retired"
+        self._retire_active()
         self.active_version = version
         if version is not None:
             self._get(version).status = "active"

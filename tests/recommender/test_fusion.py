@@ -137,10 +137,12 @@ def test_promotion_refuses_a_worse_candidate_and_rollback_restores():
     # Promote it by hand, then roll back: the good one serves again; None goes back to the value model.
     registry.rollback(2)
     assert registry.active is weak and [r["status"] for r in registry.history()] == ["retired", "active"]
+    # Only the active model holds native code (a snapshot's load recompiles one forest, not every version).
+    assert weak.compiled is not None and good.compiled is None
     registry.rollback(1)
-    assert registry.active is good
+    assert registry.active is good and good.compiled is not None and weak.compiled is None
     registry.rollback(None)
-    assert registry.active is None
+    assert registry.active is None and good.compiled is None
     with pytest.raises(KeyError):
         registry.rollback(9)
 
