@@ -41,14 +41,17 @@ class UnsupportedForest(ValueError):
 
 
 class CompiledForest:
-    """The raw score (the sum of the trees) of a compiled forest; ``objective`` is LightGBM's, e.g. ``binary
-    sigmoid:1``."""
+    """The raw score (the sum of the trees) of a compiled forest. ``objective`` is LightGBM's, e.g. ``binary
+    sigmoid:1``; ``sigmoid`` is its scale for the binary objective (P = 1 / (1 + exp(-sigmoid * raw))), else None;
+    ``raw_is_score`` says the objective's score is the raw score itself (lambdarank)."""
 
     def __init__(self, owners: Any, address: int, n_features: int, objective: str) -> None:
         self._owners = owners  # the LLVM context and engine holding the machine code: alive as long as the pointer
         self._function = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)(address)
         self.n_features = n_features
         self.objective = objective
+        self.raw_is_score = objective.startswith("lambdarank")
+        self.sigmoid = float(objective.split(":", 1)[1]) if objective.startswith("binary sigmoid:") else None
 
     def raw(self, F: np.ndarray) -> np.ndarray:
         if F.ndim != 2 or F.shape[1] != self.n_features:
