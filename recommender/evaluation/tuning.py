@@ -33,8 +33,8 @@ PURE_RELEVANCE: dict[str, Any] = {
 FORYOU_GRID: list[dict[str, Any]] = [
     {},
     PURE_RELEVANCE,
-    # MovieLens spans 7 months; by default the ranker logs training features for the last 7 days only
-    {**PURE_RELEVANCE, "training_window_seconds": 400 * DAY},
+    # the ranker's examples from the last 7 days only (the default before 400 days)
+    {**PURE_RELEVANCE, "training_window_seconds": 7 * DAY},
     {**PURE_RELEVANCE, "collab_gain": 24.0},
     {**PURE_RELEVANCE, "collab_gain": 8.0},
     {**PURE_RELEVANCE, "popularity_gain": 1.5},
