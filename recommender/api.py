@@ -100,15 +100,21 @@ class Recommender:
         with self._state.lock:
             return sum(apply_event(self._state, event) for event in events)
 
-    def record_events(self, events: Iterable[Event], history_end: float | None = None) -> int:
+    def record_events(self, events: Iterable[Event], history_end: float | None = None,
+                      features_from: float | None = None) -> int:
         """Bulk replay (startup, backfill), in time order. Ranking features for training are logged only for
         the most recent ``training_window_seconds`` of the history (which ends at ``history_end`` when the
-        history is replayed in chunks, else at the batch's last event). Returns how many were new."""
+        history is replayed in chunks, else at the batch's last event), and not before ``features_from``: a
+        caller that knows the whole history passes the time of its ``max_training_examples``-th newest
+        impression (each impression opens an example, and the buffer keeps no more than that many newest ones,
+        so features logged before it would only be dropped). Returns how many were new."""
         ordered = sorted_events(events)
         if not ordered:
             return 0
         end = ordered[-1].timestamp if history_end is None else history_end
         horizon = end - self.config.training_window_seconds
+        if features_from is not None:
+            horizon = max(horizon, features_from)
         applied = 0
         with self._state.lock:
             for event in ordered:

@@ -24,7 +24,7 @@ from app.db.migrate import upgrade
 from app.db.models import User, Video
 from app.domain.events.writer import EventIn
 from app.server.services import Services
-from recommender import FeedContext
+from recommender import FeedContext, RecommenderConfig, ingest
 from recommender.snapshot import MAGIC
 from tests.conftest import make_settings
 
@@ -180,3 +180,36 @@ async def _publish_without_vector(settings: Settings) -> None:
     async with services.db.write() as session:
         session.add(Video(creator_id="u_maker", state="ready", caption="late", topic="cats", duration=10.0))
     await services.stop()
+
+
+def test_a_full_replay_logs_training_features_only_for_the_examples_the_buffer_keeps(tmp_path, monkeypatch):
+    # The example buffer keeps the newest max_training_examples; each impression opens one. A replay without a
+    # snapshot computes feature rows from the max_training_examples-th newest impression on, not for the history.
+    settings = make_settings(tmp_path / "data")
+    asyncio.run(_history(settings))  # 16 impressions, each followed by a view of the same card
+    settings.recommender_snapshot_path.unlink()
+    calls = []
+    real = ingest.exposure_features
+    monkeypatch.setattr(ingest, "exposure_features", lambda *args: calls.append(args[3]) or real(*args))
+    everything = asyncio.run(_replayed_examples(settings, RecommenderConfig()))
+    assert len(calls) == len(everything) == 16  # one per impression (each view and like labels its card's example)
+    calls.clear()
+    examples = asyncio.run(_replayed_examples(settings, RecommenderConfig(max_training_examples=5)))
+    # the five newest impressions, and u_bob's like after them of a card served before them: with no example
+    # open for it, the like opens one
+    assert len(calls) == 6 and len(examples) == 5
+    assert {e.opened_at for e in examples} <= set(calls)
+
+
+async def _replayed_examples(settings: Settings, config: RecommenderConfig) -> list:
+    await asyncio.to_thread(upgrade, settings)
+    services = Services.build(settings)
+    services.recommender.config = config
+    await services.start(scheduler=False)
+    assert not services.recommender.last_bootstrap["from_snapshot"]
+    buffer = services.recommender.engine._state.examples
+    buffer.close_idle(time.time() + 86_400)
+    examples = list(buffer.finished)
+    services.recommender.snapshot_path = None
+    await services.stop()
+    return examples

@@ -169,3 +169,25 @@ def test_input_scaling_folds_into_the_first_layer_and_back():
     warm = _Network(X.shape[1], len(TASKS), torch, rng.normal(size=X.shape[1]), rng.uniform(0.1, 2.0, X.shape[1]))
     warm.load(served, torch)
     np.testing.assert_allclose(warm(torch.as_tensor(X), prior).detach().numpy(), served.logits(X), rtol=1e-4, atol=1e-4)
+
+
+def test_a_bulk_replay_logs_training_features_only_from_where_it_is_told():
+    # A caller that knows where the examples it can keep begin spares the feature rows of older exposures: what
+    # it keeps is what a replay logging everything has from there on, feature for feature.
+    world = make_world(200, 30, dim=16, n_topics=4, now=NOW, seed=2)
+    events = sorted(simulate_history(world, sessions_per_user=3, swipes_per_session=15, start=NOW - 3 * 86400,
+                                     end=NOW - 7200, seed=2), key=lambda e: e.timestamp)
+    cut = events[len(events) // 2].timestamp
+    replays = []
+    for features_from in (None, cut):
+        rec = Recommender(RecommenderConfig(), clock=Clock())
+        rec.upsert_items(world.items)
+        rec.record_events(events, features_from=features_from)
+        rec._state.examples.close_idle(NOW + 86400)
+        replays.append(rec._state.examples)
+    everything, bounded = replays
+    assert min(e.opened_at for e in everything.finished) < cut <= min(e.opened_at for e in bounded.finished)
+    kept, reference = bounded.since(cut), everything.since(cut)
+    assert len(kept) > 100
+    np.testing.assert_array_equal(kept.X, reference.X)
+    np.testing.assert_array_equal(kept.Y, reference.Y)

@@ -211,11 +211,18 @@ class RecommenderService:
             last_id, history_end = (await session.execute(
                 select(func.max(EventRow.id), func.max(EventRow.timestamp)))).one()
             end = _epoch(history_end) if history_end is not None else None
+            features_from = None
+            if not meta:  # the whole window: training features only for the examples the buffer will keep
+                newest_kept = (await session.execute(
+                    select(EventRow.timestamp).where(where & (EventRow.event_type == "impression"))
+                    .order_by(EventRow.timestamp.desc()).offset(self.engine.config.max_training_examples - 1)
+                    .limit(1))).scalar_one_or_none()
+                features_from = _epoch(newest_kept) if newest_kept is not None else None
             result = await session.stream(select(*EVENT_COLUMNS).where(where).order_by(EventRow.timestamp)
                                           .execution_options(yield_per=REPLAY_CHUNK))
             async for rows in result.partitions(REPLAY_CHUNK):
                 events = [event for event in map(event_from_row, rows) if event is not None]
-                applied += await asyncio.to_thread(self.engine.record_events, events, end)
+                applied += await asyncio.to_thread(self.engine.record_events, events, end, features_from)
         self.applied_through = max(after, last_id or 0)
         return applied
 
