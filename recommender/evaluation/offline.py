@@ -326,11 +326,16 @@ def _fit_predict(spec: MethodSpec, cfg: dict[str, Any], split: Split, items: Map
     if jobs is not None and getattr(policy, "job_results", None):
         ranker = policy.job_results.get("ranker_training") or {}
         fused = policy.job_results.get("candidate_fusion") or {}
+        sequence = policy.job_results.get("sequence_model") or {}
         jobs[spec.name] = {"ranker_training": {k: ranker.get(k) for k in (
             "promoted", "note", "candidate", "prior", "n_train", "n_holdout", "skipped") if k in ranker},
             "candidate_fusion": {k: fused.get(k) for k in (
                 "promote", "note", "ndcg@10", "baseline_ndcg@10", "train_users", "holdout_users", "skipped", "error")
-                if k in fused}}
+                if k in fused},
+            # whether the sequence model passed its own gate (held-out recall@k against popularity's) and serves
+            "sequence_model": {k: sequence.get(k) for k in (
+                "status", "recall", "popularity_recall", "k", "users_held_out", "items", "skipped", "error")
+                if k in sequence}}
     preds = predict(policy, split, users, served=spec.served)
     return preds, time.perf_counter() - t0
 

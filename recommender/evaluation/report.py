@@ -173,6 +173,13 @@ def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
                           f"{fused.get('holdout_users')} held-out cut users)" if fused.get("note") else "")
                 lines += [f"`{method}`'s candidate fusion in the test fit: "
                           f"{fused.get('note') or fused.get('skipped') or fused.get('error')}{detail}.", ""]
+            sequence = job.get("sequence_model") or {}
+            if sequence.get("status") or sequence.get("skipped") or sequence.get("error"):
+                detail = (f" (held-out recall@{sequence.get('k')} {_fmt(sequence.get('recall'))} vs popularity's "
+                          f"{_fmt(sequence.get('popularity_recall'))}, {sequence.get('users_held_out')} users, "
+                          f"{sequence.get('items')} items)" if sequence.get("status") else "")
+                lines += [f"`{method}`'s sequence model in the test fit: "
+                          f"{sequence.get('status') or sequence.get('skipped') or sequence.get('error')}{detail}.", ""]
         png = _plot_offline(name, block, out)
         lines += [f"![{name}]({png.name})", ""]
         if block.get("tuning"):

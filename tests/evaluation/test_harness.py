@@ -121,6 +121,8 @@ def test_run_offline_with_both_foryou_configs_quick(dataset, embed):
         # ForYou's ranker training in the test fit is on record (trained and gated, or skipped for want of cards)
         ranker = block["jobs"]["foryou"]["ranker_training"]
         assert "promoted" in ranker or "skipped" in ranker
+        sequence = block["jobs"]["foryou"]["sequence_model"]  # and whether the sequence model passed its gate
+        assert sequence.get("status") in ("active", "rejected") or "skipped" in sequence
         assert "popularity" not in block["jobs"]
     assert res["served_methods"] == ["foryou"]
 
