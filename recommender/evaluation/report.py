@@ -167,19 +167,16 @@ def _offline_section(res: dict[str, Any], out: Path) -> list[str]:
                           f"{_fmt(cand.get('log_loss'))} vs {_fmt(prior.get('log_loss'))}; {ranker.get('n_train')} "
                           f"training / {ranker.get('n_holdout')} held-out cards).", ""]
             fused = job.get("candidate_fusion") or {}
-            if fused.get("note") or fused.get("skipped") or fused.get("error"):
-                detail = (f" (held-out NDCG@10 {_fmt(fused.get('ndcg@10'))} vs {_fmt(fused.get('baseline_ndcg@10'))} "
-                          f"for the current ordering; {fused.get('train_users')} training / "
-                          f"{fused.get('holdout_users')} held-out cut users)" if fused.get("note") else "")
-                lines += [f"`{method}`'s candidate fusion in the test fit: "
-                          f"{fused.get('note') or fused.get('skipped') or fused.get('error')}{detail}.", ""]
+            lines += _job_line(method, "candidate fusion", fused, "note",
+                               f" (held-out NDCG@10 {_fmt(fused.get('ndcg@10'))} vs "
+                               f"{_fmt(fused.get('baseline_ndcg@10'))} for the current ordering; "
+                               f"{fused.get('train_users')} training / {fused.get('holdout_users')} held-out cut "
+                               "users)")
             sequence = job.get("sequence_model") or {}
-            if sequence.get("status") or sequence.get("skipped") or sequence.get("error"):
-                detail = (f" (held-out recall@{sequence.get('k')} {_fmt(sequence.get('recall'))} vs popularity's "
-                          f"{_fmt(sequence.get('popularity_recall'))}, {sequence.get('users_held_out')} users, "
-                          f"{sequence.get('items')} items)" if sequence.get("status") else "")
-                lines += [f"`{method}`'s sequence model in the test fit: "
-                          f"{sequence.get('status') or sequence.get('skipped') or sequence.get('error')}{detail}.", ""]
+            lines += _job_line(method, "sequence model", sequence, "status",
+                               f" (held-out recall@{sequence.get('k')} {_fmt(sequence.get('recall'))} vs popularity's "
+                               f"{_fmt(sequence.get('popularity_recall'))}, {sequence.get('users_held_out')} users, "
+                               f"{sequence.get('items')} items)")
         png = _plot_offline(name, block, out)
         lines += [f"![{name}]({png.name})", ""]
         if block.get("tuning"):
@@ -229,6 +226,15 @@ def _losses(comparisons: dict[str, Any]) -> list[str]:
             if ci[1] is not None and ci[1] < 0:
                 out.append(f"{c} vs {method} ({_cell(comp[c])})")
     return out
+
+
+def _job_line(method: str, what: str, job: dict, decided: str, detail: str) -> list[str]:
+    """A job of the test fit in one sentence: what it decided (its ``decided`` key) with ``detail``, or why it did
+    not run; nothing when it is not on record."""
+    outcome = job.get(decided) or job.get("skipped") or job.get("error")
+    if not outcome:
+        return []
+    return [f"`{method}`'s {what} in the test fit: {outcome}{detail if job.get(decided) else ''}.", ""]
 
 
 def _plot_offline(split_name: str, split: dict[str, Any], out: Path) -> Path:
